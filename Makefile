@@ -1,0 +1,140 @@
+# slime in C — one Makefile for the whole program family.
+#
+#   make            all programs and build/libslime.a
+#   make run        build, then run the embedded default topology on the CPU
+#   make test       build and run every test (cmocka summaries, exit 77 = skip)
+#   make deps       apt-get install every -dev package the build needs
+#   make asan       the whole test suite under AddressSanitizer + UBSan
+#   make install PREFIX=/usr/local
+#   make clean
+#
+# V=1 prints full commands. NO_CUDA=1 skips the CUDA backend even where nvcc
+# is found.
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+override CFLAGS += -std=c11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
+                   -fno-strict-aliasing -pthread
+override CPPFLAGS += -D_GNU_SOURCE -DPCRE2_CODE_UNIT_WIDTH=8 -I. -Ikernels -Imailbox -Itopology -Iactors \
+                     -I/usr/include/x86_64-linux-gnu/openblas-pthread
+LDLIBS_SLIME := -lzmq -lnng -luring -linih -ljansson -lpcre2-8 -lutf8proc -lopenblas -lxxhash -lz -lm -lpthread -ldl
+PREFIX ?= /usr/local
+BUILD ?= build
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+# ------------------------------------------------------------------ deps
+DEB_PKGS := build-essential pkg-config libzmq3-dev libnng-dev liburing-dev libcmocka-dev libinih-dev \
+            libjansson-dev libpcre2-dev libutf8proc-dev libopenblas-dev libxxhash-dev zlib1g-dev \
+            python3 python3-zmq
+DEP_HEADERS := zmq.h nng/nng.h liburing.h cmocka.h ini.h jansson.h pcre2.h utf8proc.h cblas.h xxhash.h zlib.h
+
+# Headers the compiler cannot find (computed once per make invocation).
+MISSING_HEADERS := $(shell for h in $(DEP_HEADERS); do \
+    printf '\#include <stddef.h>\n\#include <stdarg.h>\n\#include <setjmp.h>\n\#include <stdint.h>\n\#include <%s>\n' $$h | \
+    $(CC) $(CPPFLAGS) -E -x c - >/dev/null 2>&1 || printf '%s ' $$h; done)
+
+# ------------------------------------------------------------------ cuda
+NVCC ?= $(shell command -v nvcc 2>/dev/null || (test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc))
+ifeq ($(NO_CUDA),1)
+CUDA_MSG := ✗ CUDA backend disabled (NO_CUDA=1)
+NVCC :=
+else ifeq ($(NVCC),)
+CUDA_MSG := ✗ nvcc not found, building the CPU backend only
+else
+CUDA_MSG := ✓ nvcc found ($(NVCC)), CUDA sources under kernels/cuda/ are built
+endif
+
+# ----------------------------------------------------------------- sources
+LIB_SRC := $(sort $(wildcard kernels/*.c mailbox/*.c topology/*.c actors/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CU_SRC := $(if $(NVCC),$(sort $(wildcard kernels/cuda/*.cu)))
+CU_OBJ := $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
+LIB := $(BUILD)/libslime.a
+
+BIN_SRC := $(filter-out bin/bench_%.c,$(sort $(wildcard bin/*.c)))
+BINS := $(BIN_SRC:bin/%.c=$(BUILD)/%)
+BENCH_SRC := $(sort $(wildcard bin/bench_*.c))
+BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/obj/%.o)
+
+TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
+TESTS := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TEST_HELPERS := $(sort $(wildcard tests/unit/helper_*.c))
+TEST_HELPER_BINS := $(TEST_HELPERS:tests/unit/helper_%.c=$(BUILD)/tests/helper_%)
+
+.PHONY: all run test deps deps-check asan install clean info
+.DEFAULT_GOAL := all
+
+all: info deps-check $(LIB) $(BINS) $(TESTS) $(TEST_HELPER_BINS)
+
+info:
+	@echo "$(CUDA_MSG)"
+
+deps-check:
+ifneq ($(strip $(MISSING_HEADERS)),)
+	@echo "missing headers: $(MISSING_HEADERS)"
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory deps; else \
+	  echo "install them with:"; \
+	  echo "  sudo apt-get install -y $(DEB_PKGS)"; exit 2; fi
+endif
+
+deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cu
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  NVCC    $<")
+	$(Q)$(NVCC) -O3 -arch=sm_90a -std=c++17 -I. -Ikernels -c $< -o $@
+
+$(LIB): $(LIB_OBJ) $(CU_OBJ)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/slime-bench: $(BUILD)/obj/bin/slime-bench.o $(BENCH_OBJ) $(LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(BUILD)/obj/bin/slime-bench.o $(BENCH_OBJ) $(LIB) $(LDLIBS_SLIME)
+
+$(BUILD)/%: $(BUILD)/obj/bin/%.o $(LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS_SLIME)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -MMD -MP -o $@ $< $(LIB) -lcmocka $(LDLIBS_SLIME)
+
+# ------------------------------------------------------------------ run/test
+run: all
+	$(BUILD)/slime-supervisor conf/topology.conf
+
+test: all
+	@BUILD=$(BUILD) tests/run.sh
+
+asan:
+	$(MAKE) --no-print-directory BUILD=build/asan NO_CUDA=1 \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" test
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/slime
+	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+	for d in kernels mailbox topology actors; do \
+	  install -d $(DESTDIR)$(PREFIX)/include/slime/$$d; \
+	  install -m 0644 $$d/*.h $(DESTDIR)$(PREFIX)/include/slime/$$d/; done
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj $(BUILD)/tests -name '*.d' 2>/dev/null)

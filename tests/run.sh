@@ -1,0 +1,32 @@
+#!/bin/sh
+# Run every test program under $BUILD/tests (test_*) and every shell test
+# under tests/*/ (test_*.sh). Exit 77 counts as skipped. Each cmocka program
+# prints its own summary; this prints the total at the end.
+set -u
+BUILD=${BUILD:-build}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export SL_ROOT="$ROOT" SL_BUILD="$ROOT/$BUILD"
+export SL_SHARED="${SL_SHARED:-$ROOT/../shared}"
+pass=0 fail=0 skip=0 failed=""
+run_one() {
+    name=$1; shift
+    printf '=== %s\n' "$name"
+    "$@"
+    rc=$?
+    case $rc in
+        0) pass=$((pass + 1)) ;;
+        77) skip=$((skip + 1)); printf '    (skipped)\n' ;;
+        *) fail=$((fail + 1)); failed="$failed $name"; printf '    FAILED (exit %d)\n' "$rc" ;;
+    esac
+}
+for t in "$ROOT/$BUILD"/tests/test_*; do
+    [ -x "$t" ] || continue
+    case $t in *.d) continue ;; esac
+    run_one "$(basename "$t")" "$t"
+done
+for t in "$ROOT"/tests/*/test_*.sh; do
+    [ -f "$t" ] || continue
+    run_one "${t#$ROOT/}" sh "$t"
+done
+printf '\n%d test programs passed, %d skipped, %d failed\n' "$pass" "$skip" "$fail"
+[ "$fail" -eq 0 ] || { printf 'failed:%s\n' "$failed"; exit 1; }
