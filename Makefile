@@ -14,10 +14,10 @@
 CC ?= cc
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=c11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
-                   -fno-strict-aliasing -pthread
+                   -fno-strict-aliasing -pthread -fopenmp
 override CPPFLAGS += -D_GNU_SOURCE -DPCRE2_CODE_UNIT_WIDTH=8 -I. -Ikernels -Imailbox -Itopology -Iactors \
                      -I/usr/include/x86_64-linux-gnu/openblas-pthread
-LDLIBS_SLIME := -lzmq -lnng -luring -linih -ljansson -lpcre2-8 -lutf8proc -lopenblas -lxxhash -lz -lm -lpthread -ldl
+LDLIBS_SLIME := -lzmq -lnng -luring -linih -ljansson -lpcre2-8 -lutf8proc -lopenblas -lxxhash -lz -lm -lpthread -ldl -fopenmp
 PREFIX ?= /usr/local
 BUILD ?= build
 
