@@ -1,0 +1,198 @@
+/*
+ * keys.c — the table of every section and key a topology file may contain.
+ *
+ * What it is: one static array. The validator (topology.c), the getters'
+ * defaults and `--help-config` (sl_topology_print_reference) all read it, so
+ * a key added here is parsed, checked, defaulted and documented at once.
+ * Key names follow THUDM/slime's argument names where one exists.
+ *
+ * What it is not: cross-key rules (heartbeat_timeout_ms > heartbeat_ms,
+ * command only for kind exec, ...) live in topology.c's validate pass.
+ *
+ * To add a key: append a row in its section's block. To add a section: add
+ * its rows and its name to section_names[] below.
+ */
+#include <string.h>
+
+#include "topology.h"
+
+#define I(sec, k, def, lo, hi, help) {sec, k, SL_KEY_INT, def, lo, hi, NULL, false, NULL, help}
+#define D(sec, k, def, lo, hi, help) {sec, k, SL_KEY_DOUBLE, def, lo, hi, NULL, false, NULL, help}
+#define B(sec, k, def, help) {sec, k, SL_KEY_BOOL, def, 0, 0, NULL, false, NULL, help}
+#define S(sec, k, def, help) {sec, k, SL_KEY_STRING, def, 0, 0, NULL, false, NULL, help}
+#define P(sec, k, def, help) {sec, k, SL_KEY_PATH, def, 0, 0, NULL, false, NULL, help}
+#define E(sec, k, def, choices, help) {sec, k, SL_KEY_ENUM, def, 0, 0, choices, false, NULL, help}
+#define MS(sec, k, def, lo, hi, help) {sec, k, SL_KEY_DURATION_MS, def, lo, hi, NULL, false, NULL, help}
+
+#define BIG 1e15
+
+static const sl_key_def keys[] = {
+    /* ------------------------------------------------------------ [run] */
+    S("run", "name", "default",
+      "Name of the run: 1-63 characters of A-Z a-z 0-9 _ - ."),
+    {"run", "run_dir", SL_KEY_PATH, NULL, 0, 0, NULL, false, NULL,
+     "Folder of the run (mailboxes, logs, WAL, checkpoints); created 0700. "
+     "Default: runs/NAME."},
+    I("run", "seed", "1234", 0, 4294967295.0, "Seed of every random choice (sampling, shuffling, init)."),
+    E("run", "log_level", "info", "error|warn|info|debug", "Most verbose log level printed by every actor."),
+    I("run", "num_steps", "10", 1, BIG, "RL steps (rollout + train) to run (slime: num_rollout)."),
+    E("run", "resume", "no", "no|auto",
+      "auto: continue from RUN_DIR's latest checkpoint, WAL and ledger if any; no: start afresh."),
+
+    /* ----------------------------------------------------- [supervisor] */
+    E("supervisor", "strategy", "one_for_one", "one_for_one|one_for_all|rest_for_one",
+      "Which children restart when one dies: that one, all, or it and those started after it."),
+    I("supervisor", "intensity", "5", 0, 10000,
+      "More than this many restarts within `period` seconds: stop everything, exit 1."),
+    I("supervisor", "period", "10", 1, 86400, "Window of the restart intensity, in seconds."),
+    MS("supervisor", "heartbeat_ms", "500", 10, 3600000, "Time between heartbeat surveys."),
+    MS("supervisor", "heartbeat_timeout_ms", "3000", 20, 3600000,
+       "An actor that has not answered a heartbeat for this long is hung: killed and "
+       "restarted. Must exceed heartbeat_ms."),
+
+    /* ------------------------------------------------- [actor NAME] */
+    {"actor", "kind", SL_KEY_ENUM, "", 0, 0, "buffer|rollout|reward|trainer|echo|pinger|exec", true, NULL,
+     "What the actor runs: a built-in kind, or exec (a user program given by `command`)."},
+    {"actor", "count", SL_KEY_INT, "1", 1, 64, NULL, false, NULL,
+     "Instances of this actor: count > 1 names them NAME.0 .. NAME.(count-1)."},
+    {"actor", "restart", SL_KEY_ENUM, "permanent", 0, 0, "permanent|transient|temporary", false, NULL,
+     "permanent: always restarted; transient: only after an abnormal exit; temporary: never."},
+    {"actor", "shutdown_ms", SL_KEY_DURATION_MS, "2000", 0, 3600000, NULL, false, NULL,
+     "On stop: SIGTERM, then SIGKILL if still alive after this long."},
+    {"actor", "device", SL_KEY_DEVICE, "cpu", 0, 0, NULL, false, NULL,
+     "Where it computes: cpu or cuda:N (N must be a GPU of this machine)."},
+    {"actor", "command", SL_KEY_STRING, "", 0, 0, NULL, false, "exec",
+     "kind exec only (required there): the program and its arguments, split like a shell "
+     "does (quotes, backslash) but without expansion."},
+    {"actor", "heartbeat", SL_KEY_ENUM, NULL, 0, 0, "nng|mailbox|none", false, NULL,
+     "How liveness is checked: nng survey, a PING to its mailbox, or none. Default: nng for "
+     "built-in kinds, mailbox for exec."},
+    {"actor", "peer", SL_KEY_STRING, "", 0, 0, NULL, true, "pinger",
+     "kind pinger only (required there): the actor it pings, a group or an instance name."},
+    {"actor", "interval_ms", SL_KEY_DURATION_MS, "200", 1, 3600000, NULL, false, "pinger",
+     "kind pinger only: time between pings."},
+
+    /* ------------------------------------------------------------ [model] */
+    {"model", "path", SL_KEY_PATH, "", 0, 0, NULL, true, NULL,
+     "Hugging Face model folder (config.json, *.safetensors, tokenizer.json)."},
+    E("model", "family", "auto", "auto|llama|qwen2|qwen3",
+      "Architecture family; auto reads config.json's model_type."),
+    E("model", "dtype", "auto", "auto|fp32|bf16",
+      "Storage type of weights and activations; auto: fp32 on cpu, bf16 on cuda."),
+
+    /* ------------------------------------------------------------- [data] */
+    P("data", "prompt_data", "", "Prompt dataset (.jsonl, one object per line)."),
+    S("data", "input_key", "input", "Field of a dataset object that holds the prompt."),
+    S("data", "label_key", "label", "Field that holds the reference answer."),
+    S("data", "metadata_key", "metadata", "Field that holds per-sample metadata (passed to rewards)."),
+    B("data", "apply_chat_template", "false",
+      "Render the prompt with the model's chat template before tokenizing."),
+    B("data", "rollout_shuffle", "false", "Shuffle the prompts every epoch (seeded by run.seed)."),
+    I("data", "num_epoch", "1", 1, 1000000, "Passes over the prompt dataset."),
+    P("data", "eval_prompt_data", "", "Evaluation dataset (.jsonl); empty: no evaluation."),
+
+    /* ---------------------------------------------------------- [rollout] */
+    I("rollout", "rollout_batch_size", "16", 1, 1000000, "Prompts per RL step."),
+    I("rollout", "n_samples_per_prompt", "8", 1, 4096, "Responses sampled per prompt (the group size)."),
+    I("rollout", "rollout_max_response_len", "1024", 1, 1048576, "Most tokens generated per response."),
+    D("rollout", "rollout_temperature", "1.0", 0, 100, "Sampling temperature; 0 = greedy."),
+    D("rollout", "rollout_top_p", "1.0", 0, 1, "Nucleus sampling: keep the smallest set with this mass."),
+    I("rollout", "rollout_top_k", "-1", -1, 1000000, "Keep the k most likely tokens; -1 = all."),
+    S("rollout", "rollout_stop", "", "Extra stop strings, separated by '|'; empty: EOS only."),
+    I("rollout", "over_sampling_batch_size", "0", 0, 1000000,
+      "Prompts sampled per step when filters drop groups; 0 = rollout_batch_size."),
+    B("rollout", "async", "false",
+      "Generate step k+1 while step k trains (staleness 1, importance-sampling corrected)."),
+
+    /* ----------------------------------------------------------- [reward] */
+    E("reward", "rm_type", "math", "math|gsm8k|exact|f1|format|custom",
+      "Built-in reward function, or custom (a plugin .so given by custom_rm_path)."),
+    P("reward", "custom_rm_path", "", "rm_type custom: the reward plugin (.so). Required there."),
+    MS("reward", "reward_timeout_ms", "10000", 1, 3600000,
+       "A reward computation longer than this scores 0 and is counted."),
+
+    /* -------------------------------------------------------- [algorithm] */
+    E("algorithm", "advantage_estimator", "grpo",
+      "grpo|gspo|reinforce_plus_plus|reinforce_plus_plus_baseline|rloo", "How advantages are computed."),
+    B("algorithm", "disable_grpo_std_normalization", "false",
+      "grpo: do not divide by the group's reward std (Dr. GRPO)."),
+    D("algorithm", "eps_clip", "0.2", 0, 10, "PPO clip range (lower; upper too unless eps_clip_high)."),
+    D("algorithm", "eps_clip_high", "0", 0, 10, "Upper clip range (DAPO clip-higher); 0 = eps_clip."),
+    D("algorithm", "eps_clip_c", "0", 0, 1000, "Dual-clip constant (> 1); 0 = off."),
+    D("algorithm", "entropy_coef", "0", 0, 100, "Weight of the entropy bonus."),
+    B("algorithm", "use_kl_loss", "false", "Add a KL(policy || reference) term to the loss."),
+    D("algorithm", "kl_loss_coef", "0", 0, 100, "Weight of the KL loss term."),
+    E("algorithm", "kl_loss_type", "k1", "k1|k2|k3|low_var_kl", "KL estimator of the KL loss."),
+    D("algorithm", "kl_coef", "0", 0, 100, "KL penalty folded into the reward."),
+    B("algorithm", "calculate_per_token_loss", "false",
+      "Average the loss over tokens instead of over samples."),
+    B("algorithm", "use_tis", "false",
+      "Truncated importance sampling between rollout and training logprobs."),
+    D("algorithm", "tis_clip", "2.0", 0, 1000, "Upper truncation of the TIS ratio."),
+    B("algorithm", "dynamic_sampling", "false",
+      "Drop groups whose rewards all agree (DAPO's non-zero std filter) and sample more."),
+    E("algorithm", "loss_type", "policy_loss", "policy_loss|sft_loss",
+      "Policy-gradient loss, or plain supervised fine-tuning loss."),
+
+    /* ---------------------------------------------------------- [trainer] */
+    D("trainer", "lr", "1e-6", 0, 10, "Peak learning rate."),
+    D("trainer", "min_lr", "0", 0, 10, "Learning rate at the end of the decay (<= lr)."),
+    I("trainer", "lr_warmup_steps", "0", 0, BIG, "Optimizer steps of linear warmup."),
+    E("trainer", "lr_decay_style", "constant", "constant|linear|cosine", "Learning-rate schedule after warmup."),
+    D("trainer", "weight_decay", "0.1", 0, 10, "AdamW decoupled weight decay."),
+    D("trainer", "adam_beta1", "0.9", 0, 0.999999, "AdamW beta1."),
+    D("trainer", "adam_beta2", "0.98", 0, 0.999999999, "AdamW beta2."),
+    D("trainer", "adam_eps", "1e-8", 1e-30, 1, "AdamW epsilon."),
+    D("trainer", "clip_grad", "1.0", 0, 1e9, "Clip the global gradient norm to this; 0 = off."),
+    I("trainer", "global_batch_size", "0", 0, BIG,
+      "Samples per optimizer step; 0 = rollout_batch_size * n_samples_per_prompt / num_steps_per_rollout."),
+    I("trainer", "micro_batch_size", "1", 1, 1000000, "Samples per forward/backward pass."),
+    I("trainer", "num_steps_per_rollout", "1", 1, 100000, "Optimizer steps per RL step."),
+    I("trainer", "save_interval", "0", 0, BIG, "Checkpoint every this many RL steps; 0 = only at the end."),
+    I("trainer", "eval_interval", "0", 0, BIG, "Evaluate every this many RL steps; 0 = never."),
+};
+
+/* Sections in reference order; "actor" stands for every [actor NAME]. */
+static const char *const section_names[] = {
+    "run", "supervisor", "actor", "model", "data", "rollout", "reward", "algorithm", "trainer",
+};
+
+const sl_key_def *sl_topology_keys(size_t *n) {
+    if (n) *n = SL_ARRAY_LEN(keys);
+    return keys;
+}
+
+/* Internal (topology.c): the known section names. */
+const char *const *sl_topology_section_names_(size_t *n) {
+    *n = SL_ARRAY_LEN(section_names);
+    return section_names;
+}
+
+const sl_key_def *sl_topology_key_find(const char *section, const char *key) {
+    if (!section || !key) return NULL;
+    char sec[32];
+    /* "actor NAME" and "actor.NAME" both mean the actor table */
+    if (strncmp(section, "actor", 5) == 0 && (section[5] == ' ' || section[5] == '.' || !section[5]))
+        strcpy(sec, "actor");
+    else if (strlen(section) < sizeof sec)
+        strcpy(sec, section);
+    else
+        return NULL;
+    for (size_t i = 0; i < SL_ARRAY_LEN(keys); i++)
+        if (strcmp(keys[i].section, sec) == 0 && strcmp(keys[i].key, key) == 0) return &keys[i];
+    return NULL;
+}
+
+const char *sl_key_type_name(sl_key_type t) {
+    switch (t) {
+    case SL_KEY_INT: return "int";
+    case SL_KEY_DOUBLE: return "double";
+    case SL_KEY_BOOL: return "bool";
+    case SL_KEY_STRING: return "string";
+    case SL_KEY_ENUM: return "enum";
+    case SL_KEY_PATH: return "path";
+    case SL_KEY_DURATION_MS: return "duration_ms";
+    case SL_KEY_DEVICE: return "device";
+    }
+    return "?";
+}
