@@ -61,7 +61,7 @@ static const sl_key_def keys[] = {
      "On stop: SIGTERM, then SIGKILL if still alive after this long."},
     {"actor", "device", SL_KEY_DEVICE, "cpu", 0, 0, NULL, false, NULL,
      "Where it computes: cpu or cuda:N (N must be a GPU of this machine)."},
-    {"actor", "command", SL_KEY_STRING, "", 0, 0, NULL, false, "exec",
+    {"actor", "command", SL_KEY_STRING, "", 0, 0, NULL, true, "exec",
      "kind exec only (required there): the program and its arguments, split like a shell "
      "does (quotes, backslash) but without expansion."},
     {"actor", "heartbeat", SL_KEY_ENUM, NULL, 0, 0, "nng|mailbox|none", false, NULL,

@@ -626,6 +626,14 @@ static void set_entry(loader *L, int si, const char *key, const char *value, con
             err_at(L, file, line, "unknown key '%s' in [%s]", Q(key), hdr);
         return;
     }
+    ent *e = find_ent(p, s->name, key);
+    if (e && !override) {
+        if (e->file == SET_FILE)
+            err_at(L, file, line, "duplicate key '%s' in [%s] (first set by --set %d)", key, s->name, e->line);
+        else
+            err_at(L, file, line, "duplicate key '%s' in [%s] (first set at line %d)", key, s->name, e->line);
+        return;
+    }
     bool bad = false;
     char why[640];
     if (has_control(value)) {
@@ -634,14 +642,6 @@ static void set_entry(loader *L, int si, const char *key, const char *value, con
     } else if (!check_value(d, value, why, sizeof why)) {
         err_at(L, file, line, "bad value for '%s': %s", key, why);
         bad = true;
-    }
-    ent *e = find_ent(p, s->name, key);
-    if (e && !override) {
-        if (e->file == SET_FILE)
-            err_at(L, file, line, "duplicate key '%s' in [%s] (first set by --set %d)", key, s->name, e->line);
-        else
-            err_at(L, file, line, "duplicate key '%s' in [%s] (first set at line %d)", key, s->name, e->line);
-        return;
     }
     char *v = xstrdup(L, value);
     if (!v) return;
