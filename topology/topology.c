@@ -640,7 +640,9 @@ static void set_entry(loader *L, int si, const char *key, const char *value, con
         err_at(L, file, line, "bad value for '%s': it contains a control character", key);
         bad = true;
     } else if (!check_value(d, value, why, sizeof why)) {
-        err_at(L, file, line, "bad value for '%s': %s", key, why);
+        bool hash = strstr(value, " #") || strstr(value, "\t#");
+        err_at(L, file, line, "bad value for '%s': %s%s", key, why,
+               hash ? " (inline comments start with ';', not '#')" : "");
         bad = true;
     }
     char *v = xstrdup(L, value);
@@ -1357,7 +1359,8 @@ void sl_topology_print_reference(FILE *f) {
     fprintf(f, "topology.conf reference: every section and key.\n"
                "Override any key with --set section.key=value (actor keys: --set actor.NAME.key=value).\n"
                "Durations (duration_ms) are milliseconds; the suffixes ms, s and m are accepted.\n"
-               "Booleans: true|false|yes|no|on|off|1|0.\n");
+               "Booleans: true|false|yes|no|on|off|1|0. A required key must be set whenever its\n"
+               "section is present (kind-specific keys: for that kind).\n");
     for (size_t si = 0; si < ns; si++) {
         if (strcmp(secs[si], "actor") == 0)
             fprintf(f, "\n[actor NAME]    one per actor group; NAME: 1-31 of A-Z a-z 0-9 _ -\n");
@@ -1374,6 +1377,8 @@ void sl_topology_print_reference(FILE *f) {
             if (d->type == SL_KEY_DEVICE) fprintf(f, " (cpu, cuda:N)");
             if (d->required) fprintf(f, ", required");
             else if (!d->def) fprintf(f, ", default computed");
+            else if (*d->def && (d->type == SL_KEY_STRING || d->type == SL_KEY_PATH))
+                fprintf(f, ", default '%s'", d->def);
             else if (*d->def) fprintf(f, ", default %s", d->def);
             else fprintf(f, ", default empty");
             if (d->kinds) fprintf(f, ", kind %s only", list_choices(b, sizeof b, d->kinds));

@@ -183,8 +183,7 @@ typedef struct sl_topology {
  * NULL: not printed) as one line `FILE:LINE: message`; an unreadable file
  * gives `PATH: cannot read: REASON`.
  * Returns the number of errors: 0 = success (*OUT set); > 0 = *OUT set to
- * NULL. Not safe to call concurrently with other users of libinih's
- * globals; otherwise thread-safe. */
+ * NULL. Thread-safe (libinih's option globals are read, never written). */
 int sl_topology_load(const char *path, const char *const *sets, int n_sets,
                      sl_topology **out, FILE *errs);
 

@@ -473,6 +473,10 @@ static void cuda_devices_are_accepted_when_the_machine_has_them(void **state) {
     assert_string_equal(t->actors[0].device, "cuda:1");
     sl_topology_free(t);
     assert_int_equal(sl_topology_gpu_count(), 2);
+    sl_topology_set_gpu_count(-1); /* detection: the environment variable comes first */
+    setenv("SL_GPU_COUNT", "3", 1);
+    assert_int_equal(sl_topology_gpu_count(), 3);
+    unsetenv("SL_GPU_COUNT");
     sl_topology_set_gpu_count(0);
     assert_int_equal(load_str("[actor a]\nkind = echo\ndevice = cuda:1\n", NULL, 0, &t, &errs), 1);
     assert_error_line(errs, "t.conf:3: ", "device cuda:1 requested but this machine has no CUDA GPU");
