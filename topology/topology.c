@@ -556,6 +556,7 @@ static int open_section(loader *L, const char *raw, const char *file, int line) 
             char first[64];
             snprintf(first, sizeof first, "%.*s", (int)strcspn(raw, " \t"), raw);
             const char *best = closest_section(first);
+            if (best && strcmp(best, "actor") == 0) L->saw_actor = true;
             if (best && strcmp(best, "actor") == 0 && strcmp(first, raw) != 0)
                 err_at(L, file, line, "unknown section '[%s]' (did you mean [actor%s]?)", Q(raw),
                        Q(raw + strlen(first)));
@@ -715,6 +716,7 @@ static char *reader(char *buf, int num, void *user) {
         const char *end = find_chars_or_comment(s + 1, "]");
         if (*end != ']') {
             err_at(L, L->file, line, "unterminated section header (missing ']')");
+            if (strncmp(s, "[actor", 6) == 0) L->saw_actor = true; /* no "no actors" on top */
             L->cur = -2;
             return blank_line(buf);
         }
