@@ -43,6 +43,7 @@
 #define SL_MAILBOX_RCVHWM 10000        /* messages queued on the ROUTER */
 #define SL_MAILBOX_QUEUE_MAX 4096      /* messages held while a request waits */
 #define SL_MAILBOX_PEERS_MAX 64        /* cached DEALERs (least recently used evicted) */
+#define SL_CORR_REQUEST_BIT (1ull << 63) /* set in ids made by sl_mailbox_request */
 
 /* ----------------------------------------------------------------- msg */
 
@@ -126,8 +127,10 @@ sl_err sl_mailbox_send_ex(sl_mailbox *mb, const char *to, uint16_t type, uint32_
 
 /* Receive the next valid message into *MSG (which the caller then owns and
  * releases with sl_msg_fini). Messages queued while a request waited come
- * first. Invalid frames are dropped and counted, replies nobody waits for
- * are dropped and counted; neither is ever returned.
+ * first. Invalid frames are dropped and counted; replies to requests that
+ * are over (SL_FLAG_REPLY with correlation id 0 or with bit 63 set) are
+ * dropped and counted as late; neither is ever returned. Replies to ids
+ * from sl_mailbox_new_corr are returned.
  * TIMEOUT_MS: -1 waits forever, 0 only checks.
  * Errors: SL_ETIMEDOUT (nothing valid arrived in time; *MSG zeroed),
  * SL_EAGAIN (interrupted by a signal; *MSG zeroed), SL_EIO. */
@@ -144,6 +147,14 @@ sl_err sl_mailbox_recv(sl_mailbox *mb, sl_msg *msg, int timeout_ms);
  * On error *REPLY is zeroed. */
 sl_err sl_mailbox_request(sl_mailbox *mb, const char *to, uint16_t type,
                           const void *payload, size_t len, sl_msg *reply, int timeout_ms);
+
+/* A fresh correlation id for a request the caller tracks itself (send it
+ * with sl_mailbox_send_ex; replies carrying it come out of sl_mailbox_recv).
+ * Ids made here never have bit 63 set: that bit marks the ids of
+ * sl_mailbox_request, whose replies are only delivered to the waiting
+ * request (a reply with bit 63 set, or with id 0, arriving while no request
+ * waits for it is dropped and counted as late). Never 0. */
+uint64_t sl_mailbox_new_corr(sl_mailbox *mb);
 
 /* Answer REQ: send (TYPE, PAYLOAD) to REQ->sender with REQ's correlation id
  * and SL_FLAG_REPLY. Does nothing and returns SL_OK when REQ has
