@@ -60,6 +60,7 @@ struct sl_mailbox {
     sl_mailbox_stats st;
     bool warned[SL_FRAME_NREASONS];
     uint8_t *txbuf; /* SL_FRAME_MAX_SIZE */
+    bool bound;
 };
 
 /* ------------------------------------------------------------------ msg */
@@ -189,6 +190,7 @@ sl_err sl_mailbox_open(const char *run_dir, const char *name, sl_mailbox **out) 
         sl_error("mailbox: bind %s: %s", mb->endpoint, zmq_strerror(zmq_errno()));
         goto fail;
     }
+    mb->bound = true;
     *out = mb;
     return SL_OK;
 fail:
@@ -204,8 +206,14 @@ static void peer_close(peer *p) {
 void sl_mailbox_close(sl_mailbox *mb) {
     if (!mb) return;
     for (int i = 0; i < SL_MAILBOX_PEERS_MAX; i++) peer_close(&mb->peers[i]);
-    if (mb->router) zmq_close(mb->router); /* ZeroMQ unlinks the socket file */
+    if (mb->router) {
+        if (mb->bound) zmq_unbind(mb->router, mb->endpoint);
+        zmq_close(mb->router);
+    }
     if (mb->ctx) zmq_ctx_term(mb->ctx);
+    /* ZeroMQ does not always remove the file; remove it unless someone
+     * else has bound the name since. */
+    if (mb->bound && socket_alive(mb->path) == 0) unlink(mb->path);
     for (qnode *q = mb->qhead, *next; q; q = next) {
         next = q->next;
         sl_msg_fini(&q->msg);
