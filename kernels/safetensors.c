@@ -514,8 +514,15 @@ static int load_index(sl_safetensors *st, const char *ipath, char *err, size_t e
         }
         if (rc) goto out;
     }
-    /* every weight_map entry must be in the shard it names */
     qsort(st->t, st->n, sizeof *st->t, cmp_name);
+    for (size_t i = 0; i + 1 < st->n; i++) {
+        if (!strcmp(st->t[i].name, st->t[i + 1].name)) {
+            rc = seterr(err, errlen, SL_EINVAL, "%s: tensor '%s' appears in two shards (%s, %s)",
+                        ipath, st->t[i].name, names[st->t[i].shard], names[st->t[i + 1].shard]);
+            goto out;
+        }
+    }
+    /* every weight_map entry must be in the shard it names */
     json_object_foreach(wm, key, val) {
         sl_st_tensor k = {.name = key};
         sl_st_tensor *t = bsearch(&k, st->t, st->n, sizeof *st->t, cmp_name);
