@@ -31,4 +31,29 @@ if [ $rc -ne 0 ]; then echo "FAIL: python peer exited $rc"; exit 1; fi
 wait $CPID
 crc=$?
 if [ $crc -ne 0 ]; then echo "FAIL: C peer exited $crc (expected a clean STOP)"; exit 1; fi
+
+# The kind = exec actor program, started as the supervisor starts it (env
+# only), driven by the C helper: PING, a user type, ERROR, then SIGTERM.
+SL_RUN_DIR="$RUN" SL_ACTOR_NAME=pyexec SL_ACTOR_KIND=exec SL_TOPOLOGY=/dev/null \
+    "$PY" "$ROOT/tests/mailbox/custom_actor.py" 2> "$RUN/py.err" &
+CPID=$!
+i=0
+until [ -S "$RUN/mb/pyexec" ]; do
+    i=$((i + 1)); [ $i -gt 100 ] && { echo "FAIL: custom_actor.py did not bind"; cat "$RUN/py.err"; exit 1; }
+    sleep 0.05
+done
+out=$("$HELPER" "$RUN" drv ping pyexec 31337) || { echo "FAIL: ping custom_actor.py: $out"; exit 1; }
+echo "ok   custom_actor.py answers PING ($out)"
+out=$("$HELPER" "$RUN" drv request pyexec 0x8001 "exec actor") || { echo "FAIL: user type: $out"; exit 1; }
+[ "$out" = "0x8001 EXEC ACTOR" ] || [ "$out" = "USER EXEC ACTOR" ] || { echo "FAIL: user type gave '$out'"; exit 1; }
+echo "ok   custom_actor.py answers a user type ($out)"
+out=$("$HELPER" "$RUN" drv request pyexec 0x8002 "?"); rc=$?
+[ $rc -eq 1 ] || { echo "FAIL: expected an ERROR reply, got rc $rc '$out'"; exit 1; }
+echo "ok   custom_actor.py answers an unknown request with ERROR ($out)"
+kill -TERM $CPID
+wait $CPID
+crc=$?
+[ $crc -eq 0 ] || { echo "FAIL: custom_actor.py exited $crc on SIGTERM"; cat "$RUN/py.err"; exit 1; }
+[ ! -e "$RUN/mb/pyexec" ] || { echo "FAIL: custom_actor.py left its socket"; exit 1; }
+echo "ok   custom_actor.py exits 0 on SIGTERM and removes its socket"
 echo "python <-> C mailbox exchange: ok"
