@@ -93,6 +93,8 @@ struct sl_tokenizer {
     size_t n_added;
     int32_t *added_by_id;     /* id -> index in added, -1; size n_ids */
     int has_norm_added, has_raw_added;
+    int32_t *added_by_first;  /* indices into added, grouped by first byte */
+    uint32_t first_off[257];  /* group b is added_by_first[first_off[b]..first_off[b+1]) */
     /* pipeline */
     tok_norm *norm; size_t n_norm;
     tok_pre *pre; size_t n_pre;

@@ -609,6 +609,7 @@ void sl_tokenizer_free(sl_tokenizer *t) {
     for (size_t i = 0; i < t->n_added; i++) free(t->added[i].content);
     free(t->added);
     free(t->added_by_id);
+    free(t->added_by_first);
     for (size_t i = 0; i < t->n_norm; i++) { free(t->norm[i].a); free(t->norm[i].b); }
     free(t->norm);
     for (size_t i = 0; i < t->n_pre; i++) pcre2_code_free(t->pre[i].re);
@@ -643,6 +644,16 @@ static int finish(lctx *c, sl_tokenizer *t) {
     if (!t->added_by_id) return fail(c, SL_ENOMEM, "out of memory");
     for (int32_t i = 0; i < n; i++) t->added_by_id[i] = -1;
     for (size_t i = 0; i < t->n_added; i++) t->added_by_id[t->added[i].id] = (int32_t)i;
+    /* index of the added tokens by first byte, so that the scan for them
+     * costs one table look-up per byte of text */
+    t->added_by_first = malloc((t->n_added + 1) * sizeof *t->added_by_first);
+    if (!t->added_by_first) return fail(c, SL_ENOMEM, "out of memory");
+    memset(t->first_off, 0, sizeof t->first_off);
+    for (size_t i = 0; i < t->n_added; i++) t->first_off[(unsigned char)t->added[i].content[0] + 1]++;
+    for (int b = 0; b < 256; b++) t->first_off[b + 1] += t->first_off[b];
+    uint32_t fill[256];
+    memcpy(fill, t->first_off, sizeof fill);
+    for (size_t i = 0; i < t->n_added; i++) t->added_by_first[fill[(unsigned char)t->added[i].content[0]]++] = (int32_t)i;
     for (int b = 0; b < 256; b++) {
         char s[8];
         snprintf(s, sizeof s, "<0x%02X>", b);

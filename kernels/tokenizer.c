@@ -201,6 +201,9 @@ static int normalize(const sl_tokenizer *t, arena *ar, const char **s, size_t *n
         switch (nm->type) {
         case NORM_NFC: case NORM_NFD: case NORM_NFKC: case NORM_NFKD: {
             if (*n == 0) continue;
+            size_t j = 0; /* ASCII is unchanged by every normalization form */
+            while (j < *n && (unsigned char)(*s)[j] < 0x80) j++;
+            if (j == *n) continue;
             int opts = UTF8PROC_STABLE;
             opts |= (nm->type == NORM_NFC || nm->type == NORM_NFKC) ? UTF8PROC_COMPOSE : UTF8PROC_DECOMPOSE;
             if (nm->type == NORM_NFKC || nm->type == NORM_NFKD) opts |= UTF8PROC_COMPAT;
@@ -616,11 +619,13 @@ static int cp_before(const char *s, size_t i, utf8proc_int32_t *cp) {
 static int added_at(const sl_tokenizer *t, const char *s, size_t n, size_t i, int want_norm) {
     int best = -1;
     uint32_t blen = 0;
-    for (size_t k = 0; k < t->n_added; k++) {
+    unsigned char c0 = (unsigned char)s[i];
+    for (uint32_t g = t->first_off[c0]; g < t->first_off[c0 + 1]; g++) {
+        size_t k = (size_t)t->added_by_first[g];
         const tok_added *a = &t->added[k];
         int isnorm = a->normalized && t->n_norm;
         if (isnorm != want_norm || a->len > n - i || a->len <= blen) continue;
-        if (a->content[0] != s[i] || memcmp(a->content, s + i, a->len)) continue;
+        if (memcmp(a->content, s + i, a->len)) continue;
         if (a->single_word) {
             utf8proc_int32_t cp;
             if (cp_before(s, i, &cp) && is_word_cp(cp)) continue;
@@ -646,6 +651,11 @@ static int encode_segment(enc_ctx *c, const char *s, size_t n, int pass) {
     size_t gap = 0, i = 0;
     int rc;
     while (have && i < n) {
+        unsigned char c0 = (unsigned char)s[i];
+        if (t->first_off[c0] == t->first_off[c0 + 1]) {
+            i++; /* no added token starts with this byte (continuation bytes included) */
+            continue;
+        }
         int k = added_at(t, s, n, i, pass);
         if (k < 0) {
             i += utf8_len1((unsigned char)s[i]);
