@@ -77,6 +77,18 @@ static const char *find_n(const char *h, size_t hn, const char *needle)
     return memmem(h, hn, needle, nn);
 }
 
+/* The last occurrence of needle in h[0, hn), or NULL (Python str.rfind). */
+static const char *rfind_n(const char *h, size_t hn, const char *needle)
+{
+    size_t nn = strlen(needle);
+    if (nn == 0 || nn > hn)
+        return NULL;
+    for (size_t i = hn - nn + 1; i-- > 0;)
+        if (h[i] == needle[0] && memcmp(h + i, needle, nn) == 0)
+            return h + i;
+    return NULL;
+}
+
 static size_t count_n(const char *h, size_t hn, const char *needle)
 {
     size_t c = 0, nn = strlen(needle);
@@ -145,12 +157,7 @@ int sl_reward_extract_boxed(const char *text, size_t len, size_t *start, size_t 
 {
     if (!text || !start || !out_len)
         return SL_EINVAL;
-    /* rfind("\\boxed") */
-    const char *last = NULL, *p = text, *end = text + len, *q;
-    while ((q = find_n(p, (size_t)(end - p), "\\boxed"))) {
-        last = q;
-        p = q + 1;
-    }
+    const char *end = text + len, *last = rfind_n(text, len, "\\boxed");
     if (!last)
         return SL_ENOENT;
     const char *b = last + 6;
@@ -1205,15 +1212,7 @@ static bool meta_flag(const char *meta, const char *key, char *sval, size_t sval
     return r;
 }
 
-static const char *last_hashes(const char *s, size_t n)
-{
-    const char *last = NULL, *p = s, *end = s + n, *q;
-    while ((q = find_n(p, (size_t)(end - p), "####"))) {
-        last = q;
-        p = q + 4;
-    }
-    return last;
-}
+static const char *last_hashes(const char *s, size_t n) { return rfind_n(s, n, "####"); }
 
 int sl_reward_gsm8k(const char *response, size_t response_len, const char *label,
                     const char *metadata_json, double *score)

@@ -316,6 +316,53 @@ static void hostile_inputs_never_crash_and_finish_quickly(void **state)
     cases_run += 30;
 }
 
+/* Random answers built from the tokens the normalizers care about: every
+ * call must return 0 with a score of 0 or 1 (run under ASan/UBSan by
+ * `make asan`). Fixed seed, so a failure reproduces. */
+static void random_answers_never_crash(void **state)
+{
+    (void)state;
+    static const char *const tok[] = {
+        "\\boxed{", "{", "}", "\\frac", "\\dfrac", "\\sqrt", "[", "]", "(", ")", "1", "2", "0", ".", ",",
+        "-", "+", "*", "/", "^", "=", " ", "x", "y", "pi", "\\pi", "\\text{ ", "\\text{", "\\left",
+        "\\right", "\\!", "\\%", "\\$", "$", "%", "#### ", "\xe2\x88\x92", "million", "cm", "e",
+        "\\", "\\cdot", " and ", "\n", "1,000", "\\circ", "a", "the",
+    };
+    const size_t nt = sizeof tok / sizeof tok[0];
+    unsigned long long seed = 0x9e3779b97f4a7c15ull;
+    char resp[600], lab[300];
+    const char *rms[] = {"math", "gsm8k", "exact", "f1", "format", "boxed_math"};
+    for (int it = 0; it < 3000; it++) {
+        size_t rn = 0, ln = 0;
+        int k = 1 + (int)((seed >> 33) % 40);
+        for (int j = 0; j < k; j++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            const char *t = tok[(seed >> 33) % nt];
+            size_t tl = strlen(t);
+            if (rn + tl < sizeof resp - 1)
+                memcpy(resp + rn, t, tl), rn += tl;
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            if ((seed >> 40) % 2) {
+                t = tok[(seed >> 33) % nt];
+                tl = strlen(t);
+                if (ln + tl < sizeof lab - 1)
+                    memcpy(lab + ln, t, tl), ln += tl;
+            }
+        }
+        resp[rn] = 0;
+        lab[ln] = 0;
+        for (size_t r = 0; r < sizeof rms / sizeof rms[0]; r++) {
+            double s = -1;
+            assert_int_equal(sl_reward_score(rms[r], resp, rn, lab, NULL, &s), 0);
+            assert_true(s >= 0.0 && s <= 1.0);
+        }
+        int e1 = sl_reward_math_equal(resp, lab), e2 = sl_reward_math_equal(resp, resp);
+        assert_true(e1 == 0 || e1 == 1);
+        assert_true(e2 == 0 || e2 == 1);
+    }
+    cases_run += 3000;
+}
+
 static int print_count(void **state)
 {
     (void)state;
@@ -335,6 +382,7 @@ int main(void)
         cmocka_unit_test(format_rewards_a_readable_final_answer),
         cmocka_unit_test(registry_finds_rewards_by_rm_type),
         cmocka_unit_test(hostile_inputs_never_crash_and_finish_quickly),
+        cmocka_unit_test(random_answers_never_crash),
     };
     return cmocka_run_group_tests(tests, NULL, print_count);
 }
