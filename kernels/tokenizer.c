@@ -358,6 +358,7 @@ typedef struct hent {
     uint32_t rank;
     uint32_t pos;
     int32_t new_id;
+    int32_t left, right; /* the pair it was pushed for */
 } hent;
 
 static int hless(const hent *a, const hent *b) {
@@ -450,14 +451,17 @@ static int bpe_merge(const sl_tokenizer *t, const char *w, size_t wl, idvec *out
     int32_t nid;
     for (size_t i = 0; i + 1 < ns; i++)
         if (tok_merge_get(t, s[i].id, s[i + 1].id, &rank, &nid))
-            hpush(h, &nh, (hent){rank, (uint32_t)i, nid});
+            hpush(h, &nh, (hent){rank, (uint32_t)i, nid, s[i].id, s[i + 1].id});
     while (nh) {
         hent top = hpop(h, &nh);
         sym *cur = &s[top.pos];
         if (cur->len == 0 || cur->next < 0) continue;
         sym *right = &s[cur->next];
-        /* stale entry: tokenizers checks the new id only */
-        if (!tok_merge_get(t, cur->id, right->id, &rank, &nid) || nid != top.new_id) continue;
+        /* Stale entry? tokenizers looks the current pair up again and
+         * compares new ids. The string a pair spells at a position only
+         * grows as merges happen, so "same new id" is "same pair": compare
+         * the ids it was pushed for and save the look-up. */
+        if (cur->id != top.left || right->id != top.right) continue;
         int32_t rnext = right->next;
         cur->id = top.new_id;
         cur->len += right->len;
@@ -465,9 +469,9 @@ static int bpe_merge(const sl_tokenizer *t, const char *w, size_t wl, idvec *out
         right->len = 0;
         if (rnext >= 0) s[rnext].prev = (int32_t)top.pos;
         if (cur->prev >= 0 && tok_merge_get(t, s[cur->prev].id, cur->id, &rank, &nid))
-            hpush(h, &nh, (hent){rank, (uint32_t)cur->prev, nid});
+            hpush(h, &nh, (hent){rank, (uint32_t)cur->prev, nid, s[cur->prev].id, cur->id});
         if (cur->next >= 0 && tok_merge_get(t, cur->id, s[cur->next].id, &rank, &nid))
-            hpush(h, &nh, (hent){rank, top.pos, nid});
+            hpush(h, &nh, (hent){rank, top.pos, nid, cur->id, s[cur->next].id});
     }
     for (size_t i = 0; i < ns; i++)
         if (s[i].len && (rc = ids_push(out, s[i].id))) goto out;
