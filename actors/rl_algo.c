@@ -448,6 +448,7 @@ int sl_rl_loss(const sl_rl_loss_config *cfg, const sl_rl_loss_input *in,
                 pg *= tw;
                 dr *= tw;
                 m->tis += w * tis;
+                m->tis_weight += w * tw;
                 m->tis_clipfrac += w * (tw != tis ? 1.0 : 0.0);
                 m->ois += w * ratio;
             }

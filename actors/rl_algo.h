@@ -190,7 +190,8 @@ typedef struct sl_rl_loss_metrics {
     double pg_clipfrac;   /* fraction of tokens where the clipped branch wins */
     double ppo_kl;        /* reduced (old - new) log-ratio (GSPO: per sequence) */
     double kl_loss;       /* reduced KL to the reference (use_kl_loss) */
-    double tis;           /* reduced raw exp(old - rollout) (use_tis) */
+    double tis;           /* reduced raw exp(old - rollout) (use_tis; slime's "tis") */
+    double tis_weight;    /* reduced clipped TIS weight actually applied (use_tis) */
     double tis_clipfrac;  /* fraction of tokens whose TIS weight was clipped */
     double ois;           /* reduced exp(new - old) (use_tis) */
     double n_tokens;      /* loss tokens in this batch (sum of masks) */

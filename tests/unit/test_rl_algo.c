@@ -152,8 +152,10 @@ static void loss_matches_every_pytorch_fixture(void **state)
         check_close(m.loss, num(je, "loss"), "loss", name);
         check_close(m.pg_loss, num(je, "pg_loss"), "pg_loss", name);
         check_close(m.n_tokens, num(je, "n_tokens"), "n_tokens", name);
-        const char *opt[] = {"pg_clipfrac", "ppo_kl", "entropy_loss", "kl_loss", "tis", "tis_clipfrac", "ois"};
-        const double got[] = {m.pg_clipfrac, m.ppo_kl, m.entropy_loss, m.kl_loss, m.tis, m.tis_clipfrac, m.ois};
+        const char *opt[] = {"pg_clipfrac", "ppo_kl", "entropy_loss", "kl_loss", "tis", "tis_clipfrac", "ois",
+                             "tis_weight"};
+        const double got[] = {m.pg_clipfrac, m.ppo_kl, m.entropy_loss, m.kl_loss, m.tis, m.tis_clipfrac, m.ois,
+                              m.tis_weight};
         for (size_t k = 0; k < sizeof opt / sizeof opt[0]; k++)
             if (json_object_get(je, opt[k]))
                 check_close(got[k], num(je, opt[k]), opt[k], name);
@@ -398,6 +400,7 @@ static void tis_weight_is_truncated_at_tis_clip(void **state)
     assert_float_equal(m.pg_loss, -(2.0 + w2) / 2.0, 1e-9);
     assert_float_equal(m.tis, (exp(1.0) + w2) / 2.0, 1e-9);
     assert_float_equal(m.tis_clipfrac, 0.5, 1e-12);
+    assert_float_equal(m.tis_weight, (2.0 + w2) / 2.0, 1e-9);
     assert_float_equal(g[0], -1.0, 1e-6);
     assert_float_equal(g[1], -w2 / 2.0, 1e-6);
     c.use_tis = true;
