@@ -271,9 +271,9 @@ static void *thr_main(void *p) {
         int32_t *ids;
         size_t n;
         if (sl_tokenizer_encode(a->t, json_string_value(tx), json_string_length(tx), &ids, &n)) { a->bad = 1; break; }
-        int32_t h = (int32_t)n;
-        for (size_t k = 0; k < n; k++) h = h * 31 + ids[k];
-        a->sums[i] = h;
+        uint32_t h = (uint32_t)n;
+        for (size_t k = 0; k < n; k++) h = h * 31u + (uint32_t)ids[k];
+        a->sums[i] = (int32_t)h;
         free(ids);
     }
     return NULL;
