@@ -5,8 +5,9 @@
  * Writing: records are copied into one of N_CHUNKS staging chunks
  * (registered with the ring when the memlock limit allows). A full chunk is
  * submitted at once, so the kernel writes while the next one fills; sync
- * submits the partial chunk and an fdatasync drained behind every earlier
- * write, and reaps everything. Records larger than a chunk are written
+ * submits the partial chunk, reaps every write, then submits one fdatasync
+ * and waits for it. (IOSQE_IO_DRAIN on the fsync saves a round trip on
+ * paper but measured twice as slow on kernel 6.18.) Records larger than a chunk are written
  * straight from the caller's memory with one writev and waited for.
  */
 #include "wal.h"
@@ -385,11 +386,12 @@ int sl_wal_sync(sl_wal *w) {
     if (w->failed) return SL_EIO;
     if (flush_chunk(w) < 0) return SL_EIO;
     if (w->uring) {
+        while (w->inflight && !w->failed)
+            if (reap_one(w) < 0) break;
+        if (w->failed) return SL_EIO;
         struct io_uring_sqe *sqe = get_sqe(w);
         if (!sqe) return SL_EIO;
         io_uring_prep_fsync(sqe, w->fd, IORING_FSYNC_DATASYNC);
-        /* Drain: start only after every write submitted before it. */
-        sqe->flags |= IOSQE_IO_DRAIN;
         io_uring_sqe_set_data64(sqe, UD_FSYNC);
         w->fsync_busy = 1;
         w->inflight++;
