@@ -7,8 +7,9 @@
  * submitted at once, so the kernel writes while the next one fills; sync
  * submits the partial chunk, reaps every write, then submits one fdatasync
  * and waits for it. (IOSQE_IO_DRAIN on the fsync saves a round trip on
- * paper but measured twice as slow on kernel 6.18.) Records larger than a chunk are written
- * straight from the caller's memory with one writev and waited for.
+ * paper but measured twice as slow on kernel 6.18.) Records larger than a
+ * chunk are written straight from the caller's memory with one writev and
+ * waited for.
  */
 #include "wal.h"
 
