@@ -216,7 +216,7 @@ static int cmd_info(int argc, char **argv) {
         json_decref(out);
         return rc ? exit_of(rc) : SL_EXIT_USAGE;
     }
-    char *s = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *s = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     json_decref(out);
     if (!s) return SL_EXIT_FAIL;
     puts(s);
