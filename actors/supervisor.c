@@ -1,0 +1,892 @@
+/*
+ * supervisor.c — the OTP-style supervisor (see supervisor.h): process
+ * management (fork+exec, pidfd waits, PDEATHSIG), restart strategies and
+ * intensity, heartbeats (nng survey and mailbox PING), the control plane
+ * commands, and the run directory.
+ *
+ * One thread, one loop: signals (signalfd), the control socket, the
+ * heartbeat surveyor and the supervisor's mailbox are polled together.
+ * Stopping children is done synchronously (bounded by their shutdown_ms),
+ * which keeps the order obvious.
+ */
+#include "supervisor.h"
+#include "actor.h"
+#include "control.h"
+#include "mailbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+extern char **environ;
+
+#define KILL_WAIT_MS 5000     /* after SIGKILL, how long to wait for the exit */
+#define LOOP_MAX_WAIT_MS 50   /* upper bound of one poll */
+#define UNIX_PATH_MAX_ 107
+
+const char *sl_child_state_name(sl_child_state s) {
+    switch (s) {
+    case SL_CHILD_STARTING: return "starting";
+    case SL_CHILD_RUNNING: return "running";
+    case SL_CHILD_RESTARTING: return "restarting";
+    case SL_CHILD_STOPPED: return "stopped";
+    case SL_CHILD_FAILED: return "failed";
+    }
+    return "?";
+}
+
+/* ================================================================ types */
+
+typedef struct child {
+    const sl_actor_spec *spec;
+    pid_t pid;              /* 0 when not running */
+    sl_child_state state;
+    int restarts;
+    char last_exit[32];     /* "" = has not exited yet */
+    uint64_t started_ms;
+    uint64_t last_seen_ms;  /* last heartbeat answer (0: none since start) */
+    uint64_t ping_floor;    /* mailbox PONGs below this seq are from a predecessor */
+    uint64_t cont_at_ms;    /* inject hang: SIGCONT at this time (0: none) */
+    bool hung;              /* killed by us as hung */
+    char **argv, **envp;    /* prepared before fork */
+    char log_path[600];
+} child;
+
+typedef struct sv {
+    const sl_topology *topo;
+    const sl_supervisor_opts *opts;
+    char run_dir[512];      /* absolute; sockets limit it to ~100 bytes anyway */
+    char topo_path[600];
+    child *c;
+    int n;
+    int sfd;
+    int log_fd;
+    int lock_fd;
+    sl_control_server *ctl;
+    sl_hb_surveyor *hb;
+    sl_mailbox *mb;
+    uint64_t ping_seq;
+    uint64_t next_beat_ms;
+    uint64_t *restart_ms; /* ring of restart times for intensity */
+    int n_restart_ms, cap_restart_ms;
+    uint64_t bad_requests;
+    bool shutdown;
+    int exit_code;
+} sv;
+
+/* ================================================================ logging */
+
+/* One event: to stderr through sl_log, and to logs/supervisor.log. */
+static void sv_log(sv *s, sl_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void sv_log(sv *s, sl_log_level lvl, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    sl_log(lvl, "%s", msg);
+    if (s && s->log_fd >= 0) {
+        static const char *names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        char line[1200];
+        int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s\n",
+                         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                         tm.tm_sec, ts.tv_nsec / 1000000, names[lvl & 3], msg);
+        if (n > 0) {
+            ssize_t w = write(s->log_fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+            (void)w;
+        }
+    }
+}
+
+/* ================================================================ run dir */
+
+static sl_err mkdirs(const char *path, char *why, size_t whycap) {
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) return SL_ERANGE;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+            snprintf(why, whycap, "cannot create %s: %s", tmp, strerror(errno));
+            return SL_EIO;
+        }
+        *p = '/';
+    }
+    return SL_OK;
+}
+
+sl_err sl_run_dir_prepare(const char *run_dir, char *abs, size_t cap, char *why, size_t whycap) {
+    char dummy[8];
+    if (!why) {
+        why = dummy;
+        whycap = sizeof dummy;
+    }
+    if (!run_dir || !*run_dir || !abs) {
+        snprintf(why, whycap, "no run directory");
+        return SL_EINVAL;
+    }
+    sl_err e = mkdirs(run_dir, why, whycap);
+    if (e) return e;
+    if (mkdir(run_dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(why, whycap, "cannot create %s: %s", run_dir, strerror(errno));
+        return SL_EIO;
+    }
+    struct stat st;
+    if (lstat(run_dir, &st) != 0) {
+        snprintf(why, whycap, "cannot stat %s: %s", run_dir, strerror(errno));
+        return SL_EIO;
+    }
+    if (S_ISLNK(st.st_mode)) {
+        snprintf(why, whycap, "%s is a symbolic link; refusing it as a run directory", run_dir);
+        return SL_EINVAL;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(why, whycap, "%s exists and is not a directory", run_dir);
+        return SL_EINVAL;
+    }
+    if (st.st_uid != geteuid()) {
+        snprintf(why, whycap, "%s belongs to uid %ld, not to this user (uid %ld)", run_dir,
+                 (long)st.st_uid, (long)geteuid());
+        return SL_EINVAL;
+    }
+    if (st.st_mode & 077) {
+        snprintf(why, whycap, "%s has mode %04o; a run directory must be 0700 (chmod 700 it)",
+                 run_dir, (unsigned)(st.st_mode & 07777));
+        return SL_EINVAL;
+    }
+    char real[PATH_MAX];
+    if (!realpath(run_dir, real)) {
+        snprintf(why, whycap, "cannot resolve %s: %s", run_dir, strerror(errno));
+        return SL_EIO;
+    }
+    if (strlen(real) >= cap) {
+        snprintf(why, whycap, "run directory path too long");
+        return SL_ERANGE;
+    }
+    strcpy(abs, real);
+    return SL_OK;
+}
+
+/* ================================================================ check */
+
+int sl_supervisor_check(const sl_topology *topo, const char *run_dir, FILE *errs) {
+    int n = 0;
+    const char *src = topo->source ? topo->source : "topology";
+    const char *rd = run_dir ? run_dir : topo->run_dir;
+    char absbuf[PATH_MAX];
+    /* The ipc paths are measured on the absolute path children will use. */
+    if (rd && rd[0] != '/' && getcwd(absbuf, sizeof absbuf)) {
+        size_t l = strlen(absbuf);
+        snprintf(absbuf + l, sizeof absbuf - l, "/%s", rd);
+        rd = absbuf;
+    }
+    size_t rdl = rd ? strlen(rd) : 0;
+    for (int i = 0; i < topo->n_actors; i++) {
+        const sl_actor_spec *a = &topo->actors[i];
+        if (a->kind != SL_KIND_EXEC && !sl_actor_kind_find(a->kind_name)) {
+            if (errs)
+                fprintf(errs, "%s:%d: actor '%s': kind '%s' is not available in this build yet "
+                              "(available: %s, exec)\n", src, a->line, a->name, a->kind_name,
+                        sl_actor_kind_list());
+            n++;
+        }
+        if (strcmp(a->name, SL_MB_SUPERVISOR) == 0) {
+            if (errs)
+                fprintf(errs, "%s:%d: actor name '%s' is reserved for the supervisor's mailbox\n",
+                        src, a->line, a->name);
+            n++;
+        }
+        if (rdl + 4 + strlen(a->name) > UNIX_PATH_MAX_) {
+            if (errs)
+                fprintf(errs, "%s:%d: actor '%s': mailbox path %s/mb/%s is longer than a unix "
+                              "socket path may be (%d bytes); use a shorter run_dir\n",
+                        src, a->line, a->name, rd, a->name, UNIX_PATH_MAX_);
+            n++;
+        }
+    }
+    if (rdl + 10 > UNIX_PATH_MAX_ && topo->n_actors == 0) {
+        if (errs) fprintf(errs, "%s: run_dir %s is too long for its sockets\n", src, rd);
+        n++;
+    }
+    return n;
+}
+
+/* ================================================================ spawning */
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xasprintf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0) s = NULL;
+    va_end(ap);
+    return s;
+}
+
+static void free_strv(char **v) {
+    if (!v) return;
+    for (char **p = v; *p; p++) free(*p);
+    free(v);
+}
+
+/* argv and envp of a child, built once (nothing is allocated after fork). */
+static sl_err child_prepare(sv *s, child *c) {
+    const sl_actor_spec *a = c->spec;
+    if (a->kind == SL_KIND_EXEC) {
+        c->argv = calloc((size_t)a->argc + 1, sizeof *c->argv);
+        if (!c->argv) return SL_ENOMEM;
+        for (int i = 0; i < a->argc; i++)
+            if (!(c->argv[i] = strdup(a->argv[i]))) return SL_ENOMEM;
+    } else {
+        c->argv = calloc(6, sizeof *c->argv);
+        if (!c->argv) return SL_ENOMEM;
+        const char *src[] = {s->opts->actor_bin, "--kind", a->kind_name, "--name", a->name};
+        for (int i = 0; i < 5; i++)
+            if (!(c->argv[i] = strdup(src[i]))) return SL_ENOMEM;
+    }
+    size_t ne = 0;
+    while (environ && environ[ne]) ne++;
+    c->envp = calloc(ne + 8, sizeof *c->envp);
+    if (!c->envp) return SL_ENOMEM;
+    size_t k = 0;
+    static const char *ours[] = {"SL_RUN_DIR=", "SL_ACTOR_NAME=", "SL_ACTOR_KIND=", "SL_TOPOLOGY=",
+                                 "SL_DEVICE="};
+    for (size_t i = 0; i < ne; i++) {
+        bool skip = false;
+        for (size_t j = 0; j < SL_ARRAY_LEN(ours); j++)
+            if (strncmp(environ[i], ours[j], strlen(ours[j])) == 0) skip = true;
+        if (!skip && !(c->envp[k++] = strdup(environ[i]))) return SL_ENOMEM;
+    }
+    if (!(c->envp[k++] = xasprintf("SL_RUN_DIR=%s", s->run_dir))) return SL_ENOMEM;
+    if (!(c->envp[k++] = xasprintf("SL_ACTOR_NAME=%s", a->name))) return SL_ENOMEM;
+    if (!(c->envp[k++] = xasprintf("SL_ACTOR_KIND=%s", a->kind_name))) return SL_ENOMEM;
+    if (!(c->envp[k++] = xasprintf("SL_TOPOLOGY=%s", s->topo_path))) return SL_ENOMEM;
+    if (!(c->envp[k++] = xasprintf("SL_DEVICE=%s", a->device))) return SL_ENOMEM;
+    snprintf(c->log_path, sizeof c->log_path, "%s/logs/%s.log", s->run_dir, a->name);
+    return SL_OK;
+}
+
+static void child_write(const char *a, const char *b) {
+    ssize_t w = write(2, a, strlen(a));
+    w = write(2, b, strlen(b));
+    w = write(2, "\n", 1);
+    (void)w;
+}
+
+/* Fork and exec child C. Only async-signal-safe calls after fork. */
+static sl_err child_spawn(sv *s, child *c) {
+    int log_fd = open(c->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (log_fd < 0) {
+        sv_log(s, SL_LOG_ERROR, "%s: cannot open %s: %s", c->spec->name, c->log_path, strerror(errno));
+        return SL_EIO;
+    }
+    int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        int err = errno;
+        close(log_fd);
+        if (null_fd >= 0) close(null_fd);
+        sv_log(s, SL_LOG_ERROR, "%s: fork failed: %s", c->spec->name, strerror(err));
+        return SL_EIO;
+    }
+    if (pid == 0) {
+        /* Die with the supervisor; if it already died between fork and
+         * prctl, the death signal would never come: check the parent. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(1);
+        setpgid(0, 0);
+        if (null_fd >= 0) dup2(null_fd, 0);
+        dup2(log_fd, 1);
+        dup2(log_fd, 2);
+#ifdef SYS_close_range
+        syscall(SYS_close_range, 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */);
+#endif
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGCHLD, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execvpe(c->argv[0], c->argv, c->envp);
+        child_write("slime-supervisor: cannot execute ", c->argv[0]);
+        _exit(127);
+    }
+    close(log_fd);
+    if (null_fd >= 0) close(null_fd);
+    c->pid = pid;
+    c->started_ms = sl_now_ms();
+    c->last_seen_ms = 0;
+    c->hung = false;
+    c->cont_at_ms = 0;
+    c->ping_floor = s->ping_seq + 1;
+    c->state = c->spec->heartbeat == SL_HEARTBEAT_NONE ? SL_CHILD_RUNNING : SL_CHILD_STARTING;
+    sv_log(s, SL_LOG_INFO, "started %s (%s) pid %ld", c->spec->name, c->spec->kind_name, (long)pid);
+    return SL_OK;
+}
+
+static void describe_status(int st, char *out, size_t cap) {
+    if (WIFEXITED(st)) snprintf(out, cap, "exit %d", WEXITSTATUS(st));
+    else if (WIFSIGNALED(st)) snprintf(out, cap, "signal %d", WTERMSIG(st));
+    else snprintf(out, cap, "status %d", st);
+}
+
+/* Wait up to MS for PID to end (reaping it). Returns true with *ST set. */
+static bool wait_exit(pid_t pid, int pidfd, int ms, int *st) {
+    uint64_t deadline = sl_now_ms() + (uint64_t)ms;
+    for (;;) {
+        pid_t r = waitpid(pid, st, WNOHANG);
+        if (r == pid) return true;
+        if (r < 0 && errno == ECHILD) {
+            *st = 0;
+            return true;
+        }
+        uint64_t now = sl_now_ms();
+        if (now >= deadline) return false;
+        int left = (int)(deadline - now);
+        if (pidfd >= 0) {
+            struct pollfd p = {.fd = pidfd, .events = POLLIN};
+            poll(&p, 1, left);
+        } else {
+            struct timespec ts = {0, 5 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+/* Stop child C: SIGTERM (+SIGCONT), SIGKILL after shutdown_ms. Synchronous
+ * and bounded. Sets last_exit; the state is left to the caller. */
+static void child_stop(sv *s, child *c) {
+    if (c->pid <= 0) return;
+    pid_t pid = c->pid;
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int st = 0;
+    bool done = false;
+    if (c->spec->shutdown_ms > 0) {
+        kill(pid, SIGTERM);
+        kill(pid, SIGCONT);
+        done = wait_exit(pid, pidfd, c->spec->shutdown_ms, &st);
+        if (!done) sv_log(s, SL_LOG_WARN, "%s did not stop within %d ms: SIGKILL", c->spec->name,
+                          c->spec->shutdown_ms);
+    }
+    if (!done) {
+        kill(pid, SIGKILL);
+        done = wait_exit(pid, pidfd, KILL_WAIT_MS, &st);
+    }
+    if (pidfd >= 0) close(pidfd);
+    if (!done) sv_log(s, SL_LOG_ERROR, "%s (pid %ld) survived SIGKILL for %d ms", c->spec->name,
+                      (long)pid, KILL_WAIT_MS);
+    else describe_status(st, c->last_exit, sizeof c->last_exit);
+    sv_log(s, SL_LOG_INFO, "stopped %s (pid %ld, %s)", c->spec->name, (long)pid, c->last_exit);
+    c->pid = 0;
+    c->cont_at_ms = 0;
+}
+
+/* ================================================================ restarts */
+
+/* Record one restart; returns false when the intensity is exceeded. */
+static bool intensity_ok(sv *s) {
+    const sl_supervisor_spec *sp = &s->topo->supervisor;
+    uint64_t now = sl_now_ms(), window = (uint64_t)sp->period * 1000u;
+    int k = 0;
+    for (int i = 0; i < s->n_restart_ms; i++)
+        if (now - s->restart_ms[i] < window) s->restart_ms[k++] = s->restart_ms[i];
+    s->n_restart_ms = k;
+    if (s->n_restart_ms == s->cap_restart_ms) {
+        int cap = s->cap_restart_ms ? s->cap_restart_ms * 2 : 16;
+        uint64_t *p = realloc(s->restart_ms, (size_t)cap * sizeof *p);
+        if (p) {
+            s->restart_ms = p;
+            s->cap_restart_ms = cap;
+        }
+    }
+    if (s->n_restart_ms < s->cap_restart_ms) s->restart_ms[s->n_restart_ms++] = now;
+    if (s->n_restart_ms > sp->intensity) {
+        sv_log(s, SL_LOG_ERROR, "restart intensity exceeded: %d restarts within %d s (intensity %d): "
+                                "stopping everything", s->n_restart_ms, sp->period, sp->intensity);
+        return false;
+    }
+    return true;
+}
+
+static void restart_one(sv *s, child *c) {
+    c->state = SL_CHILD_RESTARTING;
+    c->restarts++;
+    if (child_spawn(s, c) != SL_OK) {
+        c->state = SL_CHILD_FAILED;
+        snprintf(c->last_exit, sizeof c->last_exit, "spawn failed");
+    }
+}
+
+/* Child I ended with wait status ST (not by our stop). */
+static void on_child_exit(sv *s, int i, int st) {
+    child *c = &s->c[i];
+    if (c->hung) snprintf(c->last_exit, sizeof c->last_exit, "hung");
+    else describe_status(st, c->last_exit, sizeof c->last_exit);
+    bool abnormal = c->hung || !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    sv_log(s, abnormal ? SL_LOG_WARN : SL_LOG_INFO, "%s (pid %ld) ended: %s", c->spec->name,
+           (long)c->pid, c->last_exit);
+    c->pid = 0;
+    c->cont_at_ms = 0;
+    bool restart = c->spec->restart == SL_RESTART_PERMANENT ||
+                   (c->spec->restart == SL_RESTART_TRANSIENT && abnormal);
+    if (!restart) {
+        c->state = abnormal ? SL_CHILD_FAILED : SL_CHILD_STOPPED;
+        sv_log(s, SL_LOG_INFO, "%s is %s and not restarted (%s)", c->spec->name,
+               sl_child_state_name(c->state), sl_restart_name(c->spec->restart));
+        return;
+    }
+    if (!intensity_ok(s)) {
+        c->state = SL_CHILD_FAILED;
+        s->shutdown = true;
+        s->exit_code = 1;
+        return;
+    }
+    sl_strategy strat = s->topo->supervisor.strategy;
+    if (strat == SL_STRATEGY_ONE_FOR_ONE) {
+        restart_one(s, c);
+        return;
+    }
+    int first = strat == SL_STRATEGY_ONE_FOR_ALL ? 0 : i;
+    /* Which ones come back: the dead one, and every sibling in range that
+     * is alive now and not temporary. */
+    bool *again = calloc((size_t)s->n, sizeof *again);
+    if (!again) {
+        restart_one(s, c);
+        return;
+    }
+    again[i] = true;
+    for (int j = first; j < s->n; j++) {
+        if (j == i || s->c[j].pid <= 0) continue;
+        again[j] = s->c[j].spec->restart != SL_RESTART_TEMPORARY;
+        s->c[j].state = again[j] ? SL_CHILD_RESTARTING : s->c[j].state;
+    }
+    c->state = SL_CHILD_RESTARTING;
+    sv_log(s, SL_LOG_INFO, "%s: restarting %s", sl_strategy_name(strat),
+           strat == SL_STRATEGY_ONE_FOR_ALL ? "all children" : "it and the children after it");
+    for (int j = s->n - 1; j >= first; j--) {
+        if (j == i || s->c[j].pid <= 0) continue;
+        child_stop(s, &s->c[j]);
+        if (!again[j]) s->c[j].state = SL_CHILD_STOPPED;
+    }
+    for (int j = first; j < s->n; j++)
+        if (again[j]) restart_one(s, &s->c[j]);
+    free(again);
+}
+
+static void reap(sv *s) {
+    for (;;) {
+        int st = 0;
+        pid_t pid = waitpid(-1, &st, WNOHANG);
+        if (pid <= 0) return;
+        for (int i = 0; i < s->n; i++) {
+            if (s->c[i].pid == pid) {
+                on_child_exit(s, i, st);
+                break;
+            }
+        }
+        if (s->shutdown) return;
+    }
+}
+
+/* ================================================================ heartbeats */
+
+static child *find_child(sv *s, const char *name) {
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->c[i].spec->name, name) == 0) return &s->c[i];
+    return NULL;
+}
+
+static void seen(sv *s, child *c) {
+    c->last_seen_ms = sl_now_ms();
+    if (c->state == SL_CHILD_STARTING) {
+        c->state = SL_CHILD_RUNNING;
+        sv_log(s, SL_LOG_INFO, "%s is running (first heartbeat after %" PRIu64 " ms)", c->spec->name,
+               c->last_seen_ms - c->started_ms);
+    }
+}
+
+static void beat(sv *s) {
+    uint64_t now = sl_now_ms();
+    if (now < s->next_beat_ms) return;
+    const sl_supervisor_spec *sp = &s->topo->supervisor;
+    s->next_beat_ms = now + (uint64_t)sp->heartbeat_ms;
+    if (s->hb) sl_hb_survey(s->hb, sp->heartbeat_ms);
+    if (!s->mb) return;
+    for (int i = 0; i < s->n; i++) {
+        child *c = &s->c[i];
+        if (c->pid <= 0 || c->spec->heartbeat != SL_HEARTBEAT_MAILBOX) continue;
+        uint8_t body[8];
+        sl_put_u64(body, ++s->ping_seq);
+        uint64_t corr = sl_mailbox_new_corr(s->mb);
+        sl_err e = sl_mailbox_send_ex(s->mb, c->spec->name, SL_MSG_PING, 0, corr, body, sizeof body);
+        if (e) sl_debug("PING %s: %s", c->spec->name, sl_strerror(e));
+    }
+}
+
+static void collect(sv *s) {
+    if (s->hb) {
+        char name[SL_HB_NAME_MAX];
+        pid_t pid;
+        while (sl_hb_collect(s->hb, name, &pid) == SL_OK) {
+            child *c = find_child(s, name);
+            if (c && c->pid == pid && c->spec->heartbeat == SL_HEARTBEAT_NNG) seen(s, c);
+        }
+    }
+    if (s->mb) {
+        for (int n = 0; n < 1024 && sl_mailbox_has_input(s->mb); n++) {
+            sl_msg m = {0};
+            if (sl_mailbox_recv(s->mb, &m, 0) != SL_OK) break;
+            if (m.type == SL_MSG_PONG && (m.flags & SL_FLAG_REPLY) && m.len == 8) {
+                child *c = find_child(s, m.sender);
+                uint64_t seq = sl_get_u64(m.payload);
+                if (c && c->pid > 0 && seq >= c->ping_floor && seq <= s->ping_seq) seen(s, c);
+            } else if (!sl_mailbox_handle_builtin(s->mb, &m)) {
+                sl_debug("supervisor mailbox: ignored %s from %s", sl_msg_type_name(m.type), m.sender);
+            }
+            sl_msg_fini(&m);
+        }
+    }
+}
+
+static void check_hung(sv *s) {
+    uint64_t now = sl_now_ms();
+    const sl_supervisor_spec *sp = &s->topo->supervisor;
+    for (int i = 0; i < s->n; i++) {
+        child *c = &s->c[i];
+        if (c->pid <= 0 || c->hung) continue;
+        if (c->cont_at_ms && now >= c->cont_at_ms) {
+            kill(c->pid, SIGCONT);
+            c->cont_at_ms = 0;
+            sv_log(s, SL_LOG_INFO, "inject: %s resumed (SIGCONT)", c->spec->name);
+        }
+        if (c->spec->heartbeat == SL_HEARTBEAT_NONE) continue;
+        uint64_t limit = (uint64_t)sp->heartbeat_timeout_ms;
+        uint64_t since = c->last_seen_ms ? c->last_seen_ms : c->started_ms;
+        if (!c->last_seen_ms && limit < SL_SUPERVISOR_START_GRACE_MS) limit = SL_SUPERVISOR_START_GRACE_MS;
+        if (now - since > limit) {
+            sv_log(s, SL_LOG_WARN, "%s (pid %ld) is hung: no heartbeat for %" PRIu64 " ms: SIGKILL",
+                   c->spec->name, (long)c->pid, now - since);
+            c->hung = true;
+            kill(c->pid, SIGKILL);
+        }
+    }
+}
+
+/* ================================================================ control */
+
+static json_t *status_json(sv *s) {
+    json_t *root = json_object();
+    json_object_set_new(root, "run_dir", json_string(s->run_dir));
+    json_object_set_new(root, "pid", json_integer(getpid()));
+    json_object_set_new(root, "strategy", json_string(sl_strategy_name(s->topo->supervisor.strategy)));
+    json_t *arr = json_array();
+    uint64_t now = sl_now_ms();
+    for (int i = 0; i < s->n; i++) {
+        child *c = &s->c[i];
+        json_t *a = json_object();
+        json_object_set_new(a, "name", json_string(c->spec->name));
+        json_object_set_new(a, "kind", json_string(c->spec->kind_name));
+        json_object_set_new(a, "pid", json_integer(c->pid));
+        json_object_set_new(a, "state", json_string(sl_child_state_name(c->state)));
+        json_object_set_new(a, "restarts", json_integer(c->restarts));
+        json_object_set_new(a, "last_exit", c->last_exit[0] ? json_string(c->last_exit) : json_null());
+        json_object_set_new(a, "restart", json_string(sl_restart_name(c->spec->restart)));
+        json_object_set_new(a, "heartbeat", json_string(sl_heartbeat_name(c->spec->heartbeat)));
+        json_object_set_new(a, "heartbeat_age_ms",
+                            c->pid > 0 && c->last_seen_ms ? json_integer((json_int_t)(now - c->last_seen_ms))
+                                                          : json_null());
+        json_array_append_new(arr, a);
+    }
+    json_object_set_new(root, "actors", arr);
+    json_object_set_new(root, "bad_requests", json_integer((json_int_t)s->bad_requests));
+    return root;
+}
+
+static char *error_reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *error_reply(const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *o = json_pack("{s:b,s:s}", "ok", 0, "error", msg);
+    char *r = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return r;
+}
+
+/* Parse the whole of TEXT as a decimal in [0, MAX]. */
+static bool parse_uint(const char *text, long max, long *out) {
+    if (!text || !*text) return false;
+    long v = 0;
+    for (const char *p = text; *p; p++) {
+        if (*p < '0' || *p > '9') return false;
+        v = v * 10 + (*p - '0');
+        if (v > max) return false;
+    }
+    *out = v;
+    return true;
+}
+
+static char *command(sv *s, char *req) {
+    char *tok[8];
+    int nt = 0;
+    for (char *save = NULL, *t = strtok_r(req, " \t", &save); t && nt < 8; t = strtok_r(NULL, " \t", &save))
+        tok[nt++] = t;
+    if (nt == 0) return error_reply("empty request");
+    if (strcmp(tok[0], "status") == 0) {
+        if (nt > 2 || (nt == 2 && strcmp(tok[1], "--json") != 0))
+            return error_reply("usage: status [--json]");
+        json_t *o = status_json(s);
+        char *r = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        return r;
+    }
+    if (strcmp(tok[0], "stop") == 0) {
+        if (nt != 1) return error_reply("usage: stop");
+        sv_log(s, SL_LOG_INFO, "stop requested over the control plane");
+        s->shutdown = true;
+        s->exit_code = 0;
+        return strdup("{\"ok\":true,\"stopping\":true}");
+    }
+    if (strcmp(tok[0], "inject") == 0) {
+        if (nt < 3) return error_reply("usage: inject ACTOR kill|term|hang SECONDS|pause|resume");
+        child *c = find_child(s, tok[1]);
+        if (!c) return error_reply("no actor named '%.64s'", tok[1]);
+        if (c->pid <= 0) return error_reply("actor '%s' is not running", c->spec->name);
+        const char *what = tok[2];
+        long secs = 0;
+        int sig = 0;
+        if (strcmp(what, "kill") == 0 && nt == 3) sig = SIGKILL;
+        else if (strcmp(what, "term") == 0 && nt == 3) sig = SIGTERM;
+        else if (strcmp(what, "pause") == 0 && nt == 3) sig = SIGSTOP;
+        else if (strcmp(what, "resume") == 0 && nt == 3) sig = SIGCONT;
+        else if (strcmp(what, "hang") == 0 && nt == 4 && parse_uint(tok[3], 86400, &secs)) sig = SIGSTOP;
+        else return error_reply("usage: inject ACTOR kill|term|hang SECONDS|pause|resume");
+        pid_t pid = c->pid;
+        if (kill(pid, sig) != 0) return error_reply("kill(%ld): %s", (long)pid, strerror(errno));
+        if (strcmp(what, "hang") == 0) c->cont_at_ms = sl_now_ms() + (uint64_t)secs * 1000u;
+        if (sig == SIGCONT) c->cont_at_ms = 0;
+        sv_log(s, SL_LOG_WARN, "inject: %s %s%s%s (pid %ld)", c->spec->name, what, nt == 4 ? " " : "",
+               nt == 4 ? tok[3] : "", (long)pid);
+        json_t *o = json_pack("{s:b,s:s,s:s,s:I}", "ok", 1, "actor", c->spec->name, "inject", what,
+                              "pid", (json_int_t)pid);
+        char *r = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        return r;
+    }
+    if (strcmp(tok[0], "help") == 0)
+        return strdup("{\"ok\":true,\"commands\":[\"status [--json]\",\"stop\","
+                      "\"inject ACTOR kill|term|hang SECONDS|pause|resume\"]}");
+    s->bad_requests++;
+    return error_reply("unknown command '%.64s' (commands: status, stop, inject, help)", tok[0]);
+}
+
+static void serve_control(sv *s) {
+    if (!s->ctl) return;
+    for (int n = 0; n < 64; n++) {
+        char *req = NULL;
+        if (sl_control_server_recv(s->ctl, &req, &s->bad_requests) != SL_OK) return;
+        char *reply = command(s, req);
+        free(req);
+        sl_control_server_reply(s->ctl, reply ? reply : "{\"ok\":false,\"error\":\"out of memory\"}");
+        free(reply);
+    }
+}
+
+/* ================================================================ run */
+
+static sl_err write_topology(sv *s) {
+    char tmp[640];
+    snprintf(s->topo_path, sizeof s->topo_path, "%s/topology.conf", s->run_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", s->topo_path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return SL_EIO;
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
+        return SL_EIO;
+    }
+    fprintf(f, "# Resolved topology of this run, written by slime-supervisor from %s\n"
+               "# (overrides applied). Actors read it through SL_TOPOLOGY.\n",
+            s->topo->source ? s->topo->source : "?");
+    sl_err e = sl_topology_write(s->topo, f);
+    if (fclose(f) != 0) e = SL_EIO;
+    if (!e && rename(tmp, s->topo_path) != 0) e = SL_EIO;
+    return e;
+}
+
+static void shutdown_all(sv *s) {
+    for (int i = s->n - 1; i >= 0; i--) {
+        child *c = &s->c[i];
+        if (c->pid <= 0) continue;
+        child_stop(s, c);
+        if (c->state != SL_CHILD_FAILED) c->state = SL_CHILD_STOPPED;
+    }
+}
+
+int sl_supervisor_run(const sl_topology *topo, const sl_supervisor_opts *opts) {
+    sv S = {0}, *s = &S;
+    s->topo = topo;
+    s->opts = opts;
+    s->sfd = s->log_fd = s->lock_fd = -1;
+    int rc = SL_EXIT_USAGE;
+    char why[PATH_MAX + 128];
+    const char *rd = opts && opts->run_dir ? opts->run_dir : topo->run_dir;
+
+    if (sl_supervisor_check(topo, rd, stderr) > 0) return SL_EXIT_USAGE;
+    if (sl_run_dir_prepare(rd, s->run_dir, sizeof s->run_dir, why, sizeof why) != SL_OK) {
+        fprintf(stderr, "slime-supervisor: run directory: %s\n", why);
+        return SL_EXIT_USAGE;
+    }
+
+    /* Block the signals we handle before nng/ZeroMQ start their threads. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char path[600];
+    snprintf(path, sizeof path, "%.500s/supervisor.lock", s->run_dir);
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "slime-supervisor: %s: %s\n", path,
+                errno == EWOULDBLOCK ? "another supervisor runs in this run directory" : strerror(errno));
+        goto out;
+    }
+    if (ftruncate(s->lock_fd, 0) == 0) dprintf(s->lock_fd, "%ld\n", (long)getpid());
+    snprintf(path, sizeof path, "%.500s/logs", s->run_dir);
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "slime-supervisor: cannot create %s: %s\n", path, strerror(errno));
+        goto out;
+    }
+    snprintf(path, sizeof path, "%.500s/logs/supervisor.log", s->run_dir);
+    s->log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (write_topology(s) != SL_OK) {
+        fprintf(stderr, "slime-supervisor: cannot write %s\n", s->topo_path);
+        goto out;
+    }
+    rc = SL_EXIT_FAIL;
+    s->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (s->sfd < 0) {
+        sv_log(s, SL_LOG_ERROR, "signalfd: %s", strerror(errno));
+        goto out;
+    }
+    sl_err e = sl_control_server_open(s->run_dir, &s->ctl);
+    if (e) {
+        sv_log(s, SL_LOG_ERROR, "control socket in %s: %s", s->run_dir, sl_strerror(e));
+        goto out;
+    }
+    e = sl_hb_surveyor_open(s->run_dir, &s->hb);
+    if (e) {
+        sv_log(s, SL_LOG_ERROR, "heartbeat socket in %s: %s", s->run_dir, sl_strerror(e));
+        goto out;
+    }
+    bool need_mb = false;
+    for (int i = 0; i < topo->n_actors; i++)
+        if (topo->actors[i].heartbeat == SL_HEARTBEAT_MAILBOX) need_mb = true;
+    e = sl_mailbox_open(s->run_dir, SL_MB_SUPERVISOR, &s->mb);
+    if (e) {
+        sv_log(s, need_mb ? SL_LOG_ERROR : SL_LOG_WARN, "supervisor mailbox: %s", sl_strerror(e));
+        if (need_mb) goto out;
+    } else {
+        sl_mailbox_set_send_timeout(s->mb, 0); /* never block the loop on a peer */
+    }
+
+    s->n = topo->n_actors;
+    s->c = calloc((size_t)(s->n ? s->n : 1), sizeof *s->c);
+    if (!s->c) goto out;
+    for (int i = 0; i < s->n; i++) {
+        s->c[i].spec = &topo->actors[i];
+        s->c[i].state = SL_CHILD_STOPPED;
+        if (child_prepare(s, &s->c[i]) != SL_OK) {
+            sv_log(s, SL_LOG_ERROR, "out of memory");
+            goto out;
+        }
+    }
+    sv_log(s, SL_LOG_INFO, "supervisor pid %ld: %d actors, %s, intensity %d/%d s, run dir %s",
+           (long)getpid(), s->n, sl_strategy_name(topo->supervisor.strategy), topo->supervisor.intensity,
+           topo->supervisor.period, s->run_dir);
+
+    for (int i = 0; i < s->n; i++)
+        if (child_spawn(s, &s->c[i]) != SL_OK) {
+            s->c[i].state = SL_CHILD_FAILED;
+            snprintf(s->c[i].last_exit, sizeof s->c[i].last_exit, "spawn failed");
+        }
+    s->next_beat_ms = sl_now_ms();
+
+    while (!s->shutdown) {
+        beat(s);
+        uint64_t now = sl_now_ms();
+        int timeout = LOOP_MAX_WAIT_MS;
+        if (s->next_beat_ms > now && s->next_beat_ms - now < (uint64_t)timeout)
+            timeout = (int)(s->next_beat_ms - now);
+        struct pollfd fds[3] = {
+            {.fd = s->sfd, .events = POLLIN},
+            {.fd = sl_control_server_fd(s->ctl), .events = POLLIN},
+            {.fd = sl_hb_surveyor_fd(s->hb), .events = POLLIN},
+        };
+        if (s->mb) sl_mailbox_poll(s->mb, fds, 3, timeout);
+        else poll(fds, 3, timeout);
+        struct signalfd_siginfo si;
+        while (read(s->sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+            if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM) {
+                sv_log(s, SL_LOG_INFO, "signal %u: stopping everything", si.ssi_signo);
+                s->shutdown = true;
+                s->exit_code = 0;
+            }
+        }
+        if (s->shutdown) break;
+        reap(s);
+        if (s->shutdown) break;
+        collect(s);
+        serve_control(s);
+        if (s->shutdown) break;
+        check_hung(s);
+        reap(s);
+    }
+    rc = s->exit_code;
+    shutdown_all(s);
+    sv_log(s, SL_LOG_INFO, "supervisor exits with status %d", rc);
+
+out:
+    if (s->c)
+        for (int i = 0; i < s->n; i++) {
+            free_strv(s->c[i].argv);
+            free_strv(s->c[i].envp);
+        }
+    free(s->c);
+    free(s->restart_ms);
+    sl_mailbox_close(s->mb);
+    sl_hb_surveyor_close(s->hb);
+    sl_control_server_close(s->ctl);
+    if (s->sfd >= 0) close(s->sfd);
+    if (s->log_fd >= 0) close(s->log_fd);
+    if (s->lock_fd >= 0) close(s->lock_fd);
+    return rc;
+}

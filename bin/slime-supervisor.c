@@ -1,0 +1,137 @@
+/*
+ * slime-supervisor — run a topology: start every actor, supervise, stop.
+ *
+ *   slime-supervisor TOPOLOGY.conf [--run-dir DIR] [--set SECTION.KEY=VALUE ...]
+ *                    [--check] [--help-config] [--quiet|--verbose]
+ *
+ * Argument parsing and wiring only; the supervisor is actors/supervisor.c.
+ * Exit: 0 stopped on request, 1 restart intensity exceeded or runtime
+ * failure, 2 usage or configuration error (FILE:LINE lines on stderr).
+ */
+#include "actor.h"
+#include "supervisor.h"
+#include "topology.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: slime-supervisor TOPOLOGY.conf [--run-dir DIR] [--set SECTION.KEY=VALUE ...]\n"
+            "                        [--check] [--help-config] [--quiet|--verbose]\n"
+            "  --run-dir DIR   run directory (default: the topology's [run] run_dir, runs/NAME)\n"
+            "  --set K=V       override a key: run.name=x, supervisor.strategy=one_for_all,\n"
+            "                  actor.NAME.count=3 (repeatable)\n"
+            "  --check         validate the topology and exit (0 valid, 2 not)\n"
+            "  --help-config   print every section and key with type, default and meaning\n"
+            "  --quiet         log warnings and errors only; --verbose: debug lines too\n"
+            "environment: SL_ACTOR_BIN overrides the path of slime-actor (default: beside this program)\n");
+}
+
+/* slime-actor beside this executable, unless SL_ACTOR_BIN says otherwise. */
+static void actor_bin(char *out, size_t cap) {
+    const char *env = getenv("SL_ACTOR_BIN");
+    if (env && *env) {
+        snprintf(out, cap, "%s", env);
+        return;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        snprintf(out, cap, "slime-actor");
+        return;
+    }
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash) *slash = '\0';
+    if (strlen(self) + 13 > cap) {
+        snprintf(out, cap, "slime-actor");
+        return;
+    }
+    strcpy(out, self);
+    strcat(out, "/slime-actor");
+}
+
+int main(int argc, char **argv) {
+    const char *path = NULL, *run_dir = NULL;
+    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
+    int n_sets = 0;
+    bool check = false;
+    sl_log_level lvl = SL_LOG_INFO;
+    bool lvl_forced = false;
+    if (!sets) return SL_EXIT_FAIL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return SL_EXIT_OK;
+        } else if (strcmp(a, "--help-config") == 0) {
+            sl_topology_print_reference(stdout);
+            return SL_EXIT_OK;
+        } else if (strcmp(a, "--check") == 0) {
+            check = true;
+        } else if (strcmp(a, "--quiet") == 0) {
+            lvl = SL_LOG_WARN;
+            lvl_forced = true;
+        } else if (strcmp(a, "--verbose") == 0) {
+            lvl = SL_LOG_DEBUG;
+            lvl_forced = true;
+        } else if (strcmp(a, "--run-dir") == 0 || strcmp(a, "--set") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "slime-supervisor: %s needs a value\n", a);
+                return SL_EXIT_USAGE;
+            }
+            if (a[2] == 'r') run_dir = argv[++i];
+            else sets[n_sets++] = argv[++i];
+        } else if (strncmp(a, "--set=", 6) == 0) {
+            sets[n_sets++] = a + 6;
+        } else if (strncmp(a, "--run-dir=", 10) == 0) {
+            run_dir = a + 10;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "slime-supervisor: unknown option '%s'\n", a);
+            usage(stderr);
+            return SL_EXIT_USAGE;
+        } else if (!path) {
+            path = a;
+        } else {
+            fprintf(stderr, "slime-supervisor: more than one topology file ('%s', '%s')\n", path, a);
+            return SL_EXIT_USAGE;
+        }
+    }
+    if (!path) {
+        usage(stderr);
+        return SL_EXIT_USAGE;
+    }
+    sl_topology *topo = NULL;
+    int rc = sl_topology_cli_load(path, sets, n_sets, &topo);
+    free(sets);
+    if (rc != SL_EXIT_OK) return rc;
+    if (!lvl_forced) {
+        int l = sl_topology_get_enum(topo, "run", "log_level");
+        if (l >= 0) lvl = (sl_log_level)l;
+    }
+    sl_log_init("supervisor", lvl);
+    if (check) {
+        int n = sl_supervisor_check(topo, run_dir, stderr);
+        if (n == 0) printf("%s: ok (%d actors)\n", path, topo->n_actors);
+        sl_topology_free(topo);
+        return n ? SL_EXIT_USAGE : SL_EXIT_OK;
+    }
+    char bin[PATH_MAX];
+    actor_bin(bin, sizeof bin);
+    for (int i = 0; i < topo->n_actors; i++) {
+        if (topo->actors[i].kind != SL_KIND_EXEC && access(bin, X_OK) != 0) {
+            fprintf(stderr, "slime-supervisor: cannot execute %s (needed for kind %s); "
+                            "build it or set SL_ACTOR_BIN\n", bin, topo->actors[i].kind_name);
+            sl_topology_free(topo);
+            return SL_EXIT_USAGE;
+        }
+    }
+    sl_supervisor_opts opts = {.run_dir = run_dir, .actor_bin = bin, .log_level = lvl};
+    rc = sl_supervisor_run(topo, &opts);
+    sl_topology_free(topo);
+    return rc;
+}
