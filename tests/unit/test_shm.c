@@ -11,10 +11,12 @@
 #include "shm.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -466,6 +468,97 @@ static void test_a_dead_producer_gives_a_clean_error_and_open_views_stay_valid(v
     sl_shm_view_close(v);
 }
 
+/* ------------------------------------------------- concurrent hand-offs */
+
+#define RACE_N 20000
+typedef struct race_q {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    sl_shm_desc q[8];
+    unsigned head, tail;
+} race_q;
+
+typedef struct race_c {
+    race_q *q;
+    const sl_shm_desc *first;
+    unsigned id;
+    int errors;
+} race_c;
+
+static void *race_consumer(void *arg) {
+    race_c *c = arg;
+    sl_shm_view *v;
+    if (sl_shm_arena_open(c->first, c->id, &v) != SL_OK) return c->errors = 1, NULL;
+    for (uint64_t i = 0; i < RACE_N; i++) {
+        pthread_mutex_lock(&c->q->mu);
+        while (c->q->head == c->q->tail) pthread_cond_wait(&c->q->cv, &c->q->mu);
+        sl_shm_desc d = c->q->q[c->q->head++ % 8];
+        pthread_mutex_unlock(&c->q->mu);
+        const void *p;
+        size_t n;
+        uint64_t tag;
+        if (sl_shm_read(v, &d, SL_SHM_READ_TRUST_DATA, &p, &n) != SL_OK || n != 64) c->errors++;
+        else if (memcpy(&tag, p, 8), tag != i) c->errors++;
+        if (sl_shm_release(v, &d) != SL_OK) c->errors++;
+        if (i % 7 == 0 && sl_shm_release(v, &d) != SL_ESTALE) c->errors++; /* double release */
+    }
+    sl_shm_view_close(v);
+    return NULL;
+}
+
+static void test_concurrent_handoffs_with_double_releases_lose_no_slot(void **state) {
+    sl_shm_arena *a;
+    assert_int_equal(sl_shm_arena_create("race", 3, 4096, &a), SL_OK);
+    race_q qs[2];
+    race_c cs[2];
+    pthread_t th[2];
+    sl_shm_desc first = publish(a, 64, 1, 0);
+    {
+        sl_shm_view *v;
+        assert_int_equal(sl_shm_arena_open(&first, 0, &v), SL_OK);
+        assert_int_equal(sl_shm_release(v, &first), SL_OK);
+        sl_shm_view_close(v);
+    }
+    for (int k = 0; k < 2; k++) {
+        pthread_mutex_init(&qs[k].mu, NULL);
+        pthread_cond_init(&qs[k].cv, NULL);
+        qs[k].head = qs[k].tail = 0;
+        cs[k] = (race_c){.q = &qs[k], .first = &first, .id = (unsigned)k};
+        assert_int_equal(pthread_create(&th[k], NULL, race_consumer, &cs[k]), 0);
+    }
+    uint64_t full = 0;
+    for (uint64_t i = 0; i < RACE_N; i++) {
+        void *p;
+        uint32_t slot;
+        int rc;
+        while ((rc = sl_shm_slot_acquire(a, &p, &slot)) == SL_EFULL) full++, sched_yield();
+        assert_int_equal(rc, SL_OK);
+        memcpy(p, &i, 8);
+        sl_shm_desc d;
+        assert_int_equal(sl_shm_slot_publish(a, slot, 64, 2, &d), SL_OK);
+        for (int k = 0; k < 2; k++) {
+            pthread_mutex_lock(&qs[k].mu);
+            while (qs[k].tail - qs[k].head == 8) {
+                pthread_mutex_unlock(&qs[k].mu);
+                sched_yield();
+                pthread_mutex_lock(&qs[k].mu);
+            }
+            qs[k].q[qs[k].tail++ % 8] = d;
+            pthread_cond_signal(&qs[k].cv);
+            pthread_mutex_unlock(&qs[k].mu);
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(pthread_join(th[k], NULL), 0);
+        assert_int_equal(cs[k].errors, 0);
+    }
+    sl_shm_stats st;
+    sl_shm_arena_stats(a, &st);
+    assert_int_equal(st.free, 3);
+    assert_true(full > 0); /* the producer did have to wait for releases */
+    sl_shm_arena_close(a);
+}
+
 int main(void) {
     sl_log_init("test_shm", SL_LOG_ERROR);
     const struct CMUnitTest tests[] = {
@@ -481,6 +574,7 @@ int main(void) {
         cmocka_unit_test(test_bad_arena_geometry_and_names_are_refused),
         cmocka_unit_test(test_reclaim_frees_the_slots_of_a_consumer_that_died),
         cmocka_unit_test(test_a_dead_producer_gives_a_clean_error_and_open_views_stay_valid),
+        cmocka_unit_test(test_concurrent_handoffs_with_double_releases_lose_no_slot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
