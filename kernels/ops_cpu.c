@@ -1,0 +1,417 @@
+/*
+ * ops_cpu.c — the CPU backend of the ops table (ops.h): fp32, matrix
+ * products through OpenBLAS cblas_sgemm, everything else plain C threaded
+ * with OpenMP where the loop is large enough to pay. It is the numerical
+ * reference the CUDA backend is tested against; clarity first, then speed.
+ *
+ * It is not a general BLAS wrapper and checks no shapes (the model does).
+ */
+#include "ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- memory */
+
+static void *cpu_alloc(size_t bytes)
+{
+    if (bytes == 0) return NULL;
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded < bytes) return NULL;
+    void *p = aligned_alloc(64, rounded);
+    if (p) memset(p, 0, rounded);
+    return p;
+}
+
+static void cpu_free(void *p) { free(p); }
+static void cpu_copy(void *dst, const void *src, size_t bytes)
+{
+    if (bytes) memmove(dst, src, bytes);
+}
+static void cpu_zero(void *p, size_t bytes)
+{
+    if (bytes) memset(p, 0, bytes);
+}
+
+/* ---------------------------------------------------------------- matmul */
+
+static void cpu_matmul(float *C, const float *A, const float *B, int M, int N, int K, int transA,
+                       int transB, float alpha, int accumulate)
+{
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        if (!accumulate) memset(C, 0, sizeof(float) * (size_t)M * (size_t)N);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, transA ? M : K, B,
+                transB ? K : N, accumulate ? 1.0f : 0.0f, C, N);
+}
+
+/* ----------------------------------------------------------- elementwise */
+
+static void cpu_add_inplace(float *y, const float *x, size_t n)
+{
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+static void cpu_bias_add(float *out, const float *b, int T, int C)
+{
+#pragma omp parallel for schedule(static) if ((size_t)T * C > 65536)
+    for (int t = 0; t < T; t++) {
+        float *o = out + (size_t)t * C;
+        for (int c = 0; c < C; c++) o[c] += b[c];
+    }
+}
+
+static void cpu_bias_bwd(float *db, const float *dout, int T, int C)
+{
+    for (int t = 0; t < T; t++) {
+        const float *d = dout + (size_t)t * C;
+        for (int c = 0; c < C; c++) db[c] += d[c];
+    }
+}
+
+/* ------------------------------------------------------------- embedding */
+
+static void cpu_embedding_fwd(float *out, const float *wte, const int32_t *tokens, int T, int C)
+{
+#pragma omp parallel for schedule(static) if ((size_t)T * C > 65536)
+    for (int t = 0; t < T; t++)
+        memcpy(out + (size_t)t * C, wte + (size_t)tokens[t] * C, sizeof(float) * (size_t)C);
+}
+
+static void cpu_embedding_bwd(float *dwte, const float *dout, const int32_t *tokens, int T, int C)
+{
+    /* serial: repeated tokens would race */
+    for (int t = 0; t < T; t++) {
+        float *d = dwte + (size_t)tokens[t] * C;
+        const float *g = dout + (size_t)t * C;
+        for (int c = 0; c < C; c++) d[c] += g[c];
+    }
+}
+
+/* --------------------------------------------------------------- rmsnorm */
+
+static void cpu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int T,
+                            int C, float eps)
+{
+#pragma omp parallel for schedule(static) if ((size_t)T * C > 32768)
+    for (int t = 0; t < T; t++) {
+        const float *x = inp + (size_t)t * C;
+        float *o = out + (size_t)t * C;
+        float ss = 0.0f;
+        for (int c = 0; c < C; c++) ss += x[c] * x[c];
+        float r = 1.0f / sqrtf(ss / (float)C + eps);
+        rstd[t] = r;
+        for (int c = 0; c < C; c++) o[c] = w[c] * (x[c] * r);
+    }
+}
+
+static void cpu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp,
+                            const float *w, const float *rstd, int T, int C)
+{
+#pragma omp parallel for schedule(static) if ((size_t)T * C > 32768)
+    for (int t = 0; t < T; t++) {
+        const float *x = inp + (size_t)t * C, *g = dout + (size_t)t * C;
+        float *dx = dinp + (size_t)t * C;
+        float r = rstd[t], dot = 0.0f;
+        for (int c = 0; c < C; c++) dot += w[c] * g[c] * x[c];
+        /* d/dx_c of w_c x_c r: r w_c g_c - x_c r^3 sum(w g x) / C */
+        float k = dot * r * r * r / (float)C;
+        for (int c = 0; c < C; c++) dx[c] += r * w[c] * g[c] - k * x[c];
+    }
+    for (int t = 0; t < T; t++) {
+        const float *x = inp + (size_t)t * C, *g = dout + (size_t)t * C;
+        float r = rstd[t];
+        for (int c = 0; c < C; c++) dw[c] += g[c] * x[c] * r;
+    }
+}
+
+/* ------------------------------------------------------------------ rope */
+
+static void rope_apply(float *x, const int32_t *pos, const float *cos_t, const float *sin_t,
+                       int T, int n_head, int hd, float sign)
+{
+    int half = hd / 2;
+#pragma omp parallel for schedule(static) if ((size_t)T * n_head * hd > 65536)
+    for (int t = 0; t < T; t++) {
+        const float *cs = cos_t + (size_t)pos[t] * half, *sn = sin_t + (size_t)pos[t] * half;
+        for (int h = 0; h < n_head; h++) {
+            float *v = x + ((size_t)t * n_head + h) * hd;
+            for (int i = 0; i < half; i++) {
+                float c = cs[i], s = sign * sn[i];
+                float a = v[i], b = v[i + half];
+                v[i] = a * c - b * s;
+                v[i + half] = b * c + a * s;
+            }
+        }
+    }
+}
+
+static void cpu_rope_fwd(float *x, const int32_t *pos, const float *cos_t, const float *sin_t,
+                         int T, int n_head, int hd)
+{
+    rope_apply(x, pos, cos_t, sin_t, T, n_head, hd, 1.0f);
+}
+
+static void cpu_rope_bwd(float *dx, const int32_t *pos, const float *cos_t, const float *sin_t,
+                         int T, int n_head, int hd)
+{
+    rope_apply(dx, pos, cos_t, sin_t, T, n_head, hd, -1.0f);
+}
+
+/* ------------------------------------------------------------- attention */
+
+static inline float dotf(const float *a, const float *b, int n)
+{
+    float s = 0.0f;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* One query row against nkeys keys (stride ks floats between keys):
+ * o = softmax(scale q.k) v with an online (single pass, rescaling)
+ * softmax, so no score buffer is needed; returns the log-sum-exp. */
+static float attn_row(float *o, const float *qi, const float *kb, const float *vb, size_t ks,
+                      int nkeys, int hd, float scale)
+{
+    float mx = -INFINITY, sum = 0.0f;
+    for (int i = 0; i < hd; i++) o[i] = 0.0f;
+    for (int j = 0; j < nkeys; j++) {
+        float d = dotf(qi, kb + (size_t)j * ks, hd) * scale;
+        if (d > mx) {
+            float r = expf(mx - d); /* 0 on the first key */
+            sum *= r;
+            for (int i = 0; i < hd; i++) o[i] *= r;
+            mx = d;
+        }
+        float e = expf(d - mx);
+        sum += e;
+        const float *vj = vb + (size_t)j * ks;
+        for (int i = 0; i < hd; i++) o[i] += e * vj[i];
+    }
+    float inv = 1.0f / sum;
+    for (int i = 0; i < hd; i++) o[i] *= inv;
+    return mx + logf(sum);
+}
+
+static void cpu_attention_fwd(float *out, float *lse, const float *q, const float *k,
+                              const float *v, const int32_t *cu, int n_seq, int n_head, int n_kv,
+                              int hd, float scale)
+{
+    int group = n_head / n_kv;
+    size_t ks = (size_t)n_kv * hd, qs = (size_t)n_head * hd;
+    /* rows are independent: parallel over (sequence, head) pairs */
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int u = 0; u < n_seq * n_head; u++) {
+        int sq = u / n_head, h = u % n_head, kvh = h / group;
+        int b = cu[sq], L = cu[sq + 1] - cu[sq];
+        const float *kb = k + (size_t)b * ks + (size_t)kvh * hd;
+        const float *vb = v + (size_t)b * ks + (size_t)kvh * hd;
+        for (int i = 0; i < L; i++) {
+            size_t t = (size_t)b + i;
+            lse[t * n_head + h] = attn_row(out + t * qs + (size_t)h * hd,
+                                           q + t * qs + (size_t)h * hd, kb, vb, ks, i + 1,
+                                           hd, scale);
+        }
+    }
+}
+
+static void cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                              const float *k, const float *v, const float *out, const float *lse,
+                              const int32_t *cu, int n_seq, int n_head, int n_kv, int hd,
+                              float scale)
+{
+    int T = cu[n_seq], group = n_head / n_kv;
+    size_t ks = (size_t)n_kv * hd, qs = (size_t)n_head * hd;
+    memset(dk, 0, sizeof(float) * (size_t)T * ks);
+    memset(dv, 0, sizeof(float) * (size_t)T * ks);
+    /* a unit owns the dk/dv rows of one (sequence, kv head): no races */
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int u = 0; u < n_seq * n_kv; u++) {
+        int sq = u / n_kv, kvh = u % n_kv;
+        int b = cu[sq], L = cu[sq + 1] - cu[sq];
+        const float *kb = k + (size_t)b * ks + (size_t)kvh * hd;
+        const float *vb = v + (size_t)b * ks + (size_t)kvh * hd;
+        float *dkb = dk + (size_t)b * ks + (size_t)kvh * hd;
+        float *dvb = dv + (size_t)b * ks + (size_t)kvh * hd;
+        for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+            for (int i = 0; i < L; i++) {
+                size_t t = (size_t)b + i;
+                const float *qi = q + t * qs + (size_t)h * hd;
+                const float *gi = dout + t * qs + (size_t)h * hd;
+                const float *oi = out + t * qs + (size_t)h * hd;
+                float *dqi = dq + t * qs + (size_t)h * hd;
+                float l = lse[t * n_head + h];
+                float D = dotf(gi, oi, hd);
+                for (int c = 0; c < hd; c++) dqi[c] = 0.0f;
+                for (int j = 0; j <= i; j++) {
+                    const float *kj = kb + (size_t)j * ks, *vj = vb + (size_t)j * ks;
+                    float p = expf(dotf(qi, kj, hd) * scale - l);
+                    float dp = dotf(gi, vj, hd);
+                    float ds = p * (dp - D) * scale;
+                    float *dkj = dkb + (size_t)j * ks, *dvj = dvb + (size_t)j * ks;
+                    for (int c = 0; c < hd; c++) {
+                        dqi[c] += ds * kj[c];
+                        dkj[c] += ds * qi[c];
+                        dvj[c] += p * gi[c];
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void cpu_attention_cached_fwd(float *out, const float *q, const float *kc, const float *vc,
+                                     const int32_t *slot, const int32_t *cuq,
+                                     const int32_t *kv_len, int n_seq, int max_len, int n_head,
+                                     int n_kv, int hd, float scale)
+{
+    int group = n_head / n_kv;
+    size_t ks = (size_t)n_kv * hd, qs = (size_t)n_head * hd;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int u = 0; u < n_seq * n_head; u++) {
+        int sq = u / n_head, h = u % n_head, kvh = h / group;
+        int nq = cuq[sq + 1] - cuq[sq], first = kv_len[sq] - nq;
+        const float *kb = kc + (size_t)slot[sq] * max_len * ks + (size_t)kvh * hd;
+        const float *vb = vc + (size_t)slot[sq] * max_len * ks + (size_t)kvh * hd;
+        for (int i = 0; i < nq; i++) {
+            size_t t = (size_t)cuq[sq] + i;
+            attn_row(out + t * qs + (size_t)h * hd, q + t * qs + (size_t)h * hd, kb, vb, ks,
+                     first + i + 1, hd, scale);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- swiglu */
+
+static void cpu_swiglu_fwd(float *out, const float *gate, const float *up, size_t n)
+{
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+static void cpu_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate,
+                           const float *up, size_t n)
+{
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i], sg = 1.0f / (1.0f + expf(-g));
+        float d = dout[i];
+        dup[i] = d * g * sg;
+        dgate[i] = d * up[i] * sg * (1.0f + g * (1.0f - sg));
+    }
+}
+
+/* ------------------------------------------------------- LM head, fused */
+
+static void cpu_lmhead_logprob_fwd(float *logprob, float *entropy, float *lse, const float *h,
+                                   const float *W, const int32_t *target, int T, int C, int V,
+                                   float *scratch)
+{
+    double m[SL_LMHEAD_CHUNK_T], s[SL_LMHEAD_CHUNK_T], a[SL_LMHEAD_CHUNK_T];
+    float tl[SL_LMHEAD_CHUNK_T];
+    for (int t0 = 0; t0 < T; t0 += SL_LMHEAD_CHUNK_T) {
+        int nt = T - t0 < SL_LMHEAD_CHUNK_T ? T - t0 : SL_LMHEAD_CHUNK_T;
+        for (int i = 0; i < nt; i++) m[i] = -INFINITY, s[i] = 0.0, a[i] = 0.0, tl[i] = 0.0f;
+        for (int v0 = 0; v0 < V; v0 += SL_LMHEAD_CHUNK_V) {
+            int nv = V - v0 < SL_LMHEAD_CHUNK_V ? V - v0 : SL_LMHEAD_CHUNK_V;
+            cpu_matmul(scratch, h + (size_t)t0 * C, W + (size_t)v0 * C, nt, nv, C, 0, 1, 1.0f, 0);
+            /* online log-sum-exp; a = sum e^(l-m) l for the entropy */
+#pragma omp parallel for schedule(static)
+            for (int i = 0; i < nt; i++) {
+                const float *l = scratch + (size_t)i * nv;
+                float mx = -INFINITY;
+                for (int j = 0; j < nv; j++)
+                    if (l[j] > mx) mx = l[j];
+                double mn = mx > m[i] ? mx : m[i];
+                double r = exp(m[i] - mn), ss = 0.0, aa = 0.0;
+                for (int j = 0; j < nv; j++) {
+                    double e = exp((double)l[j] - mn);
+                    ss += e;
+                    aa += e * l[j];
+                }
+                s[i] = s[i] * r + ss;
+                a[i] = a[i] * r + aa;
+                m[i] = mn;
+                int tg = target ? target[t0 + i] : -1;
+                if (tg >= v0 && tg < v0 + nv) tl[i] = l[tg - v0];
+            }
+        }
+        for (int i = 0; i < nt; i++) {
+            double L = m[i] + log(s[i]);
+            lse[t0 + i] = (float)L;
+            int tg = target ? target[t0 + i] : -1;
+            logprob[t0 + i] = tg >= 0 ? (float)(tl[i] - L) : 0.0f;
+            if (entropy) entropy[t0 + i] = (float)(L - a[i] / s[i]);
+        }
+    }
+}
+
+static void cpu_lmhead_logprob_bwd(float *dh, float *dW, const float *dlogprob,
+                                   const float *dentropy, const float *h, const float *W,
+                                   const int32_t *target, const float *lse, const float *entropy,
+                                   int T, int C, int V, float *scratch)
+{
+    for (int t0 = 0; t0 < T; t0 += SL_LMHEAD_CHUNK_T) {
+        int nt = T - t0 < SL_LMHEAD_CHUNK_T ? T - t0 : SL_LMHEAD_CHUNK_T;
+        for (int v0 = 0; v0 < V; v0 += SL_LMHEAD_CHUNK_V) {
+            int nv = V - v0 < SL_LMHEAD_CHUNK_V ? V - v0 : SL_LMHEAD_CHUNK_V;
+            cpu_matmul(scratch, h + (size_t)t0 * C, W + (size_t)v0 * C, nt, nv, C, 0, 1, 1.0f, 0);
+#pragma omp parallel for schedule(static)
+            for (int i = 0; i < nt; i++) {
+                float *l = scratch + (size_t)i * nv;
+                int t = t0 + i, tg = target ? target[t] : -1;
+                float L = lse[t], gl = dlogprob ? dlogprob[t] : 0.0f;
+                float ge = dentropy ? dentropy[t] : 0.0f, H = entropy ? entropy[t] : 0.0f;
+                if (tg < 0) gl = 0.0f;
+                for (int j = 0; j < nv; j++) {
+                    float lp = l[j] - L, p = expf(lp);
+                    l[j] = -p * gl - ge * p * (lp + H);
+                }
+                if (tg >= v0 && tg < v0 + nv) l[tg - v0] += gl;
+            }
+            cpu_matmul(dW + (size_t)v0 * C, scratch, h + (size_t)t0 * C, nv, C, nt, 1, 0, 1.0f, 1);
+            cpu_matmul(dh + (size_t)t0 * C, scratch, W + (size_t)v0 * C, nt, C, nv, 0, 0, 1.0f,
+                       v0 > 0);
+        }
+    }
+}
+
+/* ----------------------------------------------------------------- table */
+
+static const sl_ops CPU_OPS = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .copy_in = cpu_copy,
+    .copy_out = cpu_copy,
+    .copy = cpu_copy,
+    .zero = cpu_zero,
+    .matmul = cpu_matmul,
+    .add_inplace = cpu_add_inplace,
+    .bias_add = cpu_bias_add,
+    .bias_bwd = cpu_bias_bwd,
+    .embedding_fwd = cpu_embedding_fwd,
+    .embedding_bwd = cpu_embedding_bwd,
+    .rmsnorm_fwd = cpu_rmsnorm_fwd,
+    .rmsnorm_bwd = cpu_rmsnorm_bwd,
+    .rope_fwd = cpu_rope_fwd,
+    .rope_bwd = cpu_rope_bwd,
+    .attention_fwd = cpu_attention_fwd,
+    .attention_bwd = cpu_attention_bwd,
+    .attention_cached_fwd = cpu_attention_cached_fwd,
+    .swiglu_fwd = cpu_swiglu_fwd,
+    .swiglu_bwd = cpu_swiglu_bwd,
+    .lmhead_logprob_fwd = cpu_lmhead_logprob_fwd,
+    .lmhead_logprob_bwd = cpu_lmhead_logprob_bwd,
+};
+
+const sl_ops *sl_ops_cpu(void) { return &CPU_OPS; }
