@@ -15,6 +15,7 @@
  */
 #include "base.h"
 #include "chat.h"
+#include "model.h"
 #include "safetensors.h"
 #include "sampler.h"
 #include "tokenizer.h"
@@ -31,9 +32,9 @@
 static const char *usage_text =
     "usage: slime-model info DIR\n"
     "       slime-model tokenize DIR_OR_TOKENIZER_FILE [--decode]   (JSON lines on stdin)\n"
-    "       slime-model score DIR                                   (JSON lines on stdin)\n"
+    "       slime-model score DIR [--max-len N]                     (JSON lines on stdin)\n"
     "       slime-model generate DIR --prompt TEXT [--chat] [--max-tokens N]\n"
-    "                            [--temperature T] [--top-p P] [--top-k K] [--seed S]\n";
+    "                            [--temperature T] [--top-p P] [--top-k K] [--seed S] [--json]\n";
 
 static int usage(const char *why) {
     if (why) fprintf(stderr, "slime-model: %s\n", why);
@@ -82,7 +83,7 @@ static int put_line(json_t *v) {
 }
 
 /* Read a strictly parsed argument. */
-__attribute__((unused)) static int parse_long(const char *s, long lo, long hi, long *out) {
+static int parse_long(const char *s, long lo, long hi, long *out) {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
@@ -91,7 +92,7 @@ __attribute__((unused)) static int parse_long(const char *s, long lo, long hi, l
     return 0;
 }
 
-__attribute__((unused)) static int parse_float(const char *s, double lo, double hi, double *out) {
+static int parse_float(const char *s, double lo, double hi, double *out) {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
@@ -363,6 +364,293 @@ static int cmd_tokenize(int argc, char **argv) {
     return rc;
 }
 
+/* ------------------------------------------------------------------ score */
+
+static int load_model(const char *dir, int max_tokens, sl_model **m) {
+    char err[SL_MODEL_ERRLEN];
+    int rc = sl_model_load_hf(dir, sl_ops_cpu(), max_tokens, m, err, sizeof err);
+    if (rc) fprintf(stderr, "slime-model: %s\n", err[0] ? err : sl_strerror(rc));
+    return rc;
+}
+
+typedef struct score_ctx {
+    sl_model *m;
+    int max_len;
+    float *lp;
+    int32_t *cu;
+} score_ctx;
+
+static int score_line(void *vctx, json_t *obj, size_t lineno) {
+    score_ctx *c = vctx;
+    json_t *ids = json_object_get(obj, "ids");
+    if (!ids) return fail_with(SL_EXIT_USAGE, "stdin line %zu: expected {\"ids\": [...]}", lineno);
+    int32_t *v;
+    size_t n;
+    const char *why;
+    if (ids_from_json(ids, &v, &n, &why)) return fail_with(SL_EXIT_USAGE, "stdin line %zu: %s", lineno, why);
+    int rc = SL_EXIT_OK;
+    json_t *out = json_array();
+    for (size_t i = 0; i < n; i++)
+        if (v[i] >= c->m->cfg.vocab_size) {
+            rc = fail_with(SL_EXIT_USAGE, "stdin line %zu: id %d at position %zu is outside the model's vocabulary (%d)",
+                           lineno, (int)v[i], i, c->m->cfg.vocab_size);
+            goto done;
+        }
+    if (n > (size_t)c->max_len) {
+        rc = fail_with(SL_EXIT_USAGE, "stdin line %zu: %zu ids, more than the %d this run scores (--max-len)", lineno,
+                       n, c->max_len);
+        goto done;
+    }
+    if (n >= 2) {
+        int32_t cu[2] = {0, (int32_t)n};
+        int e = sl_model_forward(c->m, v, cu, 1, NULL, c->lp, NULL, NULL);
+        if (e) {
+            rc = fail_with(exit_of(e), "stdin line %zu: forward failed: %s", lineno, sl_strerror(e));
+            goto done;
+        }
+        for (size_t i = 0; i + 1 < n; i++) json_array_append_new(out, json_real(c->lp[i]));
+    }
+    json_t *o = json_pack("{s:O}", "logprobs", out);
+    if (!o || put_line(o)) rc = fail_with(SL_EXIT_FAIL, "stdout: write failed");
+    json_decref(o);
+done:
+    json_decref(out);
+    free(v);
+    return rc;
+}
+
+static int cmd_score(int argc, char **argv) {
+    const char *dir = NULL;
+    long max_len = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--max-len")) {
+            if (i + 1 >= argc || parse_long(argv[++i], 2, 1 << 20, &max_len))
+                return usage("score: --max-len needs an integer in [2, 1048576]");
+        } else if (argv[i][0] == '-') return usage("score: unknown option");
+        else if (!dir) dir = argv[i];
+        else return usage("score takes one folder");
+    }
+    if (!dir) return usage("score needs a model folder");
+    if (!is_dir(dir)) return fail_with(SL_EXIT_USAGE, "%s: not a folder", dir);
+    /* size the activations for the longest sequence we accept */
+    sl_hf_config cfg;
+    char err[SL_HF_ERRLEN];
+    int rc = sl_hf_config_load(&cfg, dir, err, sizeof err);
+    if (rc) return fail_with(exit_of(rc), "%s", err);
+    int maxpos = cfg.max_position_embeddings;
+    sl_hf_config_fini(&cfg);
+    if (!max_len) max_len = maxpos < 2048 ? maxpos : 2048;
+    if (max_len > maxpos) max_len = maxpos;
+    score_ctx c = {0};
+    c.max_len = (int)max_len;
+    rc = load_model(dir, c.max_len, &c.m);
+    if (rc) return exit_of(rc);
+    c.lp = malloc((size_t)c.max_len * sizeof *c.lp);
+    if (!c.lp) rc = fail_with(SL_EXIT_FAIL, "out of memory");
+    else rc = each_line(score_line, &c);
+    free(c.lp);
+    sl_model_free(c.m);
+    return rc;
+}
+
+/* --------------------------------------------------------------- generate */
+
+typedef struct gen_opts {
+    const char *dir, *prompt;
+    int chat, json;
+    long max_tokens;
+    sl_sampler_cfg s;
+} gen_opts;
+
+static int parse_gen(int argc, char **argv, gen_opts *o) {
+    memset(o, 0, sizeof *o);
+    sl_sampler_cfg_default(&o->s);
+    o->max_tokens = 128;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double d;
+        long l;
+        if (!strcmp(a, "--chat")) o->chat = 1;
+        else if (!strcmp(a, "--json")) o->json = 1;
+        else if (!strcmp(a, "--prompt")) {
+            if (!v) return usage("generate: --prompt needs a text");
+            o->prompt = v, i++;
+        } else if (!strcmp(a, "--max-tokens")) {
+            if (!v || parse_long(v, 0, 1 << 20, &l)) return usage("generate: --max-tokens needs an integer in [0, 1048576]");
+            o->max_tokens = l, i++;
+        } else if (!strcmp(a, "--temperature")) {
+            if (!v || parse_float(v, 0, 1000, &d)) return usage("generate: --temperature needs a number in [0, 1000]");
+            o->s.temperature = (float)d, i++;
+        } else if (!strcmp(a, "--top-p")) {
+            if (!v || parse_float(v, 0, 1, &d) || d <= 0) return usage("generate: --top-p needs a number in (0, 1]");
+            o->s.top_p = (float)d, i++;
+        } else if (!strcmp(a, "--top-k")) {
+            if (!v || parse_long(v, 0, INT32_MAX, &l)) return usage("generate: --top-k needs an integer >= 0");
+            o->s.top_k = (int)l, i++;
+        } else if (!strcmp(a, "--seed")) {
+            char *end;
+            errno = 0;
+            if (!v || v[0] == '-' || (o->s.seed = strtoull(v, &end, 10), errno || end == v || *end))
+                return usage("generate: --seed needs a non-negative integer");
+            i++;
+        } else if (a[0] == '-') {
+            return usage("generate: unknown option");
+        } else if (!o->dir) {
+            o->dir = a;
+        } else {
+            return usage("generate takes one folder");
+        }
+    }
+    if (!o->dir) return usage("generate needs a model folder");
+    if (!o->prompt) return usage("generate needs --prompt TEXT");
+    return 0;
+}
+
+/* Render and tokenize the prompt. */
+static int prompt_ids(const gen_opts *o, const sl_tokenizer *tok, const char *model_type, int32_t **ids,
+                      size_t *n) {
+    char *text = NULL;
+    size_t len = strlen(o->prompt);
+    const char *src = o->prompt;
+    if (o->chat) {
+        sl_chat_format fmt = sl_chat_format_from_template(sl_tokenizer_chat_template(tok));
+        if (fmt == SL_CHAT_NONE && sl_chat_format_from_name(model_type, &fmt) != SL_OK) fmt = SL_CHAT_NONE;
+        sl_chat_msg msg = {.role = "user", .content = o->prompt};
+        int rc = sl_chat_render(fmt, &msg, 1, NULL, &text, &len);
+        if (rc) return fail_with(exit_of(rc), "chat template: %s", sl_strerror(rc));
+        src = text;
+    }
+    int rc = sl_tokenizer_encode(tok, src, len, ids, n);
+    free(text);
+    if (rc) return fail_with(exit_of(rc), "encode: %s", sl_strerror(rc));
+    if (*n == 0) {
+        free(*ids);
+        return fail_with(SL_EXIT_USAGE, "the prompt encodes to no tokens");
+    }
+    return 0;
+}
+
+static int is_stop(int32_t t, const sl_model *m, const sl_tokenizer *tok) {
+    if (t == sl_tokenizer_eos_id(tok)) return 1;
+    for (int i = 0; i < m->cfg.n_eos; i++)
+        if (t == m->cfg.eos_token_ids[i]) return 1;
+    return 0;
+}
+
+static int cmd_generate(int argc, char **argv) {
+    gen_opts o;
+    int rc = parse_gen(argc, argv, &o);
+    if (rc) return rc;
+    if (!is_dir(o.dir)) return fail_with(SL_EXIT_USAGE, "%s: not a folder", o.dir);
+    sl_hf_config cfg;
+    char err[SL_HF_ERRLEN];
+    rc = sl_hf_config_load(&cfg, o.dir, err, sizeof err);
+    if (rc) return fail_with(exit_of(rc), "%s", err);
+    sl_tokenizer *tok = NULL;
+    sl_model *m = NULL;
+    sl_kv_cache *kv = NULL;
+    int32_t *ids = NULL, *gen = NULL;
+    float *logits = NULL, *lps = NULL;
+    void *scratch = NULL;
+    size_t n = 0, ng = 0;
+    const char *finish = "length";
+    if ((rc = load_tokenizer(o.dir, &tok))) {
+        rc = exit_of(rc);
+        goto out;
+    }
+    if ((rc = prompt_ids(&o, tok, cfg.model_type, &ids, &n))) goto out;
+    int maxpos = cfg.max_position_embeddings;
+    if (n >= (size_t)maxpos) {
+        rc = fail_with(SL_EXIT_USAGE, "the prompt has %zu tokens, the model at most %d positions", n, maxpos);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] >= cfg.vocab_size) {
+            rc = fail_with(SL_EXIT_USAGE, "prompt token %d is outside the model's vocabulary (%d): tokenizer and model do not match",
+                           (int)ids[i], cfg.vocab_size);
+            goto out;
+        }
+    size_t total = n + (size_t)o.max_tokens;
+    if (total > (size_t)maxpos) total = (size_t)maxpos;
+    if ((rc = load_model(o.dir, (int)n, &m))) {
+        rc = exit_of(rc);
+        goto out;
+    }
+    int V = m->cfg.vocab_size;
+    if (sl_kv_cache_new(m, 1, (int)total, &kv) != SL_OK) {
+        rc = fail_with(SL_EXIT_FAIL, "cannot allocate a KV cache of %zu tokens", total);
+        goto out;
+    }
+    logits = malloc((size_t)V * sizeof *logits);
+    scratch = malloc(sl_sampler_scratch_bytes(V));
+    gen = malloc(((size_t)o.max_tokens + 1) * sizeof *gen);
+    lps = malloc(((size_t)o.max_tokens + 1) * sizeof *lps);
+    if (!logits || !scratch || !gen || !lps) {
+        rc = fail_with(SL_EXIT_FAIL, "out of memory");
+        goto out;
+    }
+    int e = sl_model_prefill(m, kv, 0, ids, (int)n, logits);
+    if (e) {
+        rc = fail_with(exit_of(e), "prefill failed: %s", sl_strerror(e));
+        goto out;
+    }
+    for (ng = 0; ng < (size_t)o.max_tokens;) {
+        if (n + ng >= total) break; /* out of positions */
+        sl_sample s;
+        e = sl_sample_logits(logits, V, &o.s, 0, ng, scratch, &s);
+        if (e) {
+            rc = fail_with(SL_EXIT_FAIL, "sampling failed: %s (non-finite logits?)", sl_strerror(e));
+            goto out;
+        }
+        gen[ng] = s.token;
+        lps[ng] = s.logprob;
+        ng++;
+        if (is_stop(s.token, m, tok)) {
+            finish = "stop";
+            break;
+        }
+        if (ng == (size_t)o.max_tokens || n + ng >= total) break;
+        int32_t slot = 0;
+        e = sl_model_decode(m, kv, &slot, &s.token, 1, logits);
+        if (e) {
+            rc = fail_with(exit_of(e), "decode failed: %s", sl_strerror(e));
+            goto out;
+        }
+    }
+    char *text = NULL;
+    size_t tlen = 0;
+    e = sl_tokenizer_decode(tok, gen, ng, 1, &text, &tlen);
+    if (e) {
+        rc = fail_with(exit_of(e), "decode of the output failed: %s", sl_strerror(e));
+        goto out;
+    }
+    if (o.json) {
+        json_t *lp = json_array();
+        for (size_t i = 0; i < ng; i++) json_array_append_new(lp, json_real(lps[i]));
+        json_t *j = json_pack("{s:s%,s:o,s:o,s:i,s:s}", "text", text, tlen, "tokens", ids_to_json(gen, ng),
+                              "logprobs", lp, "prompt_tokens", (int)n, "finish_reason", finish);
+        if (!j || put_line(j)) rc = fail_with(SL_EXIT_FAIL, "stdout: write failed");
+        json_decref(j);
+    } else {
+        fwrite(text, 1, tlen, stdout);
+        fputc('\n', stdout);
+    }
+    free(text);
+    if (fflush(stdout) != 0) rc = fail_with(SL_EXIT_FAIL, "stdout: %s", strerror(errno));
+out:
+    free(lps);
+    free(gen);
+    free(scratch);
+    free(logits);
+    sl_kv_cache_free(kv);
+    sl_model_free(m);
+    free(ids);
+    sl_tokenizer_free(tok);
+    sl_hf_config_fini(&cfg);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ main */
 
 int main(int argc, char **argv) {
@@ -375,5 +663,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
+    if (!strcmp(cmd, "score")) return cmd_score(argc - 2, argv + 2);
+    if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
     return usage("unknown command");
 }

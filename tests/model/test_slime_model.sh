@@ -100,6 +100,23 @@ PY
         "$BIN" generate "$T/mg" --prompt "Hello" --max-tokens 8 --seed 3 >"$T/g2" 2>>"$T/err"; r2=$?
         if [ $r1 -eq 0 ] && [ $r2 -eq 0 ] && cmp -s "$T/g1" "$T/g2" && [ -s "$T/g1" ]; then ok "generate is reproducible with a seed"
         else bad "generate: $(cat "$T/g1" "$T/err")"; fi
+        "$BIN" generate "$T/mg" --prompt "Hello there" --max-tokens 6 --seed 9 --json >"$T/gj" 2>"$T/err" &&
+        printf '%s\n' '{"text":"Hello there"}' | "$BIN" tokenize "$T/mg" >"$T/pids" 2>>"$T/err" &&
+        python3 - "$T/pids" "$T/gj" >"$T/sin2" <<'PY' &&
+import json, sys
+p = json.load(open(sys.argv[1]))["ids"]; g = json.load(open(sys.argv[2]))
+print(json.dumps({"ids": p + g["tokens"]}))
+PY
+        "$BIN" score "$T/mg" <"$T/sin2" >"$T/sout2" 2>>"$T/err" &&
+        python3 - "$T/pids" "$T/gj" "$T/sout2" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))["ids"]; g = json.load(open(sys.argv[2]))
+s = json.load(open(sys.argv[3]))["logprobs"][len(p) - 1:]
+d = max(abs(a - b) for a, b in zip(s, g["logprobs"]))
+assert len(s) == len(g["logprobs"]) and d < 1e-3, (s, g["logprobs"])
+print("    max |score - generate logprob| = %.2e" % d, file=sys.stderr)
+PY
+        if [ $? -eq 0 ]; then ok "generate's log-probs (KV cache) equal score's (full forward)"; else bad "generate vs score: $(cat "$T/err")"; fi
         "$BIN" generate "$T/mg" --prompt "Hello" --max-tokens 4 --temperature 0 >"$T/g3" 2>"$T/err"
         if [ $? -eq 0 ]; then ok "greedy generate runs"; else bad "greedy generate: $(cat "$T/err")"; fi
         expect_exit2 "generate: a bad --top-p is refused" "top-p" "$BIN" generate "$T/mg" --prompt x --top-p 1.5
