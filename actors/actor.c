@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 /* ============================================================== registry */
@@ -114,6 +113,16 @@ sl_err sl_actor_record_event(sl_actor_ctx *ctx, const char *what) {
 
 /* ============================================================ main loop */
 
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int sig) {
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    ssize_t w = write(sig_pipe[1], &b, 1);
+    (void)w;
+    errno = saved;
+}
+
 static void usage(const char *prog) {
     fprintf(stderr,
             "usage: %s [--run-dir DIR] [--name NAME] [--kind KIND] [--topology FILE] [--verbose]\n"
@@ -205,24 +214,26 @@ int sl_actor_main(const sl_actor_ops *ops, int argc, char **argv) {
         }
     }
 
-    /* Signals become events of the loop: block them before any library
-     * starts threads (ZeroMQ, nng), which inherit the mask. */
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    /* Signals become events of the loop through a self-pipe. (A signalfd
+     * with blocked signals is not enough: libraries may start threads
+     * before main, e.g. OpenBLAS or a sanitizer, and a signal delivered to
+     * one of them would take the default action.) */
     int status = 1;
     sl_hb_responder *hb = NULL;
     void *state = NULL;
     bool inited = false;
-    if (sfd < 0) {
-        sl_error("signalfd: %s", strerror(errno));
+    int sfd = -1;
+    if (pipe2(sig_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+        sl_error("pipe: %s", strerror(errno));
         goto out;
     }
+    sfd = sig_pipe[0];
+    struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
 
     sl_err e = sl_mailbox_open(ctx.run_dir, ctx.name, &ctx.mb);
     if (e) {
@@ -263,9 +274,9 @@ int sl_actor_main(const sl_actor_ops *ops, int argc, char **argv) {
             break;
         }
         if (fds[0].revents & POLLIN) {
-            struct signalfd_siginfo si;
-            while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
-                sl_info("signal %u: stopping", si.ssi_signo);
+            unsigned char sig;
+            while (read(sfd, &sig, 1) == 1) {
+                sl_info("signal %u: stopping", sig);
                 sl_actor_stop(&ctx, 0);
             }
         }
@@ -302,7 +313,14 @@ out:
     sl_hb_responder_close(hb);
     sl_mailbox_close(ctx.mb);
     sl_topology_free(ctx.topo);
-    if (sfd >= 0) close(sfd);
+    if (sfd >= 0) {
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        close(sig_pipe[0]);
+        close(sig_pipe[1]);
+        sig_pipe[0] = sig_pipe[1] = -1;
+    }
     if (inited) sl_info("stopped (status %d)", status);
     return status;
 }

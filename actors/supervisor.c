@@ -4,7 +4,7 @@
  * intensity, heartbeats (nng survey and mailbox PING), the control plane
  * commands, and the run directory.
  *
- * One thread, one loop: signals (signalfd), the control socket, the
+ * One thread, one loop: signals (a self-pipe), the control socket, the
  * heartbeat surveyor and the supervisor's mailbox are polled together.
  * Stopping children is done synchronously (bounded by their shutdown_ms),
  * which keeps the order obvious.
@@ -26,7 +26,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -303,7 +302,14 @@ static sl_err child_spawn(sv *s, child *c) {
     }
     int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     pid_t parent = getpid();
+    /* No handler of ours may run in the child between fork and exec (it
+     * would write into the supervisor's signal pipe): block everything
+     * around fork, reset the handlers in the child, then unblock. */
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
     pid_t pid = fork();
+    if (pid != 0) sigprocmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
         int err = errno;
         close(log_fd);
@@ -323,7 +329,12 @@ static sl_err child_spawn(sv *s, child *c) {
 #ifdef SYS_close_range
         syscall(SYS_close_range, 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */);
 #endif
+        /* Back to defaults before unblocking (exec would reset caught
+         * signals, but not ignored ones like SIGPIPE). */
         signal(SIGPIPE, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
         signal(SIGCHLD, SIG_DFL);
         sigset_t none;
         sigemptyset(&none);
@@ -717,6 +728,16 @@ static void serve_control(sv *s) {
 
 /* ================================================================ run */
 
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int sig) {
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    ssize_t w = write(sig_pipe[1], &b, 1);
+    (void)w;
+    errno = saved;
+}
+
 static sl_err write_topology(sv *s) {
     char tmp[640];
     snprintf(s->topo_path, sizeof s->topo_path, "%s/topology.conf", s->run_dir);
@@ -761,14 +782,20 @@ int sl_supervisor_run(const sl_topology *topo, const sl_supervisor_opts *opts) {
         return SL_EXIT_USAGE;
     }
 
-    /* Block the signals we handle before nng/ZeroMQ start their threads. */
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGCHLD);
-    sigaddset(&mask, SIGHUP);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
+    /* Signals become events of the loop through a self-pipe (handlers run
+     * in whichever thread the kernel picks; libraries may have started
+     * threads before main, so blocking + signalfd would not be enough). */
+    if (pipe2(sig_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+        fprintf(stderr, "slime-supervisor: pipe: %s\n", strerror(errno));
+        return SL_EXIT_FAIL;
+    }
+    s->sfd = sig_pipe[0];
+    struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART | SA_NOCLDSTOP};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGCHLD, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     char path[600];
@@ -792,11 +819,6 @@ int sl_supervisor_run(const sl_topology *topo, const sl_supervisor_opts *opts) {
         goto out;
     }
     rc = SL_EXIT_FAIL;
-    s->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (s->sfd < 0) {
-        sv_log(s, SL_LOG_ERROR, "signalfd: %s", strerror(errno));
-        goto out;
-    }
     sl_err e = sl_control_server_open(s->run_dir, &s->ctl);
     if (e) {
         sv_log(s, SL_LOG_ERROR, "control socket in %s: %s", s->run_dir, sl_strerror(e));
@@ -853,10 +875,10 @@ int sl_supervisor_run(const sl_topology *topo, const sl_supervisor_opts *opts) {
         };
         if (s->mb) sl_mailbox_poll(s->mb, fds, 3, timeout);
         else poll(fds, 3, timeout);
-        struct signalfd_siginfo si;
-        while (read(s->sfd, &si, sizeof si) == (ssize_t)sizeof si) {
-            if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM) {
-                sv_log(s, SL_LOG_INFO, "signal %u: stopping everything", si.ssi_signo);
+        unsigned char sig;
+        while (read(s->sfd, &sig, 1) == 1) {
+            if (sig == SIGINT || sig == SIGTERM) {
+                sv_log(s, SL_LOG_INFO, "signal %u: stopping everything", sig);
                 s->shutdown = true;
                 s->exit_code = 0;
             }
@@ -885,7 +907,13 @@ out:
     sl_mailbox_close(s->mb);
     sl_hb_surveyor_close(s->hb);
     sl_control_server_close(s->ctl);
-    if (s->sfd >= 0) close(s->sfd);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
+    close(sig_pipe[0]);
+    close(sig_pipe[1]);
+    sig_pipe[0] = sig_pipe[1] = -1;
     if (s->log_fd >= 0) close(s->log_fd);
     if (s->lock_fd >= 0) close(s->lock_fd);
     return rc;
