@@ -104,9 +104,11 @@ typedef struct sl_actor_ops {
  * exit status for main() to return: 0 after a clean stop, 1 when init or a
  * handler failed or the mailbox broke, 2 on a usage error (missing run dir
  * or name, unknown flag, unreadable topology) — a message says which.
- * Flags: --run-dir DIR, --name NAME, --kind K (checked against the
- * environment's SL_ACTOR_KIND when both exist; informational otherwise),
- * --topology FILE, --verbose. Flags win over the environment.
+ * Flags: --run-dir DIR, --name NAME, --kind K (the kind name this actor
+ * reports; slime-actor uses it to pick OPS), --topology FILE, --verbose.
+ * Flags win over the environment. With a topology, the actor's log level
+ * is the topology's [run] log_level, and the heartbeat responder runs only
+ * for `heartbeat = nng` (the default of built-in kinds).
  * Takes over SIGTERM, SIGINT, SIGHUP and SIGPIPE for the process (blocked
  * and read through a signalfd). Call it once per process, from main. */
 int sl_actor_main(const sl_actor_ops *ops, int argc, char **argv);

@@ -503,6 +503,11 @@ static void on_child_exit(sv *s, int i, int st) {
     for (int j = first; j < s->n; j++)
         if (again[j]) restart_one(s, &s->c[j]);
     free(again);
+    /* The loop was busy stopping children and heard no heartbeats
+     * meanwhile: that silence is ours, not the survivors'. */
+    uint64_t now = sl_now_ms();
+    for (int j = 0; j < s->n; j++)
+        if (s->c[j].pid > 0 && s->c[j].last_seen_ms) s->c[j].last_seen_ms = now;
 }
 
 static void reap(sv *s) {
@@ -541,8 +546,13 @@ static void beat(sv *s) {
     uint64_t now = sl_now_ms();
     if (now < s->next_beat_ms) return;
     const sl_supervisor_spec *sp = &s->topo->supervisor;
-    s->next_beat_ms = now + (uint64_t)sp->heartbeat_ms;
-    if (s->hb) sl_hb_survey(s->hb, sp->heartbeat_ms);
+    /* While a child has not answered yet, ask more often, so that "running"
+     * shows soon after start. */
+    int every = sp->heartbeat_ms;
+    for (int i = 0; i < s->n && every > 100; i++)
+        if (s->c[i].pid > 0 && s->c[i].state == SL_CHILD_STARTING) every = 100;
+    s->next_beat_ms = now + (uint64_t)every;
+    if (s->hb) sl_hb_survey(s->hb, every);
     if (!s->mb) return;
     for (int i = 0; i < s->n; i++) {
         child *c = &s->c[i];

@@ -342,6 +342,22 @@ static void a_transient_child_is_restarted_after_a_crash_but_not_after_exit_0(vo
     assert_int_equal(stop_supervisor(), 0);
 }
 
+static void a_group_restart_leaves_temporary_siblings_stopped(void **state) {
+    (void)state;
+    write_conf(three_echos("one_for_all", "temporary"));
+    pid_t p[3];
+    json_decref(start_and_wait(p));
+    assert_int_equal(kill(p[0], SIGKILL), 0);
+    want w[] = {{"a", 1, "running"}, {"b", 0, "stopped"}, {"c", 1, "running"}, {0}};
+    json_t *st = wait_for(matches, w, 6000);
+    assert_non_null(st);
+    assert_int_equal(ival(st, "b", "pid"), 0);
+    assert_string_equal(sval(st, "b", "last_exit"), "exit 0");
+    json_decref(st);
+    assert_true(all_gone(p, 3, 2000));
+    assert_int_equal(stop_supervisor(), 0);
+}
+
 /* ============================================================ intensity */
 
 static void too_many_restarts_stop_everything_with_exit_1(void **state) {
@@ -403,6 +419,27 @@ static void a_stopped_actor_is_detected_as_hung_and_restarted(void **state) {
     assert_true(dt < 400 + 3000);
     assert_true(all_gone(&b, 1, 1000));
     assert_int_equal(stop_supervisor(), 0);
+}
+
+static void an_actor_with_heartbeat_none_is_never_judged_hung(void **state) {
+    (void)state;
+    write_conf("[supervisor]\nheartbeat_ms = 50\nheartbeat_timeout_ms = 200\n"
+               "[actor a]\nkind = echo\nheartbeat = none\n");
+    sup = start_supervisor(NULL);
+    json_t *st = wait_for(all_running, NULL, 8000);
+    assert_non_null(st);
+    pid_t a = (pid_t)ival(st, "a", "pid");
+    json_decref(st);
+    assert_int_equal(kill(a, SIGSTOP), 0);
+    usleep(800000); /* four timeouts */
+    st = status();
+    assert_non_null(st);
+    assert_int_equal(ival(st, "a", "pid"), a);
+    assert_int_equal(ival(st, "a", "restarts"), 0);
+    assert_string_equal(sval(st, "a", "heartbeat"), "none");
+    json_decref(st);
+    kill(a, SIGCONT);
+    assert_int_equal(stop_supervisor(), 0); /* SIGTERM also reaches a stopped child (SIGCONT) */
 }
 
 static void inject_hang_stops_the_actor_then_resumes_it(void **state) {
@@ -626,8 +663,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(a_temporary_child_is_never_restarted, setup, teardown),
         cmocka_unit_test_setup_teardown(a_transient_child_is_restarted_after_a_crash_but_not_after_exit_0,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(a_group_restart_leaves_temporary_siblings_stopped, setup, teardown),
         cmocka_unit_test_setup_teardown(too_many_restarts_stop_everything_with_exit_1, setup, teardown),
         cmocka_unit_test_setup_teardown(a_stopped_actor_is_detected_as_hung_and_restarted, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_actor_with_heartbeat_none_is_never_judged_hung, setup, teardown),
         cmocka_unit_test_setup_teardown(inject_hang_stops_the_actor_then_resumes_it, setup, teardown),
         cmocka_unit_test_setup_teardown(orderly_shutdown_stops_children_in_reverse_order, setup, teardown),
         cmocka_unit_test_setup_teardown(slime_ctl_stop_ends_the_run_with_exit_0, setup, teardown),
