@@ -590,6 +590,51 @@ static void slime_ctl_status_json_has_the_documented_fields(void **state) {
     assert_int_equal(stop_supervisor(), 0);
 }
 
+static void a_custom_c_actor_on_the_sdk_joins_as_kind_exec(void **state) {
+    (void)state;
+    char helper[1100], text[4096];
+    snprintf(helper, sizeof helper, "%s/tests/helper_rt_counter", bindir);
+    if (access(helper, X_OK) != 0) skip();
+    /* heartbeat = nng: the SDK's survey responder, from an exec'd program */
+    snprintf(text, sizeof text,
+             "[supervisor]\nheartbeat_ms = 50\nheartbeat_timeout_ms = 1500\n"
+             "[actor cust]\nkind = exec\ncommand = %s\nheartbeat = nng\n"
+             "[actor cust2]\nkind = exec\ncommand = %s\n" /* default heartbeat: mailbox PING */
+             "[actor p]\nkind = pinger\npeer = cust\ninterval_ms = 20\n",
+             helper, helper);
+    write_conf(text);
+    sup = start_supervisor(NULL);
+    json_t *st = wait_for(all_running, NULL, 8000);
+    assert_non_null(st);
+    assert_string_equal(sval(st, "cust", "heartbeat"), "nng");
+    assert_string_equal(sval(st, "cust2", "heartbeat"), "mailbox");
+    assert_string_equal(sval(st, "cust", "kind"), "exec");
+    json_decref(st);
+    char path[160];
+    snprintf(path, sizeof path, "%s/logs/p.log", run_dir);
+    bool replies = false;
+    uint64_t end = sl_now_ms() + 5000;
+    while (!replies && sl_now_ms() < end) {
+        FILE *lf = fopen(path, "r");
+        char line[512];
+        while (lf && fgets(line, sizeof line, lf))
+            if (strstr(line, " replies=10 ")) replies = true;
+        if (lf) fclose(lf);
+        if (!replies) usleep(50000);
+    }
+    assert_true(replies);
+    assert_int_equal(stop_supervisor(), 0);
+    snprintf(path, sizeof path, "%s/events.log", run_dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char buf[512];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *sp = strstr(buf, "stop p\n"), *s2 = strstr(buf, "stop cust2\n"), *s1 = strstr(buf, "stop cust\n");
+    assert_true(sp && s1 && s2 && sp < s2 && s2 < s1);
+}
+
 static int run_capture(const char *const *extra, char *err, size_t cap) {
     pid_t pid = start_supervisor(extra);
     int rc = wait_status(pid, 5000);
@@ -672,6 +717,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(slime_ctl_stop_ends_the_run_with_exit_0, setup, teardown),
         cmocka_unit_test_setup_teardown(children_die_when_the_supervisor_is_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(slime_ctl_status_json_has_the_documented_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_custom_c_actor_on_the_sdk_joins_as_kind_exec, setup, teardown),
         cmocka_unit_test_setup_teardown(a_config_error_gives_file_line_and_exit_2, setup, teardown),
         cmocka_unit_test_setup_teardown(a_run_dir_open_to_others_is_refused, setup, teardown),
     };
