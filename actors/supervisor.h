@@ -28,6 +28,25 @@
  *   - SIGINT / SIGTERM / `slime-ctl stop`: stop everything in reverse
  *     order, exit status 0.
  *
+ * Children start with stdin /dev/null, stdout+stderr appended to
+ * RUN_DIR/logs/NAME.log, in their own process group, and these variables
+ * (the rest of the environment is inherited): SL_RUN_DIR (absolute),
+ * SL_ACTOR_NAME, SL_ACTOR_KIND, SL_TOPOLOGY (= RUN_DIR/topology.conf, the
+ * resolved copy), SL_DEVICE ("cpu" or "cuda:N", the actor's `device`).
+ *
+ * Control commands (one line of text over ipc://RUN_DIR/control; every
+ * reply is one JSON object; errors are {"ok":false,"error":"..."}):
+ *   status [--json]  {"run_dir","pid","strategy","actors":[{"name","kind",
+ *                    "pid" (0: not running),"state","restarts","last_exit"
+ *                    (null: never exited; "exit N", "signal N", "hung",
+ *                    "spawn failed"),"restart","heartbeat",
+ *                    "heartbeat_age_ms"}],"bad_requests"}
+ *   stop             {"ok":true,"stopping":true}, then an orderly stop
+ *   inject ACTOR kill|term|pause|resume|hang SECONDS
+ *                    SIGKILL | SIGTERM | SIGSTOP | SIGCONT | SIGSTOP now
+ *                    and SIGCONT after SECONDS (0..86400)
+ *   help             the list of commands
+ *
  * RUN_DIR layout: topology.conf (the resolved copy children read),
  * control and heartbeat (nng sockets), mb/ (mailboxes), logs/NAME.log (each
  * child's stdout+stderr), logs/supervisor.log, supervisor.lock.
@@ -51,7 +70,6 @@
 typedef struct sl_supervisor_opts {
     const char *run_dir;   /* NULL: the topology's run_dir */
     const char *actor_bin; /* path of slime-actor (for built-in kinds) */
-    sl_log_level log_level;
 } sl_supervisor_opts;
 
 /* Check that TOPO can be run by this build (every built-in kind is

@@ -130,7 +130,7 @@ int main(int argc, char **argv) {
             return SL_EXIT_USAGE;
         }
     }
-    sl_supervisor_opts opts = {.run_dir = run_dir, .actor_bin = bin, .log_level = lvl};
+    sl_supervisor_opts opts = {.run_dir = run_dir, .actor_bin = bin};
     rc = sl_supervisor_run(topo, &opts);
     sl_topology_free(topo);
     return rc;
