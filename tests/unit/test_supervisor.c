@@ -498,6 +498,17 @@ static void orderly_shutdown_stops_children_in_reverse_order(void **state) {
     assert_true(sc < sb && sb < sa);
 }
 
+static void sigint_to_the_supervisor_stops_everything_with_exit_0(void **state) {
+    (void)state;
+    write_conf(three_echos("one_for_one", "permanent"));
+    pid_t p[3];
+    json_decref(start_and_wait(p));
+    kill(sup, SIGINT);
+    assert_int_equal(wait_status(sup, 10000), 0);
+    sup = -1;
+    assert_true(all_gone(p, 3, 1000));
+}
+
 static void slime_ctl_stop_ends_the_run_with_exit_0(void **state) {
     (void)state;
     write_conf(three_echos("one_for_one", "permanent"));
@@ -714,6 +725,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(an_actor_with_heartbeat_none_is_never_judged_hung, setup, teardown),
         cmocka_unit_test_setup_teardown(inject_hang_stops_the_actor_then_resumes_it, setup, teardown),
         cmocka_unit_test_setup_teardown(orderly_shutdown_stops_children_in_reverse_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(sigint_to_the_supervisor_stops_everything_with_exit_0, setup, teardown),
         cmocka_unit_test_setup_teardown(slime_ctl_stop_ends_the_run_with_exit_0, setup, teardown),
         cmocka_unit_test_setup_teardown(children_die_when_the_supervisor_is_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(slime_ctl_status_json_has_the_documented_fields, setup, teardown),
