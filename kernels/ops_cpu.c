@@ -104,6 +104,7 @@ static void cpu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const flo
         const float *x = inp + (size_t)t * C;
         float *o = out + (size_t)t * C;
         float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
         for (int c = 0; c < C; c++) ss += x[c] * x[c];
         float r = 1.0f / sqrtf(ss / (float)C + eps);
         rstd[t] = r;
@@ -119,6 +120,7 @@ static void cpu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const flo
         const float *x = inp + (size_t)t * C, *g = dout + (size_t)t * C;
         float *dx = dinp + (size_t)t * C;
         float r = rstd[t], dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
         for (int c = 0; c < C; c++) dot += w[c] * g[c] * x[c];
         /* d/dx_c of w_c x_c r: r w_c g_c - x_c r^3 sum(w g x) / C */
         float k = dot * r * r * r / (float)C;
@@ -169,6 +171,8 @@ static void cpu_rope_bwd(float *dx, const int32_t *pos, const float *cos_t, cons
 static inline float dotf(const float *a, const float *b, int n)
 {
     float s = 0.0f;
+    /* omp simd: lets the compiler vectorize the reduction (reassociates) */
+#pragma omp simd reduction(+ : s)
     for (int i = 0; i < n; i++) s += a[i] * b[i];
     return s;
 }
@@ -331,12 +335,13 @@ static void cpu_lmhead_logprob_fwd(float *logprob, float *entropy, float *lse, c
                 float mx = -INFINITY;
                 for (int j = 0; j < nv; j++)
                     if (l[j] > mx) mx = l[j];
-                double mn = mx > m[i] ? mx : m[i];
+                float mn = mx > m[i] ? mx : (float)m[i];
                 double r = exp(m[i] - mn), ss = 0.0, aa = 0.0;
+                /* float exponentials (the hot loop), double sums */
                 for (int j = 0; j < nv; j++) {
-                    double e = exp((double)l[j] - mn);
+                    float e = expf(l[j] - mn);
                     ss += e;
-                    aa += e * l[j];
+                    aa += (double)e * l[j];
                 }
                 s[i] = s[i] * r + ss;
                 a[i] = a[i] * r + aa;
