@@ -56,7 +56,12 @@ typedef enum sl_arith_split {
     SL_ARITH_HELDOUT = 1,
 } sl_arith_split;
 
-#define SL_ARITH_MAX_DIGITS 9 /* products stay below 10^18 */
+/* Products stay below 10^14 < 2^53, exact as doubles (the gsm8k reward
+ * parses numbers as doubles). Note: sl_reward_gsm8k compares with a relative
+ * tolerance of 1e-6, so answers of 10^6 and more are graded loosely (an
+ * off-by-one answer above 10^6 scores 1); keep max_digits <= 3 (every
+ * answer, products included, below 10^6) where exact grading matters. */
+#define SL_ARITH_MAX_DIGITS 7
 
 /* Difficulty and format knobs. */
 typedef struct sl_arith_cfg {
