@@ -295,7 +295,7 @@ int sl_arith_write_tokenizer(const char *dir, char *err, size_t errlen) {
                             "rstrip", 0, "single_word", 0, "special", 1);
     json_object_set_new(atd, "0", unk);
     for (int i = 0; i < 3; i++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof id, "%d", SL_ARITH_ENDOFTEXT_ID + i);
         json_object_set_new(atd, id,
                             json_pack("{s:s, s:b, s:b, s:b, s:b, s:b}", "content", specials[i], "lstrip", 0,
