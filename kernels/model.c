@@ -358,11 +358,42 @@ int sl_model_load_hf(const char *dir, const sl_ops *ops, int max_tokens, sl_mode
     int rc = sl_hf_config_load(&cfg, dir, err, errlen);
     if (rc) return rc;
     sl_model *m = NULL;
-    rc = model_create(&cfg, ops, max_tokens, 0, 0, &m, err, errlen);
-    sl_hf_config_fini(&cfg);
-    if (rc) return rc;
     sl_safetensors *st = NULL;
     rc = sl_safetensors_open(dir, &st, err, errlen);
+    if (rc) {
+        sl_hf_config_fini(&cfg);
+        return rc;
+    }
+    /* check every tensor's presence and shape before allocating anything,
+     * so that a config.json claiming a huge model costs nothing */
+    int n_tab = 0;
+    layout(&cfg, NULL, NULL, NULL, &n_tab);
+    sl_model_tensor *tab = calloc((size_t)n_tab, sizeof(*tab));
+    if (!tab) {
+        rc = fail(err, errlen, SL_ENOMEM, "out of memory");
+    } else {
+        layout(&cfg, NULL, NULL, tab, NULL);
+        for (int i = 0; i < n_tab && rc == SL_OK; i++) {
+            const sl_st_tensor *t = sl_safetensors_find(st, tab[i].name);
+            if (!t) {
+                rc = fail(err, errlen, SL_ENOENT, "tensor '%s' not found in %s", tab[i].name, dir);
+            } else if (t->ndim != tab[i].ndim || t->shape[0] != tab[i].shape[0] ||
+                       (t->ndim == 2 && t->shape[1] != tab[i].shape[1])) {
+                char shp[64];
+                if (tab[i].ndim == 2)
+                    snprintf(shp, sizeof(shp), "[%lld, %lld]", (long long)tab[i].shape[0],
+                             (long long)tab[i].shape[1]);
+                else
+                    snprintf(shp, sizeof(shp), "[%lld]", (long long)tab[i].shape[0]);
+                rc = fail(err, errlen, SL_EINVAL,
+                          "tensor '%s' in %s: shape does not match config.json (expected %s)",
+                          tab[i].name, dir, shp);
+            }
+        }
+        free(tab);
+    }
+    if (rc == SL_OK) rc = model_create(&cfg, ops, max_tokens, 0, 0, &m, err, errlen);
+    sl_hf_config_fini(&cfg);
     if (rc) goto fail;
     int on_host = ops == sl_ops_cpu();
     float *tmp = NULL;
@@ -463,8 +494,10 @@ static int check_batch(const sl_model *m, const int32_t *tokens, const int32_t *
                      c->max_position_embeddings);
             return SL_ERANGE;
         }
-        for (int i = 0; i < len; i++) pos[cu[s] + i] = i;
     }
+    /* only now is every offset known to be in [0, T] */
+    for (int s = 0; s < n_seq; s++)
+        for (int i = 0; i < cu[s + 1] - cu[s]; i++) pos[cu[s] + i] = i;
     int T = cu[n_seq];
     for (int t = 0; t < T; t++) {
         if (tokens[t] < 0 || tokens[t] >= c->vocab_size) {

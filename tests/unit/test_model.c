@@ -391,6 +391,21 @@ static void hostile_model_folders_give_errors(void **s)
     assert_int_not_equal(sl_model_load_hf(dir, sl_ops_cpu(), 8, &m, err, sizeof(err)), 0);
     printf("    truncated weights: %s\n", err);
     assert_null(m);
+    /* a config.json claiming a 70B model over tiny weights: refused before
+     * anything is allocated */
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    write_file(path, "{\"model_type\":\"llama\",\"hidden_size\":8192,\"intermediate_size\":28672,"
+                     "\"num_hidden_layers\":80,\"num_attention_heads\":64,"
+                     "\"num_key_value_heads\":8,\"vocab_size\":128256}");
+    assert_int_equal(sl_model_save_hf(t, dir, SL_DTYPE_F32, err, sizeof(err)), 0);
+    write_file(path, "{\"model_type\":\"llama\",\"hidden_size\":8192,\"intermediate_size\":28672,"
+                     "\"num_hidden_layers\":80,\"num_attention_heads\":64,"
+                     "\"num_key_value_heads\":8,\"vocab_size\":128256}");
+    uint64_t t0 = sl_now_ms();
+    assert_int_not_equal(sl_model_load_hf(dir, sl_ops_cpu(), 8, &m, err, sizeof(err)), 0);
+    printf("    70B config over tiny weights (%llu ms): %s\n",
+           (unsigned long long)(sl_now_ms() - t0), err);
+    assert_null(m);
     sl_model_free(t);
 }
 
