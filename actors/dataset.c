@@ -5,6 +5,8 @@
  */
 #include "dataset.h"
 
+#include "topology.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -94,6 +96,18 @@ void sl_dataset_opts_gsm8k(sl_dataset_opts *o) {
     o->input_key = "question";
     o->label_key = "answer";
     o->label_gsm8k = 1;
+}
+
+void sl_dataset_opts_from_topology(sl_dataset_opts *o, const sl_topology *topo) {
+    sl_dataset_opts_init(o);
+    if (!o || !topo) return;
+    o->input_key = sl_topology_get_str(topo, "data", "input_key");
+    o->label_key = sl_topology_get_str(topo, "data", "label_key");
+    o->metadata_key = sl_topology_get_str(topo, "data", "metadata_key");
+    o->apply_chat_template = sl_topology_get_bool(topo, "data", "apply_chat_template");
+    o->shuffle = sl_topology_get_bool(topo, "data", "rollout_shuffle");
+    o->num_epoch = (uint32_t)sl_topology_get_int(topo, "data", "num_epoch");
+    o->seed = (uint64_t)sl_topology_get_int(topo, "run", "seed");
 }
 
 /* ---------------------------------------------------------------- dataset */

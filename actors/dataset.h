@@ -127,6 +127,15 @@ void sl_dataset_opts_init(sl_dataset_opts *o);
  * "question", label_key "answer", label_gsm8k = 1. */
 void sl_dataset_opts_gsm8k(sl_dataset_opts *o);
 
+struct sl_topology;
+
+/* slime's keys from a loaded topology: [data] input_key, label_key,
+ * metadata_key, apply_chat_template, rollout_shuffle, num_epoch and [run]
+ * seed, over sl_dataset_opts_init's defaults. The key strings point into
+ * topo (keep it alive until the load). The tokenizer, chat format and
+ * limits are left for the caller. Thread-safe. */
+void sl_dataset_opts_from_topology(sl_dataset_opts *o, const struct sl_topology *topo);
+
 /* One kept record. Everything is owned by the dataset. */
 typedef struct sl_prompt {
     const char *text;            /* the prompt as the model sees it (template applied) */

@@ -377,7 +377,7 @@ int sl_arith_write_model_config(const char *dir, const sl_arith_model_cfg *m, ch
     } else {
         json_object_set_new(c, "mlp_bias", json_false());
     }
-    rc = write_json_atomic(path, c, JSON_INDENT(2) | JSON_SORT_KEYS, err, errlen);
+    rc = write_json_atomic(path, c, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(12), err, errlen);
     json_decref(c);
     free(path);
     return rc;

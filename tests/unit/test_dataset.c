@@ -18,6 +18,7 @@
 #include "dataset.h"
 #include "reward_builtin.h"
 #include "task_arith.h"
+#include "topology.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -473,6 +474,24 @@ static void gsm8k_real_files_load_with_every_label_graded_correct(void **s) {
     sl_tokenizer_free(qtok);
 }
 
+static void options_come_from_the_topology_data_section(void **s) {
+    (void)s;
+    const char *text = "[run]\nseed = 77\n[data]\ninput_key = question\nlabel_key = answer\n"
+                       "apply_chat_template = true\nrollout_shuffle = true\nnum_epoch = 3\n[actor e]\nkind = echo\n";
+    sl_topology *topo = NULL;
+    assert_int_equal(sl_topology_load_string("t.conf", text, NULL, 0, &topo, stderr), 0);
+    sl_dataset_opts o;
+    sl_dataset_opts_from_topology(&o, topo);
+    assert_string_equal(o.input_key, "question");
+    assert_string_equal(o.label_key, "answer");
+    assert_string_equal(o.metadata_key, "metadata"); /* the default */
+    assert_true(o.apply_chat_template && o.shuffle);
+    assert_int_equal(o.num_epoch, 3);
+    assert_int_equal(o.seed, 77);
+    assert_int_equal(o.label_required, 1);
+    sl_topology_free(topo);
+}
+
 /* ---------------------------------------------------------------- order */
 
 static sl_dataset *numbered(size_t n, int shuffle, uint64_t seed, uint32_t epochs) {
@@ -644,6 +663,7 @@ int main(void) {
         cmocka_unit_test(binary_garbage_never_crashes_the_loader),
         cmocka_unit_test(gsm8k_labels_are_the_numbers_after_the_marker),
         cmocka_unit_test(gsm8k_real_files_load_with_every_label_graded_correct),
+        cmocka_unit_test(options_come_from_the_topology_data_section),
         cmocka_unit_test(shuffle_follows_the_documented_splitmix64_fisher_yates),
         cmocka_unit_test(shuffle_is_a_permutation_reproducible_by_seed_and_new_each_epoch),
         cmocka_unit_test(next_straddles_epochs_and_ends_after_num_epoch),
