@@ -143,7 +143,11 @@ typedef struct sl_ops {
 } sl_ops;
 
 /* The CPU backend (static table, never NULL). Its "backend memory" is host
- * memory, so copy_in/copy_out are memcpy. Threads: OpenMP + OpenBLAS. */
+ * memory, so copy_in/copy_out are memcpy. Threads: one OpenMP pool; on its
+ * first matrix product it sets OpenBLAS to one thread (process-wide,
+ * openblas_set_num_threads(1)) and splits products over OpenMP threads
+ * itself, so that two spinning thread pools never share the cores. Use
+ * OMP_NUM_THREADS to choose the thread count. */
 const sl_ops *sl_ops_cpu(void);
 
 #endif /* SL_OPS_H */
