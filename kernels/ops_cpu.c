@@ -241,7 +241,7 @@ static float attn_row(float *o, const float *qi, const float *kb, const float *v
     return mx + logf(sum);
 }
 
-static void cpu_attention_fwd(float *out, float *lse, const float *q, const float *k,
+static void attention_fwd_rows(float *out, float *lse, const float *q, const float *k,
                               const float *v, const int32_t *cu, int n_seq, int n_head, int n_kv,
                               int hd, float scale)
 {
@@ -263,7 +263,7 @@ static void cpu_attention_fwd(float *out, float *lse, const float *q, const floa
     }
 }
 
-static void cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q,
+static void attention_bwd_rows(float *dq, float *dk, float *dv, const float *dout, const float *q,
                               const float *k, const float *v, const float *out, const float *lse,
                               const int32_t *cu, int n_seq, int n_head, int n_kv, int hd,
                               float scale)
@@ -306,6 +306,138 @@ static void cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout
             }
         }
     }
+}
+
+/* Blocked attention through BLAS: for each (sequence, head), query rows in
+ * blocks of ATT_BQ against all keys up to the block's last row; the score
+ * block (ATT_BQ x L) lives in per-thread scratch. Entries above the
+ * diagonal are computed and then zeroed (cheaper than masking inside
+ * BLAS). Falls back to the row-by-row code when scratch cannot be had. */
+#define ATT_BQ 64
+
+static int max_seqlen(const int32_t *cu, int n_seq)
+{
+    int m = 1;
+    for (int s = 0; s < n_seq; s++)
+        if (cu[s + 1] - cu[s] > m) m = cu[s + 1] - cu[s];
+    return m;
+}
+
+/* P = softmax over the causal part of each row of S (nb x nk, row r may
+ * see keys 0..i0+r), zero elsewhere; stores lse (stride lse_stride). */
+static void softmax_block(float *S, int nb, int nk, int i0, float *lse, size_t lse_stride)
+{
+    for (int r = 0; r < nb; r++) {
+        float *row = S + (size_t)r * nk;
+        int n = i0 + r + 1;
+        float mx = -INFINITY;
+        for (int j = 0; j < n; j++)
+            if (row[j] > mx) mx = row[j];
+        float sum = 0.0f;
+        for (int j = 0; j < n; j++) {
+            row[j] = expf(row[j] - mx);
+            sum += row[j];
+        }
+        float inv = 1.0f / sum;
+        for (int j = 0; j < n; j++) row[j] *= inv;
+        for (int j = n; j < nk; j++) row[j] = 0.0f;
+        lse[(size_t)r * lse_stride] = mx + logf(sum);
+    }
+}
+
+static void cpu_attention_fwd(float *out, float *lse, const float *q, const float *k,
+                              const float *v, const int32_t *cu, int n_seq, int n_head, int n_kv,
+                              int hd, float scale)
+{
+    int group = n_head / n_kv, maxL = max_seqlen(cu, n_seq), failed = 0;
+    size_t ks = (size_t)n_kv * hd, qs = (size_t)n_head * hd;
+#pragma omp parallel reduction(| : failed)
+    {
+        float *S = malloc(sizeof(float) * ATT_BQ * (size_t)maxL);
+        failed = S == NULL;
+#pragma omp for schedule(dynamic, 1)
+        for (int u = 0; u < n_seq * n_head; u++) {
+            if (!S) continue;
+            int sq = u / n_head, h = u % n_head, kvh = h / group;
+            int b = cu[sq], L = cu[sq + 1] - cu[sq];
+            const float *kb = k + (size_t)b * ks + (size_t)kvh * hd;
+            const float *vb = v + (size_t)b * ks + (size_t)kvh * hd;
+            for (int i0 = 0; i0 < L; i0 += ATT_BQ) {
+                int nb = L - i0 < ATT_BQ ? L - i0 : ATT_BQ, nk = i0 + nb;
+                size_t t0 = (size_t)b + i0;
+                const float *qb = q + t0 * qs + (size_t)h * hd;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, nk, hd, scale, qb,
+                            (int)qs, kb, (int)ks, 0.0f, S, nk);
+                softmax_block(S, nb, nk, i0, lse + t0 * n_head + h, (size_t)n_head);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, nk, 1.0f, S, nk,
+                            vb, (int)ks, 0.0f, out + t0 * qs + (size_t)h * hd, (int)qs);
+            }
+        }
+        free(S);
+    }
+    if (failed) attention_fwd_rows(out, lse, q, k, v, cu, n_seq, n_head, n_kv, hd, scale);
+}
+
+static void cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                              const float *k, const float *v, const float *out, const float *lse,
+                              const int32_t *cu, int n_seq, int n_head, int n_kv, int hd,
+                              float scale)
+{
+    int T = cu[n_seq], group = n_head / n_kv, maxL = max_seqlen(cu, n_seq), failed = 0;
+    size_t ks = (size_t)n_kv * hd, qs = (size_t)n_head * hd;
+    memset(dk, 0, sizeof(float) * (size_t)T * ks);
+    memset(dv, 0, sizeof(float) * (size_t)T * ks);
+    /* a unit owns the dk/dv rows of one (sequence, kv head): no races */
+#pragma omp parallel reduction(| : failed)
+    {
+        float *P = malloc(sizeof(float) * 2 * ATT_BQ * (size_t)maxL);
+        float *dS = P ? P + ATT_BQ * (size_t)maxL : NULL;
+        failed = P == NULL;
+#pragma omp for schedule(dynamic, 1)
+        for (int u = 0; u < n_seq * n_kv; u++) {
+            if (!P) continue;
+            int sq = u / n_kv, kvh = u % n_kv;
+            int b = cu[sq], L = cu[sq + 1] - cu[sq];
+            const float *kb = k + (size_t)b * ks + (size_t)kvh * hd;
+            const float *vb = v + (size_t)b * ks + (size_t)kvh * hd;
+            float *dkb = dk + (size_t)b * ks + (size_t)kvh * hd;
+            float *dvb = dv + (size_t)b * ks + (size_t)kvh * hd;
+            for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+                for (int i0 = 0; i0 < L; i0 += ATT_BQ) {
+                    int nb = L - i0 < ATT_BQ ? L - i0 : ATT_BQ, nk = i0 + nb;
+                    size_t t0 = (size_t)b + i0, ho = (size_t)h * hd;
+                    const float *qb = q + t0 * qs + ho, *gb = dout + t0 * qs + ho;
+                    const float *ob = out + t0 * qs + ho;
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, nk, hd, scale, qb,
+                                (int)qs, kb, (int)ks, 0.0f, P, nk);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, nk, hd, 1.0f, gb,
+                                (int)qs, vb, (int)ks, 0.0f, dS, nk);
+                    for (int r = 0; r < nb; r++) {
+                        float *pr = P + (size_t)r * nk, *dr = dS + (size_t)r * nk;
+                        float l = lse[(t0 + r) * n_head + h];
+                        float D = dotf(gb + (size_t)r * qs, ob + (size_t)r * qs, hd);
+                        int n = i0 + r + 1;
+                        for (int j = 0; j < n; j++) {
+                            float p = expf(pr[j] - l);
+                            pr[j] = p;
+                            dr[j] = p * (dr[j] - D) * scale;
+                        }
+                        for (int j = n; j < nk; j++) pr[j] = 0.0f, dr[j] = 0.0f;
+                    }
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, nk, 1.0f, dS,
+                                nk, kb, (int)ks, 0.0f, dq + t0 * qs + ho, (int)qs);
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hd, nb, 1.0f, dS, nk,
+                                qb, (int)qs, 1.0f, dkb, (int)ks);
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hd, nb, 1.0f, P, nk,
+                                gb, (int)qs, 1.0f, dvb, (int)ks);
+                }
+            }
+        }
+        free(P);
+    }
+    if (failed)
+        attention_bwd_rows(dq, dk, dv, dout, q, k, v, out, lse, cu, n_seq, n_head, n_kv, hd,
+                           scale);
 }
 
 static void cpu_attention_cached_fwd(float *out, const float *q, const float *kc, const float *vc,

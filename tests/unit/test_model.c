@@ -228,6 +228,38 @@ static void kv_cache_decode_equals_full_forward(void **s)
     sl_model_free(m);
 }
 
+static void kv_cache_decode_equals_full_forward_past_one_attention_block(void **s)
+{
+    (void)s;
+    sl_hf_config c;
+    tiny_config(&c, SL_ARCH_LLAMA, 1);
+    c.max_position_embeddings = 256;
+    sl_model *m = NULL;
+    char err[256];
+    assert_int_equal(sl_model_new(&c, sl_ops_cpu(), 160, 3, &m, err, sizeof(err)), 0);
+    perturb(m, 5);
+    int V = c.vocab_size, n = 150;
+    int32_t toks[150], cu[2] = {0, 150};
+    for (int i = 0; i < n; i++) toks[i] = (i * 13 + 5) % V;
+    float *full = malloc(sizeof(float) * n * V), *got = malloc(sizeof(float) * V);
+    assert_int_equal(sl_model_forward_logits(m, toks, cu, 1, full), 0);
+    sl_kv_cache *kc = NULL;
+    assert_int_equal(sl_kv_cache_new(m, 1, 200, &kc), 0);
+    assert_int_equal(sl_model_prefill(m, kc, 0, toks, 100, got), 0);
+    double md = maxabs_diff(got, full + 99 * V, V);
+    for (int i = 100; i < n; i++) {
+        int32_t slot = 0;
+        assert_int_equal(sl_model_decode(m, kc, &slot, toks + i, 1, got), 0);
+        md = fmax(md, maxabs_diff(got, full + (size_t)i * V, V));
+    }
+    printf("    150-token sequence, prefill 100 + 50 decode steps: max abs logit diff %.3g\n", md);
+    assert_true(md < 2e-5);
+    sl_kv_cache_free(kc);
+    free(full);
+    free(got);
+    sl_model_free(m);
+}
+
 /* ------------------------------------------------------------- packing */
 
 static void packed_batch_equals_sequences_one_by_one(void **s)
@@ -603,6 +635,7 @@ int main(void)
         cmocka_unit_test(whole_model_gradients_match_finite_differences_qwen2_tied),
         cmocka_unit_test(whole_model_gradients_match_finite_differences_llama3),
         cmocka_unit_test(kv_cache_decode_equals_full_forward),
+        cmocka_unit_test(kv_cache_decode_equals_full_forward_past_one_attention_block),
         cmocka_unit_test(packed_batch_equals_sequences_one_by_one),
         cmocka_unit_test(bad_batches_are_refused),
         cmocka_unit_test(save_and_load_round_trip),

@@ -280,40 +280,49 @@ static double att_loss(void *p)
     return dotd(c->out, c->r, (size_t)c->T * c->NH * c->HD);
 }
 
+static void attention_naive_case(const int32_t *cu, int n_seq, int NH, int NKV, int HD)
+{
+    int T = cu[n_seq], group = NH / NKV;
+    float scale = 1.0f / sqrtf((float)HD);
+    size_t nq = (size_t)T * NH * HD, nk = (size_t)T * NKV * HD;
+    float *q = randv(nq, 1), *k = randv(nk, 1), *v = randv(nk, 1), *out = zerov(nq);
+    float *lse = zerov((size_t)T * NH);
+    double *sc = malloc(sizeof(double) * T);
+    O->attention_fwd(out, lse, q, k, v, cu, n_seq, NH, NKV, HD, scale);
+    double md = 0;
+    for (int sq = 0; sq < n_seq; sq++)
+        for (int h = 0; h < NH; h++)
+            for (int i = cu[sq]; i < cu[sq + 1]; i++) {
+                double mx = -1e300, sum = 0;
+                int kvh = h / group;
+                for (int j = cu[sq]; j <= i; j++) {
+                    sc[j] = scale * dotd(q + ((size_t)i * NH + h) * HD,
+                                         k + ((size_t)j * NKV + kvh) * HD, HD);
+                    if (sc[j] > mx) mx = sc[j];
+                }
+                for (int j = cu[sq]; j <= i; j++) sum += exp(sc[j] - mx);
+                for (int d = 0; d < HD; d++) {
+                    double o = 0;
+                    for (int j = cu[sq]; j <= i; j++)
+                        o += exp(sc[j] - mx) / sum * v[((size_t)j * NKV + kvh) * HD + d];
+                    md = fmax(md, fabs(o - out[((size_t)i * NH + h) * HD + d]));
+                }
+                md = fmax(md, fabs(mx + log(sum) - lse[(size_t)i * NH + h]));
+            }
+    printf("    attention (GQA %d/%d, %d packed seqs, T=%d) forward max diff %.3g\n", NH, NKV,
+           n_seq, T, md);
+    assert_true(md < 1e-5);
+    free(q), free(k), free(v), free(out), free(lse), free(sc);
+}
+
 static void attention_forward_matches_naive_softmax(void **s)
 {
     (void)s;
     int32_t cu[4] = {0, 4, 11, 13};
-    att_ctx c = {.cu = cu, .n_seq = 3, .NH = 4, .NKV = 2, .HD = 8, .T = 13};
-    c.scale = 1.0f / sqrtf(8.0f);
-    size_t nq = 13 * 4 * 8, nk = 13 * 2 * 8;
-    c.q = randv(nq, 1), c.k = randv(nk, 1), c.v = randv(nk, 1), c.out = zerov(nq);
-    c.lse = zerov(13 * 4);
-    O->attention_fwd(c.out, c.lse, c.q, c.k, c.v, cu, 3, 4, 2, 8, c.scale);
-    double md = 0;
-    for (int sq = 0; sq < 3; sq++)
-        for (int h = 0; h < 4; h++)
-            for (int i = cu[sq]; i < cu[sq + 1]; i++) {
-                double sc[16], mx = -1e300, sum = 0;
-                int kvh = h / 2;
-                for (int j = cu[sq]; j <= i; j++) {
-                    sc[j - cu[sq]] = c.scale * dotd(c.q + (i * 4 + h) * 8, c.k + (j * 2 + kvh) * 8, 8);
-                    if (sc[j - cu[sq]] > mx) mx = sc[j - cu[sq]];
-                }
-                for (int j = cu[sq]; j <= i; j++) sum += exp(sc[j - cu[sq]] - mx);
-                for (int d = 0; d < 8; d++) {
-                    double o = 0;
-                    for (int j = cu[sq]; j <= i; j++)
-                        o += exp(sc[j - cu[sq]] - mx) / sum * c.v[(j * 2 + kvh) * 8 + d];
-                    double df = fabs(o - c.out[(i * 4 + h) * 8 + d]);
-                    if (df > md) md = df;
-                }
-                double dl = fabs(mx + log(sum) - c.lse[i * 4 + h]);
-                if (dl > md) md = dl;
-            }
-    printf("    attention (GQA 4/2, 3 packed seqs) forward max diff %.3g\n", md);
-    assert_true(md < 1e-5);
-    free(c.q), free(c.k), free(c.v), free(c.out), free(c.lse);
+    attention_naive_case(cu, 3, 4, 2, 8);
+    /* sequences longer than the 64-row query blocks */
+    int32_t cu2[4] = {0, 150, 215, 280};
+    attention_naive_case(cu2, 3, 4, 1, 16);
 }
 
 static void attention_backward_matches_finite_differences_with_gqa_and_packing(void **s)
@@ -331,6 +340,25 @@ static void attention_backward_matches_finite_differences_with_gqa_and_packing(v
     fd_check("attention dq", c.q, dq, nq, nq, att_loss, &c, 1e-2, 2e-3);
     fd_check("attention dk", c.k, dk, nk, nk, att_loss, &c, 1e-2, 2e-3);
     fd_check("attention dv", c.v, dv, nk, nk, att_loss, &c, 1e-2, 2e-3);
+    free(c.q), free(c.k), free(c.v), free(c.out), free(c.lse), free(c.r), free(dq), free(dk),
+        free(dv);
+}
+
+static void attention_backward_matches_finite_differences_over_several_query_blocks(void **s)
+{
+    (void)s;
+    int32_t cu[3] = {0, 140, 200};
+    att_ctx c = {.cu = cu, .n_seq = 2, .NH = 2, .NKV = 1, .HD = 4, .T = 200};
+    c.scale = 0.5f;
+    size_t nq = 200 * 2 * 4, nk = 200 * 1 * 4;
+    c.q = randv(nq, 1), c.k = randv(nk, 1), c.v = randv(nk, 1), c.out = zerov(nq);
+    c.lse = zerov(400), c.r = randv(nq, 1);
+    att_loss(&c);
+    float *dq = zerov(nq), *dk = zerov(nk), *dv = zerov(nk);
+    O->attention_bwd(dq, dk, dv, c.r, c.q, c.k, c.v, c.out, c.lse, cu, 2, 2, 1, 4, c.scale);
+    fd_check("attention dq (T=200, 3 blocks)", c.q, dq, nq, 50, att_loss, &c, 1e-2, 5e-3);
+    fd_check("attention dk (T=200, 3 blocks)", c.k, dk, nk, 50, att_loss, &c, 1e-2, 5e-3);
+    fd_check("attention dv (T=200, 3 blocks)", c.v, dv, nk, 50, att_loss, &c, 1e-2, 5e-3);
     free(c.q), free(c.k), free(c.v), free(c.out), free(c.lse), free(c.r), free(dq), free(dk),
         free(dv);
 }
@@ -509,6 +537,7 @@ int main(void)
         cmocka_unit_test(rope_backward_is_the_transposed_rotation),
         cmocka_unit_test(attention_forward_matches_naive_softmax),
         cmocka_unit_test(attention_backward_matches_finite_differences_with_gqa_and_packing),
+        cmocka_unit_test(attention_backward_matches_finite_differences_over_several_query_blocks),
         cmocka_unit_test(cached_attention_equals_packed_attention),
         cmocka_unit_test(swiglu_backward_matches_finite_differences),
         cmocka_unit_test(bias_gradient_is_the_sum_over_tokens),
