@@ -1258,7 +1258,12 @@ int sl_reward_gsm8k(const char *response, size_t response_len, const char *label
         if (!found || !scan_number(found, end, &got))
             return 0;
     }
-    *score = fabs(got - want) <= 1e-6 * fmax(1.0, fabs(want)) ? 1.0 : 0.0;
+    /* integers (GSM8K answers) must match exactly: a relative tolerance
+     * would grade 12804185 equal to 12804184 */
+    if (is_intval(got) && is_intval(want) && fabs(want) < 9007199254740992.0)
+        *score = nearbyint(got) == nearbyint(want) ? 1.0 : 0.0;
+    else
+        *score = fabs(got - want) <= 1e-9 * fmax(1.0, fabs(want)) ? 1.0 : 0.0;
     return 0;
 }
 

@@ -160,6 +160,8 @@ static void gsm8k_reads_the_number_after_the_last_hashes(void **state)
         {"gsm8k", "#### five", "5", NULL, 0},
         {"gsm8k", "#### 5", NULL, NULL, 0},
         {"gsm8k", "#### 5", "five", NULL, 0},
+        {"gsm8k", "#### 12804185", "12804184", NULL, 0},   /* large integers compare exactly */
+        {"gsm8k", "#### 12804184", "12804184", NULL, 1},
     };
     RUN(t);
 }
