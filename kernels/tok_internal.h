@@ -87,6 +87,7 @@ struct sl_tokenizer {
     uint32_t merges_cap;
     int32_t unk_id;           /* -1 none */
     int fuse_unk, byte_fallback, ignore_merges;
+    int split_mark;           /* words may be cut before each "\u2581" (tok_load.c split_mark_ok) */
     int32_t byte_ids[256];    /* byte fallback "<0xXX>" ids, -1 missing */
     /* added tokens */
     tok_added *added;

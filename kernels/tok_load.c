@@ -632,6 +632,38 @@ static int32_t find_token(const sl_tokenizer *t, const char *s) {
     return tok_map_get(t, s, len);
 }
 
+/* May a BPE word be cut before every "\u2581" (SentencePiece's space mark,
+ * bytes E2 96 81) that does not follow another one, and each part be merged
+ * on its own? tokenizer.c (bpe_word) explains why that gives the very ids of
+ * merging the whole word when this holds:
+ *   - merges are not ignored (ignore_merges looks whole words up first);
+ *   - the mark is a vocab token (so it is never unk, never fused with an
+ *     unk before it, never broken into byte-fallback pieces);
+ *   - the unk token's string does not end with the mark;
+ *   - no vocab token has the mark's bytes at an offset > 0 unless the three
+ *     bytes before them are the mark too ("a▁b" or "\n▁" would refuse it,
+ *     "▁▁▁" is fine).
+ * A scan of every vocab token once, at load. */
+static int split_mark_ok(const sl_tokenizer *t) {
+    static const char mark[3] = {(char)0xE2, (char)0x96, (char)0x81};
+    if (t->ignore_merges || t->n_model <= 0) return 0;
+    if (tok_map_get(t, mark, 3) < 0) return 0;
+    if (t->unk_id >= 0 && t->unk_id < t->n_model && t->mtok[t->unk_id]) {
+        uint32_t ul = t->mlen[t->unk_id];
+        if (ul >= 3 && !memcmp(t->mtok[t->unk_id] + ul - 3, mark, 3)) return 0;
+    }
+    for (int32_t id = 0; id < t->n_model; id++) {
+        const char *s = t->mtok[id];
+        if (!s) continue;
+        uint32_t n = t->mlen[id];
+        for (uint32_t i = 1; i + 3 <= n; i++) {
+            if (s[i] != mark[0] || memcmp(s + i, mark, 3)) continue;
+            if (i < 3 || memcmp(s + i - 3, mark, 3)) return 0;
+        }
+    }
+    return 1;
+}
+
 static int finish(lctx *c, sl_tokenizer *t) {
     int32_t n = t->n_model;
     for (size_t i = 0; i < t->n_added; i++) {
@@ -659,6 +691,7 @@ static int finish(lctx *c, sl_tokenizer *t) {
         snprintf(s, sizeof s, "<0x%02X>", b);
         t->byte_ids[b] = tok_map_get(t, s, 6);
     }
+    t->split_mark = split_mark_ok(t);
     return 0;
 }
 

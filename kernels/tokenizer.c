@@ -481,12 +481,9 @@ out:
     return rc;
 }
 
-static int bpe_word(const sl_tokenizer *t, const char *w, size_t wl, idvec *out) {
-    if (wl == 0) return 0;
-    if (t->ignore_merges) {
-        int32_t id = tok_map_get(t, w, wl);
-        if (id >= 0) return ids_push(out, id);
-    }
+/* BPE of one word (or one part of it, see bpe_word) through the word
+ * cache. */
+static int bpe_cached(const sl_tokenizer *t, const char *w, size_t wl, idvec *out) {
     uint64_t hv = 0;
     tok_cache_shard *sh = NULL;
     size_t slot = 0;
@@ -523,6 +520,59 @@ static int bpe_word(const sl_tokenizer *t, const char *w, size_t wl, idvec *out)
     }
     pthread_mutex_unlock(&sh->mu);
     return 0;
+}
+
+/* BPE of one pre-token.
+ *
+ * Tokenizers without a pre-tokenizer (Llama 2: the normalizers turn spaces
+ * into "\u2581" and that is all) hand BPE the whole text as one word, which
+ * the word cache never helps. When the vocabulary passes split_mark_ok
+ * (tok_load.c, checked once at load), the word is cut before each mark M
+ * ("\u2581", E2 96 81) that does not follow another M, and each part is
+ * merged (and cached) on its own. The ids are those of merging the whole:
+ *
+ *   The initial symbols are the word's UTF-8 characters (segmented as
+ *   bpe_merge does, by lead byte); a character not in the vocab becomes
+ *   byte-fallback "<0xXX>" symbols or an unk. We cut at a character start
+ *   where the character is exactly M and the three bytes before it are not
+ *   M. M is in the vocab, so at a cut the right symbol is M itself: no unk
+ *   fuses across the cut and nothing there is byte-split. Each symbol spells
+ *   a vocab string, and a merge (a, b) exists only if the string a.b is in
+ *   the vocab (the loader refuses others). Take the first merge that would
+ *   join a symbol L ending at a cut with a symbol R starting there: R's
+ *   string starts with M (it starts with the character at the cut), and L's
+ *   string ends with the string of the symbol for the character before the
+ *   cut, which is not M and does not end with M's bytes (a plain character
+ *   other than M; "<0xXX>" ends with '>'; the unk string is checked not to
+ *   end with M). So L.R has M at an offset > 0 not preceded by M, and no
+ *   such vocab token exists: the pair across a cut never has a merge, never
+ *   enters the heap, and merges on either side never change the other side's
+ *   pairs. bpe_merge pops (rank, position) minima; restricted to one part,
+ *   those are the same pops in the same order as merging that part alone
+ *   (positions keep their order). Hence identical symbols, identical ids.
+ *   ignore_merges is excluded at load (it looks up whole words first).
+ *   Text reaching here is valid UTF-8 (encode makes it so); the cut only
+ *   ever lands on a character start of bpe_merge's segmentation anyway. */
+static int bpe_word(const sl_tokenizer *t, const char *w, size_t wl, idvec *out) {
+    if (wl == 0) return 0;
+    if (t->ignore_merges) {
+        int32_t id = tok_map_get(t, w, wl);
+        if (id >= 0) return ids_push(out, id);
+    }
+    if (!t->split_mark) return bpe_cached(t, w, wl, out);
+    const unsigned char *u = (const unsigned char *)w;
+    size_t start = 0, i = 0;
+    while (i < wl) {
+        size_t cl = utf8_len1(u[i]);
+        if (cl == 3 && i > start && i + 3 <= wl && u[i + 1] == 0x96 && u[i + 2] == 0x81 && u[i] == 0xE2 &&
+            (i < 3 || u[i - 3] != 0xE2 || u[i - 2] != 0x96 || u[i - 1] != 0x81)) {
+            int rc = bpe_cached(t, w + start, i - start, out);
+            if (rc) return rc;
+            start = i;
+        }
+        i += cl;
+    }
+    return bpe_cached(t, w + start, wl - start, out);
 }
 
 /* One pre-token: map to the byte-level alphabet when the file says so,
