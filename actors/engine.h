@@ -1,0 +1,170 @@
+/*
+ * engine.h — the generation engine of a rollout actor, as an in-process
+ * library over one sl_model: batched sampling of n_samples responses per
+ * prompt with a KV cache, continuous batching within one generate call,
+ * per-token log-probs and the weight_version every sample was made with.
+ *
+ * How a generate call runs:
+ *   - Requests are admitted in order, sample by sample, into the cache's
+ *     slots (max_batch of them). The first admitted sample of a request
+ *     prefills its prompt once (sl_model_prefill); every other sample of
+ *     the group gets a copy of that prompt's KV entries (a slot-to-slot copy
+ *     in the sl_kv_cache layout of model.h) and the same first-token logits,
+ *     so a prompt is computed once per group, not once per sample. (A
+ *     sample admitted after all its siblings left the batch prefills again.)
+ *   - Every step decodes all active sequences together (sl_model_decode);
+ *     a sequence that finishes leaves the batch at once and the next waiting
+ *     sample takes its slot.
+ *   - Tokens are chosen by sampler.h with the request's seed and the
+ *     sample's sequence id (its sample id, or its index in the request when
+ *     no ids are given) and the token's index in the response as the step:
+ *     the same (seed, id) gives the same response whatever else shares the
+ *     batch (up to the floating-point effect of batch shape on BLAS, which
+ *     the tests show to be below token-flipping size on the models here).
+ *   - The recorded log-prob of a token is log softmax(logits / T)[token]
+ *     over the full vocabulary with T = temperature (T = 1 when greedy):
+ *     the temperature-scaled policy, as slime records SGLang's log-probs and
+ *     as trainer_core.h recomputes them (rollout_temperature). top-k/top-p
+ *     truncation does not enter it.
+ *   - A response ends with finish reason STOP when a stop token is sampled
+ *     (the stop token is kept in the response, with its log-prob, as slime
+ *     keeps the EOS so it is trained), LENGTH after max_new_tokens tokens
+ *     (or when the cache's max_seq_len is reached), ABORT when the abort
+ *     flag was raised.
+ *
+ * It is not an actor (no mailbox, no shared memory), not a tokenizer or
+ * detokenizer (stop strings are not supported yet; stop token ids are), and
+ * not a server: one generate call at a time.
+ *
+ * Thread safety: an engine and its model are used by one thread at a time.
+ * The abort flag may be raised from any thread or a signal handler.
+ */
+#ifndef SL_ENGINE_H
+#define SL_ENGINE_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base.h"
+#include "model.h"
+
+#define SL_ENGINE_MAX_STOP 16 /* stop token ids per call */
+
+/* Engine shape, fixed at creation. */
+typedef struct sl_engine_cfg {
+    int max_batch;   /* sequences decoded together = KV slots (default 64); <= model max_tokens */
+    int max_seq_len; /* prompt + response tokens per sequence (default min(1024, max_position_embeddings)) */
+} sl_engine_cfg;
+
+/* Fill the defaults above for model m (m may be NULL: max_seq_len 1024). */
+void sl_engine_cfg_default(sl_engine_cfg *cfg, const sl_model *m);
+
+/* Sampling parameters of one generate call (slime's rollout_* keys). */
+typedef struct sl_gen_params {
+    float temperature;  /* rollout_temperature; 0 = greedy (default 1) */
+    float top_p;        /* rollout_top_p in (0, 1] (default 1) */
+    int top_k;          /* rollout_top_k, 0 = off (default 0) */
+    int max_new_tokens; /* rollout_max_response_len, >= 1 (default 256) */
+    int32_t stop_token_ids[SL_ENGINE_MAX_STOP];
+    int n_stop_token_ids; /* 0 .. SL_ENGINE_MAX_STOP (default 0) */
+} sl_gen_params;
+
+/* temperature 1, top_p 1, top_k 0, max_new_tokens 256, no stop ids. */
+void sl_gen_params_default(sl_gen_params *p);
+
+/* One prompt and how many responses to sample for it. Borrowed for the
+ * duration of the call. */
+typedef struct sl_gen_request {
+    const int32_t *prompt;      /* (prompt_len) token ids, each in [0, vocab) */
+    int prompt_len;             /* 1 .. max_seq_len */
+    int n_samples;              /* n_samples_per_prompt, >= 1 */
+    uint64_t seed;              /* sampler seed of this request */
+    const uint64_t *sample_ids; /* (n_samples) or NULL: sample j is named j */
+} sl_gen_request;
+
+typedef enum sl_finish_reason {
+    SL_FINISH_STOP = 0,   /* a stop token was sampled (it ends the response) */
+    SL_FINISH_LENGTH = 1, /* max_new_tokens (or max_seq_len) reached */
+    SL_FINISH_ABORT = 2,  /* the abort flag was raised */
+} sl_finish_reason;
+
+/* "stop", "length", "abort" (slime's finish_reason names), "?" otherwise. */
+const char *sl_finish_reason_name(sl_finish_reason r);
+
+/* One generated response. tokens/logprobs point into the output's arena. */
+typedef struct sl_gen_sample {
+    uint64_t sample_id;      /* sample_ids[index], or index */
+    int request;             /* index of its request in the call */
+    int index;               /* index within its request (0 .. n_samples-1) */
+    int n_tokens;            /* response length (may be 0 only when aborted) */
+    const int32_t *tokens;   /* (n_tokens) response token ids, stop token included */
+    const float *logprobs;   /* (n_tokens) log-probs, see the header comment */
+    sl_finish_reason finish;
+    uint64_t weight_version; /* the engine's version when the sample was made */
+} sl_gen_sample;
+
+/* The result of one generate call. Samples are in request order, then
+ * index order (request 0's samples first), whatever order they finished in. */
+typedef struct sl_gen_output {
+    int n_samples;
+    sl_gen_sample *samples;  /* (n_samples) owned */
+    int32_t *token_mem;      /* arena behind samples[i].tokens, owned */
+    float *logprob_mem;      /* arena behind samples[i].logprobs, owned */
+    /* statistics of the call */
+    int64_t gen_tokens;      /* response tokens produced */
+    int64_t prefill_tokens;  /* prompt tokens run through the model */
+    int64_t kv_copies;       /* prompts shared by copying KV instead of prefilling */
+    int64_t decode_steps;    /* sl_model_decode calls */
+    double seconds;          /* wall time of the call */
+} sl_gen_output;
+
+/* Release an output's memory; safe on a zeroed struct and twice. */
+void sl_gen_output_fini(sl_gen_output *out);
+
+typedef struct sl_engine sl_engine;
+
+/* An engine generating with model m (borrowed: it must outlive the engine;
+ * the engine changes only its parameters, through sl_engine_load_weights,
+ * and its activations). cfg NULL = defaults. Allocates a KV cache of
+ * max_batch x max_seq_len and a logits buffer of max_batch x vocab.
+ * weight_version starts at 0. Errors (message in err): SL_EINVAL (NULL m,
+ * max_batch < 1 or above the model's max_tokens, max_seq_len < 2 or above
+ * max_position_embeddings), SL_ENOMEM. On error *out is NULL. */
+int sl_engine_new(sl_model *m, const sl_engine_cfg *cfg, sl_engine **out, char *err,
+                  size_t errlen);
+
+/* Free the engine (not the model); NULL is ignored. */
+void sl_engine_free(sl_engine *e);
+
+/* The model the engine generates with (borrowed). */
+sl_model *sl_engine_model(const sl_engine *e);
+
+/* Copy n floats of parameters (host memory, the model's flat layout:
+ * params_mem order of model.h, n == model->n_params) into the model, and
+ * set the weight_version to `version`. Errors: SL_EINVAL (NULL, n
+ * mismatch, a non-finite value — then nothing is changed). */
+int sl_engine_load_weights(sl_engine *e, const float *params, size_t n, uint64_t version);
+
+/* Set the weight_version without copying (the model's parameters were
+ * changed in place by their owner, e.g. a trainer sharing the model in one
+ * process). */
+void sl_engine_set_version(sl_engine *e, uint64_t version);
+uint64_t sl_engine_version(const sl_engine *e);
+
+/* A flag the engine polls between decode steps (NULL = none): when it
+ * reads non-zero, the call stops and every unfinished sample ends with
+ * SL_FINISH_ABORT (waiting ones with 0 tokens). Borrowed. */
+void sl_engine_set_abort_flag(sl_engine *e, const volatile sig_atomic_t *flag);
+
+/* Generate for n_req requests with params p. On success *out (zeroed by
+ * the call first; free with sl_gen_output_fini) holds sum(n_samples)
+ * samples. Every request is checked before anything runs. Errors (message
+ * logged): SL_EINVAL (NULL, bad params, empty or out-of-vocabulary prompt,
+ * n_samples < 1, a prompt longer than max_seq_len - 1 or the model's
+ * max_tokens), SL_ENOMEM, or a model error; on error *out holds nothing.
+ * Deterministic for the same requests, params, weights and engine shape. */
+int sl_engine_generate(sl_engine *e, const sl_gen_request *reqs, int n_req,
+                       const sl_gen_params *p, sl_gen_output *out);
+
+#endif /* SL_ENGINE_H */
