@@ -90,6 +90,15 @@ static const sl_key_def keys[] = {
     B("data", "rollout_shuffle", "false", "Shuffle the prompts every epoch (seeded by run.seed)."),
     I("data", "num_epoch", "1", 1, 1000000, "Passes over the prompt dataset."),
     P("data", "eval_prompt_data", "", "Evaluation dataset (.jsonl); empty: no evaluation."),
+    I("data", "arith_min_digits", "1", 1, 7, "prompt_data = builtin:arith: fewest digits of an operand."),
+    I("data", "arith_max_digits", "2", 1, 7, "builtin:arith: most digits of an operand (>= arith_min_digits)."),
+    S("data", "arith_ops", "+-", "builtin:arith: operators, a non-empty subset of \"+-*\"."),
+    E("data", "arith_target", "reversed", "plain|reversed",
+      "builtin:arith: SFT target form: \"#### N\", or the answer's digits reversed then \"#### N\"."),
+    I("data", "arith_heldout_size", "2000", 1, 1000000,
+      "builtin:arith: held-out problems for RL prompts (eval prompts are taken after them)."),
+    I("data", "arith_train_size", "20000", 1, 10000000,
+      "builtin:arith: train-split problems for the SFT warm-up (disjoint from the held-out split)."),
 
     /* ---------------------------------------------------------- [rollout] */
     I("rollout", "rollout_batch_size", "16", 1, 1000000, "Prompts per RL step."),
@@ -103,11 +112,23 @@ static const sl_key_def keys[] = {
       "Prompts sampled per step when filters drop groups; 0 = rollout_batch_size."),
     B("rollout", "async", "false",
       "Generate step k+1 while step k trains (staleness 1, importance-sampling corrected)."),
+    I("rollout", "max_staleness", "1", 1, 1000,
+      "async: how many weight versions a rollout may lag behind the step it trains."),
+    MS("rollout", "rollout_timeout_ms", "120000", 100, 86400000,
+       "A rollout instance that returns none of its groups for this long is presumed lost: its "
+       "groups are dispatched again (same sample ids; late duplicates are dropped)."),
 
     /* ----------------------------------------------------------- [reward] */
-    E("reward", "rm_type", "math", "math|gsm8k|exact|f1|format|custom",
-      "Built-in reward function, or custom (a plugin .so given by custom_rm_path)."),
-    P("reward", "custom_rm_path", "", "rm_type custom: the reward plugin (.so). Required there."),
+    E("reward", "rm_type", "math", "math|gsm8k|exact|f1|format|custom|remote",
+      "Built-in reward function, custom (a plugin .so given by custom_rm_path), or remote "
+      "(a custom reward actor named by remote_actor, any language)."),
+    P("reward", "custom_rm_path", "",
+      "rm_type custom: the reward plugin, FILE.so:SYMBOL (SYMBOL defaults to slime_reward; "
+      "signature in actors/reward_plugin.h). Required there."),
+    S("reward", "remote_actor", "",
+      "rm_type remote: the actor that answers REWARD_REQ messages (mailbox/PROTOCOL.md)."),
+    I("reward", "reward_memory_mb", "1024", 16, 1048576,
+      "rm_type custom: address-space limit (RLIMIT_AS) of the plugin's worker process, in MiB."),
     MS("reward", "reward_timeout_ms", "10000", 1, 3600000,
        "A reward computation longer than this scores 0 and is counted."),
 
@@ -150,11 +171,26 @@ static const sl_key_def keys[] = {
     I("trainer", "num_steps_per_rollout", "1", 1, 100000, "Optimizer steps per RL step."),
     I("trainer", "save_interval", "0", 0, BIG, "Checkpoint every this many RL steps; 0 = only at the end."),
     I("trainer", "eval_interval", "0", 0, BIG, "Evaluate every this many RL steps; 0 = never."),
+
+    /* -------------------------------------------------------------- [sft] */
+    I("sft", "steps", "0", 0, BIG, "SFT warm-up optimizer steps before RL (loss_type sft_loss); 0 = none."),
+    I("sft", "batch_size", "32", 1, 1000000, "Samples per SFT step."),
+    D("sft", "lr", "1e-3", 0, 10, "Learning rate of the SFT warm-up (constant)."),
+    P("sft", "prompt_data", "",
+      "SFT dataset (.jsonl with a response field); empty: the builtin:arith train split."),
+    S("sft", "response_key", "response", "Field of an SFT dataset object that holds the target."),
+
+    /* ------------------------------------------------------------- [eval] */
+    I("eval", "n_prompts", "200", 1, 1000000, "Held-out prompts per evaluation (greedy, one sample each)."),
+    B("eval", "at_start", "true",
+      "Evaluate before the first RL step (right after the SFT warm-up): the step-0 eval."),
+    B("eval", "at_end", "true", "Evaluate after the last RL step."),
 };
 
 /* Sections in reference order; "actor" stands for every [actor NAME]. */
 static const char *const section_names[] = {
     "run", "supervisor", "actor", "model", "data", "rollout", "reward", "algorithm", "trainer",
+    "sft", "eval",
 };
 
 const sl_key_def *sl_topology_keys(size_t *n) {
