@@ -67,6 +67,8 @@ TEST_HELPERS := $(sort $(wildcard tests/unit/helper_*.c))
 TEST_HELPER_BINS := $(TEST_HELPERS:tests/unit/helper_%.c=$(BUILD)/tests/helper_%)
 
 .PHONY: all run test deps deps-check asan install clean info
+# keep program objects (they are intermediates of the link rules)
+.SECONDARY:
 .DEFAULT_GOAL := all
 
 all: info deps-check $(LIB) $(BINS) $(TESTS) $(TEST_HELPER_BINS)
