@@ -5,6 +5,7 @@
 #   make test       build and run every test (cmocka summaries, exit 77 = skip)
 #   make deps       apt-get install every -dev package the build needs
 #   make asan       the whole test suite under AddressSanitizer + UBSan
+#   make fuzz       build the libFuzzer targets (clang) and run each FUZZ_SECONDS (60)
 #   make install PREFIX=/usr/local
 #   make clean
 #
@@ -127,6 +128,27 @@ asan:
 	$(MAKE) --no-print-directory BUILD=build/asan NO_CUDA=1 \
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" test
+
+# ------------------------------------------------------------------ fuzz
+# libFuzzer targets tests/fuzz/fuzz_*.c: the library and each target are
+# built with clang + ASan + UBSan in build/fuzz (a sub-make with its own
+# CC/CFLAGS); tests/fuzz/run.sh runs each from a scratch copy of its corpus.
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+               -fno-sanitize-recover=undefined -Wno-pass-failed
+
+.PHONY: fuzz fuzz-build
+fuzz-build:
+	$(MAKE) --no-print-directory BUILD=build/fuzz NO_CUDA=1 CC=clang CFLAGS="$(FUZZ_CFLAGS)" \
+	  $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+
+fuzz: fuzz-build
+	tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS)
+
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(LIB)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB) $(LDLIBS_SLIME)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/slime
