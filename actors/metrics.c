@@ -2,7 +2,6 @@
  * metrics.c — metrics.jsonl writer, TensorBoard mirror and progress line
  * (see metrics.h). Not the figures themselves: the buffer computes them.
  */
-#define _GNU_SOURCE
 #include "metrics.h"
 
 #include <errno.h>

@@ -24,7 +24,6 @@
  *
  * What it is not: no grouping, filtering or advantages (the buffer).
  */
-#define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -1,0 +1,1339 @@
+/*
+ * buffer.c — the `buffer` actor kind: the driver of an RL run.
+ *
+ * It owns the data (prompt dataset or the builtin:arith task), the SFT
+ * warm-up batches, prompt dispatch to the rollout instances, the gathering
+ * of scored groups, DAPO's dynamic-sampling filter, advantages, the WAL of
+ * train batches, evaluation, metrics.jsonl and the end of the run.
+ *
+ * One run, in order (rl_msg.h has the messages):
+ *   1. STATUS_REQ to the trainer (repeated until it answers): a fresh run
+ *      (step 0) or a resumed one (resume = auto: its checkpoint's step,
+ *      cursor, sft_done).
+ *   2. SFT warm-up ([sft] steps > 0, not done yet): TRAIN_BATCH phase "sft"
+ *      one at a time, each with a loss mask over the target tokens.
+ *   3. The step-0 eval ([eval] at_start): greedy, one sample per held-out
+ *      prompt; eval_accuracy = mean of (reward == 1).
+ *   4. RL steps 1..num_steps: PROMPTS per group (rround-robin over the
+ *      rollout instances), SCORED groups gathered, filtered, advantages
+ *      computed (rl_algo.h; left to the trainer when kl_coef > 0, which
+ *      needs reference log-probs), the batch written into the buffer's shm
+ *      arena, appended to RUN_DIR/wal/buffer.wal and synced, then
+ *      TRAIN_BATCH; the next batch goes after TRAIN_DONE. In async mode the
+ *      rollout of later steps is dispatched while a step trains, at most
+ *      max_staleness steps ahead of the last trained one. Eval every
+ *      eval_interval steps and at the end.
+ *   5. A "stop" request to the supervisor's control plane ends the run.
+ *
+ * Exactly once. A sample id names (epoch, prompt index, index in group);
+ * a group is dispatched with the ids it must come back with. A rollout
+ * that returns nothing for rollout_timeout_ms gets its pending groups
+ * dispatched again (same ids); whichever copy arrives first is kept and a
+ * later duplicate is dropped (counted). A resumed buffer re-sends the
+ * WAL'd batches of the steps the trainer has not trained (last record per
+ * step), so no accepted batch is regenerated, and continues from the last
+ * re-sent batch's cursor.
+ *
+ * What it is not: no generation, scoring or training (rollout, reward,
+ * trainer actors).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "actor.h"
+#include "control.h"
+#include "dataset.h"
+#include "metrics.h"
+#include "report.h"
+#include "rl_algo.h"
+#include "rl_common.h"
+#include "rl_msg.h"
+#include "sample_batch.h"
+#include "shm.h"
+#include "task_arith.h"
+#include "tokenizer.h"
+#include "wal.h"
+
+#define MAX_ROLLOUTS SL_RL_MAX_INSTANCES
+#define MAX_VIEWS 32
+#define STATUS_RETRY_MS 2000
+#define TICK_MS 10
+#define MAX_OVERSAMPLE_ROUNDS 8
+
+enum { PH_RL = 0, PH_EVAL = 1 };
+enum { ST_STATUS, ST_SFT, ST_RL, ST_STOPPING, ST_DONE };
+
+typedef struct group {
+    uint64_t gid;      /* prompt id */
+    int phase;         /* PH_RL | PH_EVAL */
+    int64_t step;      /* RL step (eval: the step after which it evaluates) */
+    uint32_t n;        /* samples */
+    int rollout;       /* instance index it was last sent to */
+    int64_t sent_ms;
+    int attempts;
+    int done;
+    uint8_t *batch;    /* copy of the scored sample batch */
+    size_t batch_len;
+    float *rewards;
+    uint8_t *failed;
+    int64_t resp_tokens;
+} group;
+
+typedef struct rround {
+    int phase;
+    int64_t step;
+    group *g;
+    size_t n, cap, n_done;
+    int64_t start_ms, end_ms;
+    int oversample_rounds;
+    sl_data_cursor cursor_after; /* data cursor after this rround's prompts */
+} rround;
+
+typedef struct resend {
+    int64_t step;
+    char *hdr;     /* the TRAIN_BATCH JSON (without desc) */
+    uint8_t *data; /* batch bytes */
+    size_t len;
+} resend;
+
+typedef struct buffer {
+    sl_actor_ctx *ctx;
+    const sl_topology *t;
+    char run_dir[4096];
+    /* peers */
+    char trainer[SL_ACTOR_NAME_MAX];
+    char rollouts[MAX_ROLLOUTS][SL_ACTOR_NAME_MAX];
+    int n_rollouts, rr;
+    int64_t last_progress[MAX_ROLLOUTS];
+    /* data */
+    sl_tokenizer *tok;
+    int32_t vocab, eos;
+    sl_dataset *rl_ds, *eval_ds, *sft_ds;
+    sl_data_cursor cursor;
+    /* config */
+    int64_t num_steps, rbs, oversample, n_per, max_new, top_k, eval_interval, eval_n;
+    int64_t sft_steps, sft_bs, max_staleness, timeout_ms;
+    double temperature, top_p, kl_coef;
+    bool async, dyn, eval_start, eval_end, std_norm;
+    sl_adv_estimator est;
+    uint64_t seed;
+    /* state */
+    int stage;
+    int64_t status_sent_ms;
+    uint64_t status_corr;
+    int64_t sft_step;   /* SFT batches done */
+    int sft_inflight;
+    int64_t sft_sent_ms;
+    int64_t rl_done, rl_sent, next_dispatch; /* RL steps: trained, sent to train, next to dispatch */
+    int64_t weight_version;
+    int64_t samples_total;
+    int64_t last_eval_step;    /* -1 = none */
+    bool eval_pending_end;
+    rround *rounds[8];
+    int n_rounds;
+    resend *resends;
+    size_t n_resends, resend_pos;
+    /* the batch in training (for its metrics line) */
+    double tr_reward_mean, tr_reward_std, tr_len_mean, tr_tokens_per_s;
+    int64_t tr_n, tr_failed, tr_groups_total, tr_groups_kept;
+    /* shm */
+    sl_shm_arena *arena;
+    size_t slot_bytes;
+    sl_shm_view *views[MAX_VIEWS];
+    int n_views;
+    /* durability and reporting */
+    sl_wal *wal;
+    sl_metrics *metrics;
+    double last_reward, last_eval, last_tps;
+    int64_t rl_start_ms;
+    int64_t rl_start_step;
+    /* counters */
+    uint64_t n_dup, n_stale, n_bad, n_redispatch, n_failed_samples;
+} buffer;
+
+/* ================================================================ helpers */
+
+static void blog(buffer *b, sl_log_level l, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void blog(buffer *b, sl_log_level l, const char *fmt, ...) {
+    char m[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m, sizeof m, fmt, ap);
+    va_end(ap);
+    sl_actor_log(b->ctx, l, "%s", m);
+}
+
+static json_t *cursor_json(buffer *b, const sl_data_cursor *c) {
+    char txt[256];
+    if (!b->rl_ds || !sl_data_cursor_format(b->rl_ds, c, txt, sizeof txt)) return json_null();
+    json_t *o = json_loads(txt, 0, NULL);
+    return o ? o : json_null();
+}
+
+static int mkdir_p(const char *dir) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s", dir);
+    for (char *s = p + 1; *s; s++)
+        if (*s == '/') {
+            *s = 0;
+            mkdir(p, 0700);
+            *s = '/';
+        }
+    return mkdir(p, 0700) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+/* ============================================================== the data */
+
+/* Write the builtin:arith splits as JSONL under RUN_DIR/data/ (idempotent:
+ * deterministic content, rewritten atomically). */
+static int arith_files(buffer *b, char *rl_path, char *eval_path, char *sft_path, size_t cap) {
+    const sl_topology *t = b->t;
+    sl_arith_cfg cfg;
+    sl_arith_cfg_init(&cfg);
+    cfg.min_digits = (int)sl_topology_get_int(t, "data", "arith_min_digits");
+    cfg.max_digits = (int)sl_topology_get_int(t, "data", "arith_max_digits");
+    snprintf(cfg.ops, sizeof cfg.ops, "%s", sl_topology_get_str(t, "data", "arith_ops"));
+    cfg.target = strcmp(sl_topology_get_str(t, "data", "arith_target"), "plain") == 0 ? SL_ARITH_PLAIN
+                                                                                       : SL_ARITH_REVERSED;
+    char err[256];
+    if (sl_arith_cfg_validate(&cfg, err, sizeof err) != 0) {
+        blog(b, SL_LOG_ERROR, "[data] builtin:arith: %s", err);
+        return SL_EINVAL;
+    }
+    size_t n_rl = (size_t)sl_topology_get_int(t, "data", "arith_heldout_size");
+    size_t n_eval = (size_t)b->eval_n;
+    size_t n_sft = (size_t)sl_topology_get_int(t, "data", "arith_train_size");
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/data", b->run_dir);
+    mkdir_p(dir);
+    snprintf(rl_path, cap, "%s/arith_rl.jsonl", dir);
+    snprintf(eval_path, cap, "%s/arith_eval.jsonl", dir);
+    snprintf(sft_path, cap, "%s/arith_sft.jsonl", dir);
+    sl_arith_item *held = calloc(n_rl + n_eval, sizeof *held);
+    sl_arith_item *tr = calloc(n_sft, sizeof *tr);
+    int rc = held && tr ? 0 : SL_ENOMEM;
+    if (!rc) rc = sl_arith_generate(&cfg, SL_ARITH_HELDOUT, b->seed, n_rl + n_eval, held);
+    if (!rc) rc = sl_arith_generate(&cfg, SL_ARITH_TRAIN, b->seed, n_sft, tr);
+    if (!rc) rc = sl_arith_write_jsonl(rl_path, held, n_rl, 0);
+    if (!rc) rc = sl_arith_write_jsonl(eval_path, held + n_rl, n_eval, 0);
+    if (!rc) rc = sl_arith_write_jsonl(sft_path, tr, n_sft, 1);
+    if (rc) blog(b, SL_LOG_ERROR, "builtin:arith data (%zu held-out + %zu eval, %zu train): %s", n_rl, n_eval,
+                 n_sft, sl_strerror(rc));
+    free(held);
+    free(tr);
+    return rc;
+}
+
+static int load_ds(buffer *b, const char *path, const char *response_key, bool builtin, sl_dataset **out) {
+    sl_dataset_opts o;
+    sl_dataset_opts_from_topology(&o, b->t);
+    o.tok = b->tok;
+    if (builtin) {
+        o.input_key = "input";
+        o.label_key = "label";
+        o.metadata_key = NULL;
+        o.apply_chat_template = 0;
+    }
+    if (response_key) {
+        o.response_key = response_key;
+        o.label_required = 0;
+        o.shuffle = 1; /* SFT batches: shuffled by the run seed */
+        o.num_epoch = 1000;
+    }
+    char err[512];
+    int rc = sl_dataset_load(path, &o, out, err, sizeof err);
+    if (rc) blog(b, SL_LOG_ERROR, "dataset: %s", err);
+    return rc;
+}
+
+static int load_data(buffer *b) {
+    char mdir[4096], err[256];
+    int rc = sl_rl_model_dir(b->ctx, mdir, sizeof mdir);
+    if (rc) {
+        blog(b, SL_LOG_ERROR, "no model folder: %s", sl_strerror(rc));
+        return rc;
+    }
+    rc = sl_tokenizer_load(mdir, &b->tok, err, sizeof err);
+    if (rc) {
+        blog(b, SL_LOG_ERROR, "tokenizer: %s", err);
+        return rc;
+    }
+    b->vocab = sl_tokenizer_vocab_size(b->tok);
+    b->eos = sl_tokenizer_eos_id(b->tok);
+    const char *pd = sl_topology_get_str(b->t, "data", "prompt_data");
+    const char *ed = sl_topology_get_str(b->t, "data", "eval_prompt_data");
+    const char *sd = sl_topology_get_str(b->t, "sft", "prompt_data");
+    const char *rk = sl_topology_get_str(b->t, "sft", "response_key");
+    bool builtin = !*pd || strcmp(pd, "builtin:arith") == 0;
+    char rl_p[4400], ev_p[4400], sft_p[4400];
+    if (builtin) {
+        if ((rc = arith_files(b, rl_p, ev_p, sft_p, sizeof rl_p))) return rc;
+        if ((rc = load_ds(b, rl_p, NULL, true, &b->rl_ds))) return rc;
+        if ((rc = load_ds(b, *ed ? ed : ev_p, NULL, !*ed, &b->eval_ds))) return rc;
+        if (b->sft_steps > 0 && (rc = load_ds(b, *sd ? sd : sft_p, *sd ? rk : "response", !*sd, &b->sft_ds)))
+            return rc;
+    } else {
+        if ((rc = load_ds(b, pd, NULL, false, &b->rl_ds))) return rc;
+        if (*ed && (rc = load_ds(b, ed, NULL, false, &b->eval_ds))) return rc;
+        if (b->sft_steps > 0) {
+            if (!*sd) {
+                blog(b, SL_LOG_ERROR, "[sft] steps > 0 with a prompt_data file needs [sft] prompt_data");
+                return SL_EINVAL;
+            }
+            if ((rc = load_ds(b, sd, rk, false, &b->sft_ds))) return rc;
+        }
+    }
+    blog(b, SL_LOG_INFO, "data: %zu RL prompts, %zu eval prompts, %zu SFT examples", sl_dataset_size(b->rl_ds),
+         b->eval_ds ? sl_dataset_size(b->eval_ds) : 0, b->sft_ds ? sl_dataset_size(b->sft_ds) : 0);
+    return SL_OK;
+}
+
+/* ============================================================ shm views */
+
+static sl_shm_view *view_for(buffer *b, const sl_shm_desc *d) {
+    for (int i = 0; i < b->n_views; i++)
+        if (sl_shm_view_matches(b->views[i], d)) return b->views[i];
+    sl_shm_view *v = NULL;
+    if (sl_shm_arena_open(d, SL_RL_CONSUMER_BUFFER, &v) != 0) return NULL;
+    if (b->n_views == MAX_VIEWS) {
+        sl_shm_view_close(b->views[0]);
+        memmove(b->views, b->views + 1, (MAX_VIEWS - 1) * sizeof *b->views);
+        b->n_views--;
+    }
+    b->views[b->n_views++] = v;
+    return v;
+}
+
+/* ============================================================== rounds */
+
+static void group_fini(group *g) {
+    free(g->batch);
+    free(g->rewards);
+    free(g->failed);
+    memset(g, 0, sizeof *g);
+}
+
+static void round_free(rround *r) {
+    if (!r) return;
+    for (size_t i = 0; i < r->n; i++) group_fini(&r->g[i]);
+    free(r->g);
+    free(r);
+}
+
+static rround *round_find(buffer *b, int phase, int64_t step) {
+    for (int i = 0; i < b->n_rounds; i++)
+        if (b->rounds[i]->phase == phase && b->rounds[i]->step == step) return b->rounds[i];
+    return NULL;
+}
+
+static void round_drop(buffer *b, rround *r) {
+    for (int i = 0; i < b->n_rounds; i++)
+        if (b->rounds[i] == r) {
+            b->rounds[i] = b->rounds[--b->n_rounds];
+            break;
+        }
+    round_free(r);
+}
+
+static rround *round_new(buffer *b, int phase, int64_t step) {
+    if (b->n_rounds == (int)SL_ARRAY_LEN(b->rounds)) return NULL;
+    rround *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->phase = phase, r->step = step, r->start_ms = (int64_t)sl_now_ms();
+    b->rounds[b->n_rounds++] = r;
+    return r;
+}
+
+static uint64_t group_seed(buffer *b, uint64_t gid, int64_t step, int phase) {
+    uint64_t k[4] = {b->seed, gid, (uint64_t)step, (uint64_t)phase};
+    return sl_hash64(k, sizeof k);
+}
+
+/* Send group G's PROMPTS to the next rollout instance (not AVOID unless it
+ * is the only one). */
+static int dispatch_group(buffer *b, group *g, int avoid) {
+    const sl_dataset *ds = g->phase == PH_EVAL ? b->eval_ds : b->rl_ds;
+    const sl_prompt *p = sl_dataset_get_id(ds, g->gid);
+    if (!p || !p->ids) return SL_EINVAL;
+    int r = b->rr++ % b->n_rollouts;
+    if (r == avoid && b->n_rollouts > 1) r = b->rr++ % b->n_rollouts;
+    json_t *ids = json_array(), *prompt = json_array();
+    for (uint32_t i = 0; i < g->n; i++) json_array_append_new(ids, json_integer((json_int_t)(g->gid + i)));
+    for (size_t i = 0; i < p->n_ids; i++) json_array_append_new(prompt, json_integer(p->ids[i]));
+    bool ev = g->phase == PH_EVAL;
+    json_t *o = json_pack("{s:I,s:s,s:I,s:o,s:o,s:i,s:f,s:f,s:I,s:I,s:I,s:s,s:s}", "step", (json_int_t)g->step,
+                          "phase", ev ? "eval" : "rl", "group", (json_int_t)g->gid, "sample_ids", ids, "prompt",
+                          prompt, "n", (int)g->n, "temperature", ev ? 0.0 : b->temperature, "top_p",
+                          ev ? 1.0 : b->top_p, "top_k", (json_int_t)(ev ? -1 : b->top_k), "max_new_tokens",
+                          (json_int_t)b->max_new, "seed", (json_int_t)(group_seed(b, g->gid, g->step, g->phase) >> 1),
+                          "label", p->label ? p->label : "", "metadata", p->metadata ? p->metadata : "");
+    if (!o) return SL_ENOMEM;
+    int rc = sl_rl_json_send(b->ctx, b->rollouts[r], SL_MSG_PROMPTS, o);
+    json_decref(o);
+    g->rollout = r;
+    g->sent_ms = (int64_t)sl_now_ms();
+    g->attempts++;
+    if (rc) blog(b, SL_LOG_WARN, "PROMPTS to %s: %s (re-dispatched after the timeout)", b->rollouts[r],
+                 sl_strerror(rc));
+    return SL_OK;
+}
+
+/* Take WANT prompts from the RL cursor into rround R. Returns how many. */
+static size_t dispatch_rl(buffer *b, rround *r, size_t want) {
+    uint64_t *ids = calloc(want ? want : 1, sizeof *ids);
+    size_t got = 0;
+    if (!ids || sl_dataset_next(b->rl_ds, &b->cursor, ids, want, &got) != 0) got = 0;
+    if (r->n + got > r->cap) {
+        size_t cap = r->n + got + 16;
+        group *ng = realloc(r->g, cap * sizeof *ng);
+        if (!ng) got = 0;
+        else r->g = ng, r->cap = cap;
+    }
+    for (size_t i = 0; i < got; i++) {
+        group *g = &r->g[r->n++];
+        memset(g, 0, sizeof *g);
+        g->gid = ids[i], g->phase = PH_RL, g->step = r->step, g->n = (uint32_t)b->n_per;
+        dispatch_group(b, g, -1);
+    }
+    free(ids);
+    r->cursor_after = b->cursor;
+    return got;
+}
+
+static int dispatch_eval(buffer *b, int64_t step) {
+    if (!b->eval_ds || round_find(b, PH_EVAL, step)) return SL_OK;
+    rround *r = round_new(b, PH_EVAL, step);
+    if (!r) return SL_ENOMEM;
+    size_t n = sl_dataset_size(b->eval_ds);
+    if ((int64_t)n > b->eval_n) n = (size_t)b->eval_n;
+    r->g = calloc(n ? n : 1, sizeof *r->g);
+    if (!r->g) return SL_ENOMEM;
+    r->cap = n;
+    for (size_t i = 0; i < n; i++) {
+        group *g = &r->g[r->n++];
+        uint64_t gid;
+        sl_prompt_id_pack(0, i, &gid);
+        g->gid = gid, g->phase = PH_EVAL, g->step = step, g->n = 1;
+        dispatch_group(b, g, -1);
+    }
+    b->last_eval_step = step;
+    blog(b, SL_LOG_INFO, "eval after RL step %lld: %zu prompts", (long long)step, n);
+    return SL_OK;
+}
+
+/* ============================================================ SCORED */
+
+static int on_scored(buffer *b, const sl_msg *m) {
+    json_t *o = NULL;
+    char err[256];
+    if (sl_rl_json_parse(m->payload, m->len, &o, err, sizeof err) != 0) {
+        b->n_bad++;
+        blog(b, SL_LOG_WARN, "bad SCORED from %s: %s", m->sender, err);
+        return SL_OK;
+    }
+    sl_shm_desc d;
+    uint64_t gid = 0, step = 0;
+    const char *ph = NULL;
+    if (sl_rl_json_desc(o, &d) != 0 || sl_rl_json_u64(o, "group", &gid) != 0 ||
+        sl_rl_json_u64(o, "step", &step) != 0 || sl_rl_json_str_opt(o, "phase", NULL, &ph) != 0 || !ph) {
+        b->n_bad++;
+        blog(b, SL_LOG_WARN, "SCORED from %s lacks desc/group/step/phase", m->sender);
+        json_decref(o);
+        return SL_OK;
+    }
+    sl_shm_view *v = view_for(b, &d);
+    const void *ptr = NULL;
+    size_t len = 0;
+    int rc = v ? sl_shm_read(v, &d, SL_SHM_READ_TRUST_DATA, &ptr, &len) : SL_ECLOSED;
+    int phase = strcmp(ph, "eval") == 0 ? PH_EVAL : PH_RL;
+    rround *r = round_find(b, phase, (int64_t)step);
+    group *g = NULL;
+    for (size_t i = 0; r && i < r->n; i++)
+        if (r->g[i].gid == gid) g = &r->g[i];
+    if (!g || g->done) {
+        if (g) b->n_dup++;
+        else b->n_stale++;
+        blog(b, SL_LOG_DEBUG, "dropped %s SCORED for group %llu step %llu", g ? "a duplicate" : "a stale",
+             (unsigned long long)gid, (unsigned long long)step);
+        if (rc == 0) sl_shm_release(v, &d);
+        json_decref(o);
+        return SL_OK;
+    }
+    sl_batch_view bv;
+    if (rc == 0) rc = sl_batch_view_open(&bv, ptr, len, 0, 0, err, sizeof err);
+    else snprintf(err, sizeof err, "%s", sl_strerror(rc));
+    json_t *rw = json_object_get(o, "rewards"), *fl = json_object_get(o, "failed");
+    if (rc == 0 && (bv.n_samples != g->n || json_array_size(rw) != g->n)) {
+        rc = SL_EINVAL;
+        snprintf(err, sizeof err, "%u samples / %zu rewards, expected %u", bv.n_samples, json_array_size(rw), g->n);
+    }
+    for (uint32_t i = 0; rc == 0 && i < g->n; i++)
+        if (bv.sample_ids[i] != g->gid + i) {
+            rc = SL_EINVAL;
+            snprintf(err, sizeof err, "sample %u has id %llu, expected %llu", i,
+                     (unsigned long long)bv.sample_ids[i], (unsigned long long)(g->gid + i));
+        }
+    if (rc != 0) {
+        b->n_bad++;
+        blog(b, SL_LOG_WARN, "SCORED from %s for group %llu refused: %s", m->sender, (unsigned long long)gid, err);
+        if (v && ptr) sl_shm_release(v, &d);
+        json_decref(o);
+        return SL_OK;
+    }
+    g->batch = malloc(bv.size);
+    g->rewards = calloc(g->n, sizeof(float));
+    g->failed = calloc(g->n, 1);
+    if (!g->batch || !g->rewards || !g->failed) {
+        sl_shm_release(v, &d);
+        json_decref(o);
+        return SL_ENOMEM;
+    }
+    memcpy(g->batch, ptr, bv.size);
+    g->batch_len = bv.size;
+    sl_shm_release(v, &d);
+    g->resp_tokens = 0;
+    for (uint32_t i = 0; i < g->n; i++) {
+        json_t *x = json_array_get(rw, i);
+        double rv = json_is_number(x) ? json_number_value(x) : 0;
+        g->rewards[i] = isfinite(rv) ? (float)rv : 0.f;
+        g->failed[i] = json_is_integer(json_array_get(fl, i)) && json_integer_value(json_array_get(fl, i)) != 0;
+        b->n_failed_samples += g->failed[i];
+        g->resp_tokens += (int64_t)(bv.offsets[i + 1] - bv.offsets[i] - bv.prompt_len[i]);
+    }
+    g->done = 1;
+    r->n_done++;
+    if (r->n_done == r->n) r->end_ms = (int64_t)sl_now_ms();
+    if (g->rollout >= 0 && g->rollout < b->n_rollouts) b->last_progress[g->rollout] = (int64_t)sl_now_ms();
+    json_decref(o);
+    return SL_OK;
+}
+
+/* ============================================================ batches */
+
+/* Bytes of a batch of N samples with T tokens and M meta bytes. */
+static size_t batch_bytes(uint32_t n, uint64_t t, uint64_t m, uint32_t flags) {
+    sl_batch_dims d = {n, t, m, flags};
+    size_t s = 0;
+    return sl_batch_size(&d, &s) == 0 ? s : 0;
+}
+
+/* Publish LEN bytes of DATA (a complete batch) to the trainer with HDR
+ * (JSON, "desc" is added) — the WAL write happened before. */
+static int send_train_batch(buffer *b, json_t *hdr, const void *data, size_t len) {
+    void *slot_ptr;
+    uint32_t slot;
+    int rc = sl_shm_slot_acquire(b->arena, &slot_ptr, &slot);
+    if (rc) return rc; /* SL_EFULL: the trainer still holds them; retried */
+    sl_shm_stats st;
+    sl_shm_arena_stats(b->arena, &st);
+    if (len > st.slot_bytes) {
+        sl_shm_slot_cancel(b->arena, slot);
+        blog(b, SL_LOG_ERROR, "train batch of %zu bytes over the slot size %zu", len, st.slot_bytes);
+        return SL_ERANGE;
+    }
+    memcpy(slot_ptr, data, len);
+    sl_shm_desc d;
+    rc = sl_shm_slot_publish_mask(b->arena, slot, len, 1u << SL_RL_CONSUMER_TRAINER, &d);
+    if (rc) {
+        sl_shm_slot_cancel(b->arena, slot);
+        return rc;
+    }
+    char hex[SL_RL_DESC_HEX_LEN + 1];
+    sl_rl_desc_to_hex(&d, hex);
+    json_object_set_new(hdr, "desc", json_string(hex));
+    rc = sl_rl_json_send(b->ctx, b->trainer, SL_MSG_TRAIN_BATCH, hdr);
+    if (rc) blog(b, SL_LOG_WARN, "TRAIN_BATCH to %s: %s", b->trainer, sl_strerror(rc));
+    return SL_OK; /* a lost message is seen as a missing TRAIN_DONE: resume handles it */
+}
+
+/* The next SFT batch into a heap buffer. */
+static int build_sft(buffer *b, uint8_t **out, size_t *out_len, uint32_t *n_out) {
+    size_t bs = (size_t)b->sft_bs;
+    uint64_t *ids = calloc(bs, sizeof *ids);
+    if (!ids) return SL_ENOMEM;
+    /* a deterministic position: batch s covers positions (s-1)*bs .. */
+    size_t size = sl_dataset_size(b->sft_ds);
+    sl_data_cursor c = {(uint32_t)(((uint64_t)b->sft_step * bs) / size), ((uint64_t)b->sft_step * bs) % size};
+    size_t got = 0;
+    if (sl_dataset_next(b->sft_ds, &c, ids, bs, &got) != 0 || got == 0) {
+        free(ids);
+        return SL_EINVAL;
+    }
+    uint64_t T = 0, M = 0;
+    for (size_t i = 0; i < got; i++) {
+        const sl_prompt *p = sl_dataset_get_id(b->sft_ds, ids[i]);
+        T += p->n_ids + p->n_response_ids + (b->eos >= 0);
+        M += sl_batch_meta_bytes(p->label, NULL);
+    }
+    sl_batch_dims dims = {(uint32_t)got, T, M, 0};
+    size_t sz = batch_bytes((uint32_t)got, T, M, 0);
+    uint8_t *buf = sz ? aligned_alloc(8, (sz + 7) & ~(size_t)7) : NULL;
+    int32_t *tok = malloc((size_t)(T ? T : 1) * sizeof *tok);
+    uint8_t *mask = malloc(T ? T : 1);
+    sl_batch_writer w;
+    int rc = buf && tok && mask ? sl_batch_writer_init(&w, buf, sz, &dims, (uint64_t)b->weight_version,
+                                                       (uint64_t)b->sft_step + 1, b->vocab)
+                                : SL_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < got; i++) {
+        const sl_prompt *p = sl_dataset_get_id(b->sft_ds, ids[i]);
+        uint32_t n = 0;
+        for (size_t k = 0; k < p->n_ids; k++) tok[n] = p->ids[k], mask[n++] = 0;
+        for (size_t k = 0; k < p->n_response_ids; k++) tok[n] = p->response_ids[k], mask[n++] = 1;
+        if (b->eos >= 0) tok[n] = b->eos, mask[n++] = 1;
+        sl_batch_sample_in s = {.tokens = tok, .n_tokens = n, .prompt_len = (uint32_t)p->n_ids,
+                                .loss_mask = mask, .sample_id = ids[i], .group_id = ids[i],
+                                .label = p->label};
+        if (p->n_ids == 0) rc = SL_EINVAL;
+        else rc = sl_batch_writer_add(&w, &s);
+    }
+    size_t len = 0;
+    if (rc == 0) rc = sl_batch_writer_finish(&w, &len);
+    free(ids), free(tok), free(mask);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    *out = buf, *out_len = len, *n_out = (uint32_t)got;
+    return SL_OK;
+}
+
+static void send_next_sft(buffer *b) {
+    uint8_t *data;
+    size_t len;
+    uint32_t n;
+    int rc = build_sft(b, &data, &len, &n);
+    if (rc) {
+        blog(b, SL_LOG_ERROR, "SFT batch %lld: %s", (long long)b->sft_step + 1, sl_strerror(rc));
+        sl_actor_stop(b->ctx, 1);
+        return;
+    }
+    json_t *h = json_pack("{s:I,s:s,s:o,s:I,s:I}", "step", (json_int_t)(b->sft_step + 1), "phase", "sft",
+                          "cursor", json_null(), "n_samples", (json_int_t)n, "sft_steps", (json_int_t)b->sft_steps);
+    rc = send_train_batch(b, h, data, len);
+    json_decref(h);
+    free(data);
+    if (rc == 0) {
+        b->sft_inflight = 1;
+        b->sft_sent_ms = (int64_t)sl_now_ms();
+    }
+}
+
+/* Stats of a set of rewards. */
+static void stats(const float *x, size_t n, double *mean, double *sd) {
+    double s = 0, s2 = 0;
+    for (size_t i = 0; i < n; i++) s += x[i];
+    *mean = n ? s / (double)n : NAN;
+    for (size_t i = 0; i < n; i++) s2 += (x[i] - *mean) * (x[i] - *mean);
+    *sd = n > 1 ? sqrt(s2 / (double)(n - 1)) : 0;
+}
+
+/* Build step R's train batch, WAL it, send it. Returns SL_EFULL to retry. */
+static int train_round(buffer *b, rround *r) {
+    /* which groups are kept */
+    size_t n_groups = r->n, n_per = (size_t)b->n_per;
+    uint8_t *keep = calloc(n_groups ? n_groups : 1, 1);
+    float *all_r = calloc(n_groups * n_per + 1, sizeof(float));
+    if (!keep || !all_r) return SL_ENOMEM;
+    for (size_t gi = 0; gi < n_groups; gi++) memcpy(all_r + gi * n_per, r->g[gi].rewards, n_per * sizeof(float));
+    size_t kept = n_groups;
+    if (b->dyn) sl_rl_dynamic_sampling_filter(all_r, n_groups * n_per, n_per, keep, &kept);
+    else memset(keep, 1, n_groups);
+    if (kept == 0) { /* nothing informative: train on all (zero advantages) rather than stall */
+        memset(keep, 1, n_groups);
+        kept = n_groups;
+    }
+    size_t take = kept < (size_t)b->rbs ? kept : (size_t)b->rbs;
+    /* the taken groups, in dispatch order */
+    size_t *sel = calloc(take ? take : 1, sizeof *sel), k = 0;
+    for (size_t gi = 0; gi < n_groups && k < take; gi++)
+        if (keep[gi]) sel[k++] = gi;
+    uint32_t n = (uint32_t)(take * n_per);
+    uint64_t T = 0, M = 0, R = 0;
+    bool lp = true;
+    for (size_t s = 0; s < take; s++) {
+        sl_batch_view v;
+        group *g = &r->g[sel[s]];
+        sl_batch_view_open(&v, g->batch, g->batch_len, 0, SL_BATCH_SKIP_CHECKSUM, NULL, 0);
+        T += v.n_tokens;
+        M += v.meta_bytes;
+        lp = lp && v.logprobs;
+        for (uint32_t i = 0; i < v.n_samples; i++) R += v.offsets[i + 1] - v.offsets[i] - v.prompt_len[i];
+    }
+    bool adv_here = b->kl_coef == 0;
+    uint32_t flags = (lp ? SL_BATCH_HAS_LOGPROBS : 0) | (adv_here ? SL_BATCH_HAS_ADVANTAGES : 0);
+    /* advantages over the response tokens (rl_algo layout) */
+    float *rew = calloc(n + 1, sizeof(float)), *norm = calloc(n + 1, sizeof(float));
+    size_t *off = calloc(n + 1, sizeof(size_t));
+    float *rmask = calloc(R + 1, sizeof(float)), *adv = calloc(R + 1, sizeof(float));
+    int rc = rew && norm && off && rmask && adv ? 0 : SL_ENOMEM;
+    size_t si = 0, ri = 0;
+    for (size_t s = 0; rc == 0 && s < take; s++) {
+        group *g = &r->g[sel[s]];
+        sl_batch_view v;
+        sl_batch_view_open(&v, g->batch, g->batch_len, 0, SL_BATCH_SKIP_CHECKSUM, NULL, 0);
+        for (uint32_t i = 0; i < v.n_samples; i++, si++) {
+            rew[si] = g->rewards[i];
+            off[si] = ri;
+            for (uint64_t t = v.offsets[i] + v.prompt_len[i]; t < v.offsets[i + 1]; t++) rmask[ri++] = v.loss_mask[t];
+        }
+    }
+    off[n] = ri;
+    if (rc == 0 && adv_here) {
+        rc = sl_rl_group_rewards(rew, n, n_per, b->est, true, b->std_norm, norm);
+        sl_rl_adv_config ac = {b->est, 0.f, SL_KL_K1, 1.f,
+                               b->est == SL_ADV_REINFORCE_PLUS_PLUS || b->est == SL_ADV_REINFORCE_PLUS_PLUS_BASELINE};
+        bool any_mask = false;
+        for (size_t t = 0; t < ri; t++) any_mask = any_mask || rmask[t] != 0;
+        if (rc == 0 && (ac.normalize_advantages || b->est == SL_ADV_REINFORCE_PLUS_PLUS) && !any_mask)
+            memset(adv, 0, (R + 1) * sizeof(float));
+        else if (rc == 0)
+            rc = sl_rl_advantages(&ac, n, off, rmask, norm, NULL, adv, NULL);
+    }
+    /* write the batch */
+    size_t sz = batch_bytes(n, T, M, flags);
+    uint8_t *buf = sz ? aligned_alloc(8, (sz + 7) & ~(size_t)7) : NULL;
+    float *fadv = calloc(T + 1, sizeof(float));
+    if (rc == 0 && (!buf || !fadv)) rc = SL_ENOMEM;
+    sl_batch_dims dims = {n, T, M, flags};
+    sl_batch_writer w;
+    if (rc == 0) rc = sl_batch_writer_init(&w, buf, sz, &dims, (uint64_t)b->weight_version, (uint64_t)r->step, b->vocab);
+    si = 0, ri = 0;
+    double len_sum = 0;
+    int64_t n_failed = 0;
+    for (size_t s = 0; rc == 0 && s < take; s++) {
+        group *g = &r->g[sel[s]];
+        sl_batch_view v;
+        sl_batch_view_open(&v, g->batch, g->batch_len, 0, SL_BATCH_SKIP_CHECKSUM, NULL, 0);
+        for (uint32_t i = 0; rc == 0 && i < v.n_samples; i++, si++) {
+            sl_batch_sample x;
+            sl_batch_view_sample(&v, i, &x);
+            for (uint32_t t = 0; t < x.n_tokens; t++) fadv[t] = t >= x.prompt_len ? adv[ri++] : 0.f;
+            len_sum += x.n_tokens - x.prompt_len;
+            n_failed += g->failed[i];
+            sl_batch_sample_in in = {.tokens = x.tokens, .n_tokens = x.n_tokens, .prompt_len = x.prompt_len,
+                                     .logprobs = x.logprobs, .loss_mask = x.loss_mask,
+                                     .advantages = adv_here ? fadv : NULL, .reward = g->rewards[i],
+                                     .sample_id = x.sample_id, .group_id = x.group_id,
+                                     .weight_version = x.weight_version, .flags = x.flags & ~SL_SAMPLE_EVAL,
+                                     .label = x.label, .metadata = x.metadata};
+            rc = sl_batch_writer_add(&w, &in);
+        }
+    }
+    size_t len = 0;
+    if (rc == 0) rc = sl_batch_writer_finish(&w, &len);
+    /* figures of the step: every gathered sample (slime logs the raw rollout) */
+    if (rc == 0) {
+        double mean, sd;
+        stats(all_r, n_groups * n_per, &mean, &sd);
+        int64_t toks = 0;
+        for (size_t gi = 0; gi < n_groups; gi++) toks += r->g[gi].resp_tokens;
+        double secs = (double)((r->end_ms ? r->end_ms : (int64_t)sl_now_ms()) - r->start_ms) / 1000.0;
+        b->tr_reward_mean = mean, b->tr_reward_std = sd;
+        b->tr_len_mean = n_groups ? (double)toks / (double)(n_groups * n_per) : 0;
+        b->tr_tokens_per_s = secs > 0 ? (double)toks / secs : NAN;
+        b->tr_n = n, b->tr_failed = n_failed, b->tr_groups_total = (int64_t)n_groups, b->tr_groups_kept = (int64_t)kept;
+    }
+    json_t *h = NULL;
+    char *htxt = NULL;
+    if (rc == 0) {
+        h = json_pack("{s:I,s:s,s:o,s:I,s:I}", "step", (json_int_t)r->step, "phase", "rl", "cursor",
+                      cursor_json(b, &r->cursor_after), "n_samples", (json_int_t)n, "group_size", (json_int_t)n_per);
+        htxt = h ? json_dumps(h, JSON_COMPACT) : NULL;
+        if (!htxt) rc = SL_ENOMEM;
+    }
+    /* WAL: u32 header length | header JSON | batch bytes; synced before the send */
+    if (rc == 0) {
+        size_t hl = strlen(htxt);
+        uint8_t *rec = malloc(4 + hl + len);
+        if (!rec) rc = SL_ENOMEM;
+        else {
+            sl_put_u32(rec, (uint32_t)hl);
+            memcpy(rec + 4, htxt, hl);
+            memcpy(rec + 4 + hl, buf, len);
+            rc = sl_wal_append(b->wal, rec, 4 + hl + len, NULL);
+            if (rc == 0) rc = sl_wal_sync(b->wal);
+            free(rec);
+        }
+        if (rc) blog(b, SL_LOG_ERROR, "WAL append: %s", sl_strerror(rc));
+    }
+    if (rc == 0) {
+        rc = send_train_batch(b, h, buf, len);
+        if (rc == SL_EFULL) blog(b, SL_LOG_DEBUG, "arena full: step %lld waits", (long long)r->step);
+    }
+    /* samples.jsonl for the report: the first two samples of the step */
+    if (rc == 0 && take > 0) {
+        group *g = &r->g[sel[0]];
+        sl_batch_view v;
+        sl_batch_view_open(&v, g->batch, g->batch_len, 0, SL_BATCH_SKIP_CHECKSUM, NULL, 0);
+        for (uint32_t i = 0; i < v.n_samples && i < 2; i++) {
+            sl_batch_sample x;
+            sl_batch_view_sample(&v, i, &x);
+            char *pt = NULL, *rt = NULL;
+            if (sl_tokenizer_decode(b->tok, x.tokens, x.prompt_len, 0, &pt, NULL) == 0 &&
+                sl_tokenizer_decode(b->tok, x.tokens + x.prompt_len, x.n_tokens - x.prompt_len, 0, &rt, NULL) == 0)
+                sl_report_append_sample(b->run_dir, r->step, pt, rt, g->rewards[i]);
+            free(pt), free(rt);
+        }
+    }
+    json_decref(h);
+    free(htxt), free(buf), free(fadv), free(rew), free(norm), free(off), free(rmask), free(adv);
+    free(keep), free(all_r), free(sel);
+    return rc;
+}
+
+/* ============================================================ metrics */
+
+static double eta_s(buffer *b) {
+    int64_t done = b->rl_done - b->rl_start_step;
+    if (done <= 0) return NAN;
+    double per = (double)((int64_t)sl_now_ms() - b->rl_start_ms) / 1000.0 / (double)done;
+    double left = per * (double)(b->num_steps - b->rl_done);
+    return left;
+}
+
+static void progress(buffer *b, const char *phase, int64_t step, int64_t total) {
+    sl_progress p = {phase, step, total, b->last_reward, b->last_eval, b->last_tps,
+                     strcmp(phase, "rl") == 0 ? eta_s(b) : NAN};
+    sl_metrics_progress(b->metrics, &p);
+}
+
+static void copy_metric(json_t *dst, json_t *src, const char *key) {
+    json_t *v = json_object_get(src, key);
+    if (json_is_number(v)) json_object_set(dst, key, v);
+}
+
+static void finish_eval(buffer *b, rround *r) {
+    int64_t correct = 0, total = 0, toks = 0;
+    float *rw = calloc(r->n + 1, sizeof(float));
+    for (size_t i = 0; i < r->n; i++) {
+        group *g = &r->g[i];
+        rw[i] = g->rewards[0];
+        correct += !g->failed[0] && g->rewards[0] == 1.0f;
+        total++;
+        toks += g->resp_tokens;
+    }
+    double mean, sd;
+    stats(rw, r->n, &mean, &sd);
+    free(rw);
+    double acc = total ? (double)correct / (double)total : 0;
+    double secs = (double)(r->end_ms - r->start_ms) / 1000.0;
+    json_t *o = json_pack("{s:I,s:I,s:s,s:f,s:f,s:f,s:f,s:I,s:I,s:I}", "step", (json_int_t)(b->sft_steps + r->step),
+                          "rl_step", (json_int_t)r->step, "phase", "eval", "eval_accuracy", acc, "reward_mean", mean,
+                          "reward_std", sd, "response_len_mean", total ? (double)toks / (double)total : 0.0,
+                          "weight_version", (json_int_t)b->weight_version, "eval_n", (json_int_t)total,
+                          "samples_trained", (json_int_t)b->samples_total);
+    if (o && secs > 0) json_object_set_new(o, "tokens_per_s", json_real((double)toks / secs));
+    if (o) sl_metrics_write(b->metrics, o);
+    json_decref(o);
+    b->last_eval = acc;
+    blog(b, SL_LOG_INFO, "eval after RL step %lld: accuracy %.3f (%lld/%lld), reward %.3f", (long long)r->step, acc,
+         (long long)correct, (long long)total, mean);
+    progress(b, "eval", r->step, b->num_steps);
+}
+
+/* ============================================================ resume */
+
+typedef struct wal_scan {
+    buffer *b;
+    int64_t after; /* keep records with step > after */
+} wal_scan;
+
+static int wal_record(void *user, uint64_t seq, const void *data, size_t len) {
+    wal_scan *ws = user;
+    buffer *b = ws->b;
+    (void)seq;
+    if (len < 4) return 0;
+    uint32_t hl = sl_get_u32(data);
+    if ((size_t)hl + 4 > len) return 0;
+    json_t *h = json_loadb((const char *)data + 4, hl, 0, NULL);
+    uint64_t step = 0;
+    if (!h || sl_rl_json_u64(h, "step", &step) != 0 || (int64_t)step <= ws->after) {
+        json_decref(h);
+        return 0;
+    }
+    json_decref(h);
+    /* a later record of the same step replaces an earlier one */
+    resend *rs = NULL;
+    for (size_t i = 0; i < b->n_resends; i++)
+        if (b->resends[i].step == (int64_t)step) rs = &b->resends[i];
+    if (!rs) {
+        resend *nr = realloc(b->resends, (b->n_resends + 1) * sizeof *nr);
+        if (!nr) return SL_ENOMEM;
+        b->resends = nr;
+        rs = &b->resends[b->n_resends++];
+        memset(rs, 0, sizeof *rs);
+    }
+    free(rs->hdr), free(rs->data);
+    rs->step = (int64_t)step;
+    rs->hdr = strndup((const char *)data + 4, hl);
+    rs->len = len - 4 - hl;
+    rs->data = aligned_alloc(8, (rs->len + 8) & ~(size_t)7);
+    if (!rs->hdr || !rs->data) return SL_ENOMEM;
+    memcpy(rs->data, (const uint8_t *)data + 4 + hl, rs->len);
+    return 0;
+}
+
+static int cmp_resend(const void *x, const void *y) {
+    const resend *a = x, *c = y;
+    return a->step < c->step ? -1 : a->step > c->step;
+}
+
+static void on_status(buffer *b, const sl_msg *m) {
+    json_t *o = NULL;
+    uint64_t step = 0, wv = 0, sft_step = 0;
+    bool sft_done = false;
+    if (sl_rl_json_parse(m->payload, m->len, &o, NULL, 0) != 0 || sl_rl_json_u64_opt(o, "step", 0, &step) != 0 ||
+        sl_rl_json_u64_opt(o, "weight_version", 0, &wv) != 0 || sl_rl_json_u64_opt(o, "sft_step", 0, &sft_step) != 0) {
+        blog(b, SL_LOG_WARN, "bad STATUS from %s: asking again", m->sender);
+        json_decref(o);
+        return;
+    }
+    sft_done = json_is_true(json_object_get(o, "sft_done"));
+    b->weight_version = (int64_t)wv;
+    b->rl_done = b->rl_sent = (int64_t)step;
+    b->next_dispatch = b->rl_done + 1;
+    json_t *cur = json_object_get(o, "cursor");
+    if (json_is_object(cur)) {
+        char *txt = json_dumps(cur, JSON_COMPACT);
+        char err[256];
+        if (!txt || sl_data_cursor_parse(b->rl_ds, txt, strlen(txt), &b->cursor, err, sizeof err) != 0)
+            blog(b, SL_LOG_WARN, "the trainer's cursor is not usable here (%s): starting the data over",
+                 txt ? err : "no memory");
+        free(txt);
+    }
+    bool resumed = step > 0 || sft_done || sft_step > 0;
+    if (b->sft_steps == 0 || step > 0) sft_done = true;
+    b->sft_step = sft_done ? b->sft_steps : (int64_t)sft_step;
+    if ((uint64_t)b->sft_step > (uint64_t)b->sft_steps) b->sft_step = b->sft_steps;
+    /* metrics.jsonl: keep what the trainer's state covers */
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", b->run_dir);
+    int kept = 0, dropped = 0;
+    sl_metrics_truncate(path, resumed, (int64_t)step, &kept, &dropped);
+    b->samples_total = resumed ? sl_metrics_last_samples_trained(path) : 0;
+    /* WAL'd batches the trainer has not trained */
+    char wp[4200];
+    snprintf(wp, sizeof wp, "%s/wal/buffer.wal", b->run_dir);
+    wal_scan ws = {b, (int64_t)step};
+    sl_wal_replay(wp, wal_record, &ws, NULL);
+    qsort(b->resends, b->n_resends, sizeof *b->resends, cmp_resend);
+    if (b->n_resends) {
+        /* continue the data after the last re-sent batch */
+        resend *last = &b->resends[b->n_resends - 1];
+        json_t *h = json_loads(last->hdr, 0, NULL);
+        json_t *c = json_object_get(h, "cursor");
+        char *txt = json_is_object(c) ? json_dumps(c, JSON_COMPACT) : NULL;
+        if (txt) sl_data_cursor_parse(b->rl_ds, txt, strlen(txt), &b->cursor, NULL, 0);
+        free(txt);
+        json_decref(h);
+        b->next_dispatch = last->step + 1;
+    }
+    blog(b, SL_LOG_INFO,
+         "trainer at RL step %llu (weights v%llu, sft %s, %lld/%lld SFT batches); %zu WAL'd batch(es) to re-send; "
+         "metrics: kept %d line(s), dropped %d",
+         (unsigned long long)step, (unsigned long long)wv, sft_done ? "done" : "not done", (long long)b->sft_step,
+         (long long)b->sft_steps, b->n_resends, kept, dropped);
+    b->rl_start_ms = (int64_t)sl_now_ms();
+    b->rl_start_step = b->rl_done;
+    b->stage = b->sft_step < b->sft_steps ? ST_SFT : ST_RL;
+    if (b->stage == ST_RL && b->eval_start && step == 0 && !b->n_resends) dispatch_eval(b, 0);
+    json_decref(o);
+}
+
+/* ============================================================ TRAIN_DONE */
+
+static void on_train_done(buffer *b, const sl_msg *m) {
+    json_t *o = NULL;
+    uint64_t step = 0, wv = 0;
+    if (sl_rl_json_parse(m->payload, m->len, &o, NULL, 0) != 0 || sl_rl_json_u64(o, "step", &step) != 0 ||
+        sl_rl_json_u64_opt(o, "weight_version", (uint64_t)b->weight_version, &wv) != 0) {
+        b->n_bad++;
+        blog(b, SL_LOG_WARN, "bad TRAIN_DONE from %s", m->sender);
+        json_decref(o);
+        return;
+    }
+    json_t *mt = json_object_get(o, "metrics");
+    const char *ph = NULL;
+    sl_rl_json_str_opt(o, "phase", NULL, &ph);
+    b->weight_version = (int64_t)wv;
+    if (b->stage == ST_SFT && b->sft_inflight && (int64_t)step == b->sft_step + 1 && (!ph || strcmp(ph, "rl") != 0)) {
+        b->sft_inflight = 0;
+        b->sft_step++;
+        json_t *line = json_pack("{s:I,s:I,s:s,s:I,s:I}", "step", (json_int_t)b->sft_step, "rl_step", (json_int_t)0,
+                                 "phase", "sft", "weight_version", (json_int_t)wv, "samples_trained",
+                                 (json_int_t)b->samples_total);
+        static const char *keys[] = {"loss", "pg_loss", "entropy", "grad_norm", "lr", "train_s", "tokens_per_s"};
+        for (size_t i = 0; line && i < SL_ARRAY_LEN(keys); i++) copy_metric(line, mt, keys[i]);
+        json_t *ts = json_object_get(mt, "train_s"), *nt = json_object_get(mt, "n_tokens");
+        if (line && json_is_number(ts) && json_is_number(nt) && json_number_value(ts) > 0)
+            json_object_set_new(line, "tokens_per_s", json_real(json_number_value(nt) / json_number_value(ts)));
+        if (line) sl_metrics_write(b->metrics, line);
+        json_decref(line);
+        progress(b, "sft", b->sft_step, b->sft_steps);
+        if (b->sft_step == b->sft_steps) {
+            blog(b, SL_LOG_INFO, "SFT warm-up done (%lld steps)", (long long)b->sft_steps);
+            b->stage = ST_RL;
+            b->rl_start_ms = (int64_t)sl_now_ms();
+            if (b->eval_start) dispatch_eval(b, 0);
+        }
+        json_decref(o);
+        return;
+    }
+    if (b->rl_sent != (int64_t)step || b->rl_done >= (int64_t)step) {
+        b->n_stale++;
+        blog(b, SL_LOG_WARN, "unexpected TRAIN_DONE for step %llu (sent %lld, done %lld)", (unsigned long long)step,
+             (long long)b->rl_sent, (long long)b->rl_done);
+        json_decref(o);
+        return;
+    }
+    b->rl_done = (int64_t)step;
+    b->samples_total += b->tr_n;
+    json_t *line = json_pack("{s:I,s:I,s:s,s:f,s:f,s:f,s:I,s:I,s:I,s:I,s:I}", "step",
+                             (json_int_t)(b->sft_steps + step), "rl_step", (json_int_t)step, "phase", "rl",
+                             "reward_mean", b->tr_reward_mean, "reward_std", b->tr_reward_std, "response_len_mean",
+                             b->tr_len_mean, "weight_version", (json_int_t)wv, "samples_trained",
+                             (json_int_t)b->samples_total, "samples_step", (json_int_t)b->tr_n, "groups_kept",
+                             (json_int_t)b->tr_groups_kept, "reward_failed", (json_int_t)b->tr_failed);
+    if (line && isfinite(b->tr_tokens_per_s)) json_object_set_new(line, "tokens_per_s", json_real(b->tr_tokens_per_s));
+    static const char *keys[] = {"loss", "pg_loss", "kl", "kl_loss", "entropy", "grad_norm", "clipfrac", "lr",
+                                 "train_rollout_logprob_abs_diff", "train_s"};
+    for (size_t i = 0; line && i < SL_ARRAY_LEN(keys); i++) copy_metric(line, mt, keys[i]);
+    if (line && !json_object_get(line, "kl")) copy_metric(line, mt, "ppo_kl");
+    if (line) sl_metrics_write(b->metrics, line);
+    json_decref(line);
+    b->last_reward = b->tr_reward_mean;
+    if (isfinite(b->tr_tokens_per_s)) b->last_tps = b->tr_tokens_per_s;
+    progress(b, "rl", b->rl_done, b->num_steps);
+    if (b->eval_interval > 0 && b->rl_done % b->eval_interval == 0 && b->rl_done < b->num_steps) dispatch_eval(b, b->rl_done);
+    json_decref(o);
+}
+
+/* ============================================================ the loop */
+
+static void redispatch_lost(buffer *b) {
+    int64_t now = (int64_t)sl_now_ms();
+    for (int ri = 0; ri < b->n_rounds; ri++) {
+        rround *r = b->rounds[ri];
+        for (size_t i = 0; i < r->n; i++) {
+            group *g = &r->g[i];
+            if (g->done) continue;
+            int64_t since = g->sent_ms;
+            if (g->rollout >= 0 && b->last_progress[g->rollout] > since) since = b->last_progress[g->rollout];
+            if (now - since < b->timeout_ms) continue;
+            b->n_redispatch++;
+            blog(b, SL_LOG_WARN, "group %llu (%s step %lld) not back from %s after %lld ms: dispatched again",
+                 (unsigned long long)g->gid, g->phase == PH_EVAL ? "eval" : "rl", (long long)g->step,
+                 b->rollouts[g->rollout], (long long)(now - since));
+            int old = g->rollout;
+            dispatch_group(b, g, old);
+        }
+    }
+}
+
+static void request_stop(buffer *b) {
+    char *reply = NULL;
+    int rc = sl_control_request(b->run_dir, "stop", &reply, 2000);
+    blog(b, rc ? SL_LOG_WARN : SL_LOG_INFO, "asked the supervisor to stop the run: %s",
+         rc ? sl_strerror(rc) : reply);
+    free(reply);
+    b->stage = ST_STOPPING;
+}
+
+static void rl_tick(buffer *b) {
+    /* finished eval rounds */
+    for (int i = 0; i < b->n_rounds; i++) {
+        rround *r = b->rounds[i];
+        if (r->phase == PH_EVAL && r->n_done == r->n) {
+            finish_eval(b, r);
+            round_drop(b, r);
+            i = -1;
+        }
+    }
+    bool training = b->rl_sent > b->rl_done;
+    /* re-sends from the WAL first */
+    if (!training && b->resend_pos < b->n_resends) {
+        resend *rs = &b->resends[b->resend_pos];
+        json_t *h = json_loads(rs->hdr, 0, NULL);
+        sl_batch_view v;
+        if (h && sl_batch_view_open(&v, rs->data, rs->len, 0, 0, NULL, 0) == 0) {
+            if (send_train_batch(b, h, rs->data, rs->len) == SL_OK) {
+                float *rw = calloc(v.n_samples + 1, sizeof(float));
+                double tl = 0;
+                for (uint32_t i = 0; i < v.n_samples; i++)
+                    rw[i] = v.rewards[i], tl += (double)(v.offsets[i + 1] - v.offsets[i] - v.prompt_len[i]);
+                stats(rw, v.n_samples, &b->tr_reward_mean, &b->tr_reward_std);
+                free(rw);
+                b->tr_len_mean = v.n_samples ? tl / v.n_samples : 0;
+                b->tr_tokens_per_s = NAN;
+                b->tr_n = v.n_samples, b->tr_failed = 0;
+                b->rl_sent = rs->step;
+                b->resend_pos++;
+                blog(b, SL_LOG_INFO, "re-sent the WAL'd batch of step %lld (%u samples)", (long long)rs->step,
+                     v.n_samples);
+            }
+        } else {
+            blog(b, SL_LOG_WARN, "WAL record of step %lld is not a valid batch: regenerating it", (long long)rs->step);
+            b->resend_pos++;
+        }
+        json_decref(h);
+        return;
+    }
+    if (b->resend_pos < b->n_resends) return;
+    /* dispatch: at most 1 (sync) or 1 + max_staleness (async) steps ahead of the trained one */
+    int64_t ahead = b->async ? 1 + b->max_staleness : 1;
+    while (b->next_dispatch <= b->num_steps && b->next_dispatch - b->rl_done <= ahead) {
+        rround *r = round_new(b, PH_RL, b->next_dispatch);
+        if (!r) break;
+        size_t want = (size_t)(b->dyn && b->oversample > b->rbs ? b->oversample : b->rbs);
+        size_t got = dispatch_rl(b, r, want);
+        if (got == 0) {
+            blog(b, SL_LOG_WARN, "the data is exhausted at RL step %lld: ending the run there",
+                 (long long)b->next_dispatch);
+            round_drop(b, r);
+            b->num_steps = b->next_dispatch - 1;
+            break;
+        }
+        b->next_dispatch++;
+    }
+    /* train the next step when its rround is complete */
+    if (!training && b->rl_done < b->num_steps) {
+        rround *r = round_find(b, PH_RL, b->rl_done + 1);
+        if (r && r->n_done == r->n && r->n > 0) {
+            if (b->dyn) {
+                size_t kept = 0;
+                for (size_t i = 0; i < r->n; i++) {
+                    double m, sd;
+                    stats(r->g[i].rewards, r->g[i].n, &m, &sd);
+                    kept += sd > 1e-6;
+                }
+                if ((int64_t)kept < b->rbs && r->oversample_rounds < MAX_OVERSAMPLE_ROUNDS) {
+                    r->oversample_rounds++;
+                    /* more prompts continue from the rround's own cursor only when it is the newest */
+                    if (r->step == b->next_dispatch - 1) {
+                        size_t want = (size_t)(b->oversample > 0 ? b->oversample : b->rbs);
+                        if (dispatch_rl(b, r, want) > 0) return;
+                    }
+                }
+            }
+            int rc = train_round(b, r);
+            if (rc == SL_OK) {
+                b->rl_sent = r->step;
+                round_drop(b, r);
+            } else if (rc != SL_EFULL) {
+                blog(b, SL_LOG_ERROR, "train batch of step %lld: %s", (long long)r->step, sl_strerror(rc));
+                sl_actor_stop(b->ctx, 1);
+            }
+        }
+    }
+    /* the end */
+    if (b->rl_done >= b->num_steps && b->rl_sent == b->rl_done) {
+        bool eval_running = false;
+        for (int i = 0; i < b->n_rounds; i++) eval_running = eval_running || b->rounds[i]->phase == PH_EVAL;
+        if (b->eval_end && b->last_eval_step != b->rl_done && b->eval_ds) {
+            dispatch_eval(b, b->rl_done);
+            return;
+        }
+        if (!eval_running) {
+            progress(b, "done", b->rl_done, b->num_steps);
+            blog(b, SL_LOG_INFO,
+                 "run complete: %lld RL steps, %lld samples trained; duplicates dropped %llu, stale %llu, "
+                 "re-dispatched %llu, failed rewards %llu",
+                 (long long)b->rl_done, (long long)b->samples_total, (unsigned long long)b->n_dup,
+                 (unsigned long long)b->n_stale, (unsigned long long)b->n_redispatch,
+                 (unsigned long long)b->n_failed_samples);
+            request_stop(b);
+        }
+    }
+}
+
+static sl_err buffer_tick(void *state, sl_actor_ctx *ctx) {
+    buffer *b = state;
+    (void)ctx;
+    int64_t now = (int64_t)sl_now_ms();
+    switch (b->stage) {
+    case ST_STATUS:
+        if (now - b->status_sent_ms >= STATUS_RETRY_MS) {
+            json_t *o = json_object();
+            char *t = json_dumps(o, JSON_COMPACT);
+            json_decref(o);
+            if (t && sl_actor_send_corr(ctx, b->trainer, SL_MSG_STATUS_REQ, t, strlen(t), &b->status_corr) != 0)
+                b->status_corr = 0;
+            free(t);
+            b->status_sent_ms = now;
+        }
+        break;
+    case ST_SFT:
+        if (!b->sft_inflight) send_next_sft(b);
+        break;
+    case ST_RL:
+        redispatch_lost(b);
+        rl_tick(b);
+        break;
+    case ST_STOPPING:
+        /* the supervisor stops us; ask again now and then if it did not hear */
+        if (now - b->status_sent_ms > 5000) {
+            b->status_sent_ms = now;
+            request_stop(b);
+        }
+        break;
+    default:
+        break;
+    }
+    return SL_OK;
+}
+
+static sl_err buffer_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
+    buffer *b = state;
+    (void)ctx;
+    switch (m->type) {
+    case SL_MSG_STATUS:
+        if (b->stage == ST_STATUS) on_status(b, m);
+        return SL_OK;
+    case SL_MSG_SCORED:
+        return on_scored(b, m);
+    case SL_MSG_TRAIN_DONE:
+        on_train_done(b, m);
+        return SL_OK;
+    default:
+        if (m->flags & SL_FLAG_REPLY) return SL_OK; /* e.g. an error reply to an early STATUS_REQ */
+        b->n_bad++;
+        return SL_OK;
+    }
+}
+
+/* ============================================================ init/fini */
+
+static sl_err buffer_init(sl_actor_ctx *ctx, void **state) {
+    buffer *b = calloc(1, sizeof *b);
+    if (!b) return SL_ENOMEM;
+    *state = b;
+    b->ctx = ctx;
+    b->t = sl_actor_topology(ctx);
+    b->last_eval_step = -1;
+    b->last_reward = b->last_eval = b->last_tps = NAN;
+    if (!b->t) {
+        blog(b, SL_LOG_ERROR, "the buffer needs a topology");
+        return SL_EINVAL;
+    }
+    const sl_topology *t = b->t;
+    snprintf(b->run_dir, sizeof b->run_dir, "%s", sl_actor_run_dir(ctx));
+    const sl_actor_spec *tr = sl_rl_find_first(t, "trainer");
+    const sl_actor_spec *ro[MAX_ROLLOUTS];
+    b->n_rollouts = sl_rl_find_kind(t, "rollout", ro, MAX_ROLLOUTS);
+    if (!tr || b->n_rollouts < 1 || b->n_rollouts > MAX_ROLLOUTS || !sl_rl_find_first(t, "reward")) {
+        blog(b, SL_LOG_ERROR, "the topology needs a trainer, 1..%d rollout and a reward actor", MAX_ROLLOUTS);
+        return SL_EINVAL;
+    }
+    snprintf(b->trainer, sizeof b->trainer, "%s", tr->name);
+    for (int i = 0; i < b->n_rollouts; i++) snprintf(b->rollouts[i], sizeof b->rollouts[i], "%s", ro[i]->name);
+    b->seed = (uint64_t)sl_topology_get_int(t, "run", "seed");
+    b->num_steps = sl_topology_get_int(t, "run", "num_steps");
+    b->rbs = sl_topology_get_int(t, "rollout", "rollout_batch_size");
+    b->oversample = sl_topology_get_int(t, "rollout", "over_sampling_batch_size");
+    b->n_per = sl_topology_get_int(t, "rollout", "n_samples_per_prompt");
+    b->max_new = sl_topology_get_int(t, "rollout", "rollout_max_response_len");
+    b->temperature = sl_topology_get_double(t, "rollout", "rollout_temperature");
+    b->top_p = sl_topology_get_double(t, "rollout", "rollout_top_p");
+    b->top_k = sl_topology_get_int(t, "rollout", "rollout_top_k");
+    b->async = sl_topology_get_bool(t, "rollout", "async");
+    b->max_staleness = sl_topology_get_int(t, "rollout", "max_staleness");
+    b->timeout_ms = sl_topology_get_int(t, "rollout", "rollout_timeout_ms");
+    b->dyn = sl_topology_get_bool(t, "algorithm", "dynamic_sampling");
+    b->kl_coef = sl_topology_get_double(t, "algorithm", "kl_coef");
+    b->std_norm = !sl_topology_get_bool(t, "algorithm", "disable_grpo_std_normalization");
+    if (sl_adv_estimator_from_name(sl_topology_get_str(t, "algorithm", "advantage_estimator"), &b->est) != 0)
+        b->est = SL_ADV_GRPO;
+    b->eval_interval = sl_topology_get_int(t, "trainer", "eval_interval");
+    b->eval_n = sl_topology_get_int(t, "eval", "n_prompts");
+    b->eval_start = sl_topology_get_bool(t, "eval", "at_start");
+    b->eval_end = sl_topology_get_bool(t, "eval", "at_end");
+    b->sft_steps = sl_topology_get_int(t, "sft", "steps");
+    b->sft_bs = sl_topology_get_int(t, "sft", "batch_size");
+    if (b->n_per > (int64_t)SL_SAMPLE_MAX_GROUP) return SL_EINVAL;
+    int rc = load_data(b);
+    if (rc) return rc;
+    /* a fresh run forgets an old run's WAL and metrics in the same folder */
+    bool resume = strcmp(sl_topology_get_str(t, "run", "resume"), "auto") == 0;
+    char p[4200];
+    snprintf(p, sizeof p, "%s/wal", b->run_dir);
+    mkdir_p(p);
+    snprintf(p, sizeof p, "%s/wal/buffer.wal", b->run_dir);
+    if (!resume) unlink(p);
+    if ((rc = sl_wal_open(p, 0, &b->wal, NULL))) {
+        blog(b, SL_LOG_ERROR, "cannot open the WAL %s: %s", p, sl_strerror(rc));
+        return rc;
+    }
+    snprintf(p, sizeof p, "%s/metrics.jsonl", b->run_dir);
+    if (!resume) unlink(p);
+    if ((rc = sl_metrics_open(b->run_dir, &b->metrics))) return rc;
+    /* the train-batch arena: the largest batch, SFT or RL (memfd pages are only used when touched) */
+    size_t max_prompt = sl_dataset_stats_get(b->rl_ds)->max_prompt_tokens_seen;
+    uint64_t meta = 0;
+    for (size_t i = 0; i < sl_dataset_size(b->rl_ds); i++) {
+        const sl_prompt *pr = sl_dataset_get(b->rl_ds, i);
+        uint64_t mb = sl_batch_meta_bytes(pr->label, pr->metadata);
+        if (mb > meta) meta = mb;
+    }
+    uint64_t n_rl = (uint64_t)b->rbs * (uint64_t)b->n_per;
+    size_t rl_sz = batch_bytes((uint32_t)n_rl, n_rl * (max_prompt + (uint64_t)b->max_new + 1), n_rl * meta,
+                               SL_BATCH_FLAGS_KNOWN);
+    size_t sft_sz = 0;
+    if (b->sft_ds) {
+        uint64_t mx = 0, mm = 0;
+        for (size_t i = 0; i < sl_dataset_size(b->sft_ds); i++) {
+            const sl_prompt *pr = sl_dataset_get(b->sft_ds, i);
+            if (pr->n_ids + pr->n_response_ids + 1 > mx) mx = pr->n_ids + pr->n_response_ids + 1;
+            if (sl_batch_meta_bytes(pr->label, NULL) > mm) mm = sl_batch_meta_bytes(pr->label, NULL);
+        }
+        sft_sz = batch_bytes((uint32_t)b->sft_bs, (uint64_t)b->sft_bs * mx, (uint64_t)b->sft_bs * mm, 0);
+    }
+    b->slot_bytes = (rl_sz > sft_sz ? rl_sz : sft_sz) + 4096;
+    if (!rl_sz || (rc = sl_shm_arena_create("buffer", 3, b->slot_bytes, &b->arena))) {
+        blog(b, SL_LOG_ERROR, "cannot create the train-batch arena (%zu bytes a slot)", b->slot_bytes);
+        return rc ? rc : SL_ERANGE;
+    }
+    int64_t now = (int64_t)sl_now_ms();
+    for (int i = 0; i < b->n_rollouts; i++) b->last_progress[i] = now;
+    b->stage = ST_STATUS;
+    b->status_sent_ms = now - STATUS_RETRY_MS;
+    sl_actor_set_tick(ctx, TICK_MS);
+    blog(b, SL_LOG_INFO,
+         "buffer: %lld RL steps x %lld prompts x %lld samples (%s%s), %d rollout(s), trainer %s, SFT %lld x %lld, "
+         "eval %lld prompts every %lld steps",
+         (long long)b->num_steps, (long long)b->rbs, (long long)b->n_per, sl_adv_estimator_name(b->est),
+         b->async ? ", async" : "", b->n_rollouts, b->trainer, (long long)b->sft_steps, (long long)b->sft_bs,
+         (long long)b->eval_n, (long long)b->eval_interval);
+    return SL_OK;
+}
+
+static void buffer_fini(void *state, sl_actor_ctx *ctx) {
+    buffer *b = state;
+    (void)ctx;
+    if (!b) return;
+    for (int i = 0; i < b->n_rounds; i++) round_free(b->rounds[i]);
+    for (size_t i = 0; i < b->n_resends; i++) free(b->resends[i].hdr), free(b->resends[i].data);
+    free(b->resends);
+    for (int i = 0; i < b->n_views; i++) sl_shm_view_close(b->views[i]);
+    sl_shm_arena_close(b->arena);
+    sl_wal_close(b->wal);
+    sl_metrics_close(b->metrics);
+    sl_dataset_free(b->rl_ds);
+    sl_dataset_free(b->eval_ds);
+    sl_dataset_free(b->sft_ds);
+    sl_tokenizer_free(b->tok);
+    free(b);
+}
+
+const sl_actor_ops sl_buffer_ops = {
+    .name = "buffer",
+    .init = buffer_init,
+    .handle = buffer_handle,
+    .tick = buffer_tick,
+    .tick_ms = TICK_MS,
+    .fini = buffer_fini,
+};
