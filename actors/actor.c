@@ -18,23 +18,35 @@
 
 /* ============================================================== registry */
 
+/* The RL kinds live in their own files (buffer.c, rollout.c, reward.c,
+ * trainer.c). Strong references (a weak one would not pull the file out of
+ * libslime.a); buffer stays weak until buffer.c lands (then: make it
+ * strong), so the library links meanwhile and the kind is just absent. */
+extern const sl_actor_ops sl_buffer_ops __attribute__((weak));
+extern const sl_actor_ops sl_rollout_ops;
+extern const sl_actor_ops sl_reward_ops;
+extern const sl_actor_ops sl_trainer_ops;
+
 static const struct {
     const char *kind;
     const sl_actor_ops *ops;
 } kinds[] = {
     {"echo", &sl_demo_echo_ops},
     {"pinger", &sl_demo_pinger_ops},
-    /* buffer, rollout, reward, trainer: added with their issues */
+    {"buffer", &sl_buffer_ops},
+    {"rollout", &sl_rollout_ops},
+    {"reward", &sl_reward_ops},
+    {"trainer", &sl_trainer_ops},
 };
 
 const sl_actor_ops *sl_actor_kind_find(const char *kind) {
     if (!kind) return NULL;
     for (size_t i = 0; i < SL_ARRAY_LEN(kinds); i++)
-        if (strcmp(kinds[i].kind, kind) == 0) return kinds[i].ops;
+        if (kinds[i].ops && strcmp(kinds[i].kind, kind) == 0) return kinds[i].ops;
     return NULL;
 }
 
-const char *sl_actor_kind_list(void) { return "echo|pinger"; }
+const char *sl_actor_kind_list(void) { return "echo|pinger|buffer|rollout|reward|trainer"; }
 
 /* =============================================================== context */
 

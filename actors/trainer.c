@@ -1,0 +1,834 @@
+/*
+ * trainer.c — the `trainer` actor kind: owns the policy model and its
+ * optimizer (trainer_core.h), trains on TRAIN_BATCH slots of the buffer's
+ * shm arena (SFT warm-up or RL), appends RUN_DIR/ledger.jsonl, publishes
+ * weights to the rollout engines (weights_sync.h), writes checkpoints
+ * (checkpoint.h) and resumes from them. Messages: rl_msg.h.
+ *
+ * Threads. The actor's loop (actor.c) answers the supervisor's heartbeat
+ * between callbacks, so a handler must return promptly. A training step of
+ * a real model takes seconds; it runs on one worker thread per batch: the
+ * loop hands the worker a checked batch, the worker runs the step, appends
+ * the ledger line (fsync), copies the new weights into the shm arena and
+ * writes the checkpoint when due; the loop's tick sees it finish (20 ms
+ * ticks while busy) and does the messaging (WEIGHTS to every rollout,
+ * TRAIN_DONE to the buffer) and the slot release. While the worker runs,
+ * the model belongs to it: batches that arrive queue (FIFO), WEIGHTS_REQ
+ * is answered when the step ends, STATUS_REQ at once from the last
+ * finished state. We chose a worker over chunking the step because
+ * trainer_core's step is one call (micro-batches and optimizer steps
+ * inside), and the hand-off is one join.
+ *
+ * Duplicates: an RL batch whose step is not above the last trained step
+ * (a buffer that restarted and re-sent its WAL'd batch after we trained
+ * it), or an SFT batch after the warm-up finished, is not trained again:
+ * it is released and answered with the current state ("duplicate": true).
+ *
+ * Restarts. resume = auto, or a restart of this actor under the same
+ * supervisor (RUN_DIR/.trainer_session holds the supervisor's pid and start
+ * time), loads the latest checkpoint and cuts the ledger back to it. A new
+ * run with resume = no forgets the old `latest` pointer and empties the
+ * ledger.
+ *
+ * What it is not: the loss math (rl_algo.h), the step (trainer_core.h), the
+ * data flow (buffer.c).
+ */
+#include "actor.h"
+#include "checkpoint.h"
+#include "dataset.h"
+#include "rl_common.h"
+#include "rl_msg.h"
+#include "sample_batch.h"
+#include "trainer_core.h"
+#include "wal.h"
+#include "weights_sync.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { PH_NONE = 0, PH_SFT = 1, PH_RL = 2 };
+
+typedef struct queued {
+    sl_msg msg; /* owned copy (payload included) */
+    struct queued *next;
+} queued;
+
+typedef struct job {
+    /* in */
+    sl_msg req;        /* header copy for the reply (payload NULL) */
+    sl_shm_desc desc;  /* the buffer's slot */
+    sl_batch_view bv;
+    sl_train_batch tb;
+    int phase;
+    int64_t step;
+    bool last;
+    char *cursor_json; /* owned */
+    /* out */
+    int rc;
+    char err[512];
+    sl_train_metrics m;
+    bool published;
+    sl_shm_desc wdesc;
+    uint64_t version;
+    char ckpt[SL_CKPT_NAME_MAX];
+    double pub_s, ckpt_s;
+} job;
+
+typedef struct trainer {
+    sl_model *model;
+    sl_trainer *core;
+    sl_trainer_cfg rl_cfg, sft_cfg;
+    int cur_phase;
+    char model_dir[PATH_MAX];
+    char ledger[PATH_MAX];
+    const char *run_dir;
+    sl_weights_pub *pub;
+    const sl_actor_spec *rollouts[SL_RL_MAX_INSTANCES];
+    int n_rollouts;
+    uint32_t all_mask;
+    sl_shm_view *bview;
+    sl_ckpt_state st;   /* state after the last finished batch */
+    int64_t save_interval, num_steps, sft_steps;
+    int num_steps_per_rollout, global_batch_size, n_samples_per_prompt;
+    uint64_t rng;
+    /* worker */
+    pthread_t th;
+    bool running;
+    atomic_int done;
+    job *cur;
+    queued *q_head, *q_tail;
+    uint32_t weights_req_mask;
+    /* counters */
+    uint64_t bad_batches, duplicates, trained;
+} trainer;
+
+/* ============================================================ config */
+
+static void cfg_from_topology(const sl_topology *t, sl_trainer_cfg *c) {
+    sl_trainer_cfg_default(c);
+    if (!t) return;
+    sl_adv_estimator_from_name(sl_topology_get_str(t, "algorithm", "advantage_estimator"),
+                               &c->advantage_estimator);
+    sl_loss_type_from_name(sl_topology_get_str(t, "algorithm", "loss_type"), &c->loss_type);
+    c->disable_grpo_std_normalization =
+        sl_topology_get_bool(t, "algorithm", "disable_grpo_std_normalization");
+    c->eps_clip = (float)sl_topology_get_double(t, "algorithm", "eps_clip");
+    double h = sl_topology_get_double(t, "algorithm", "eps_clip_high");
+    c->eps_clip_high = h > 0 ? (float)h : -1.0f;
+    double cc = sl_topology_get_double(t, "algorithm", "eps_clip_c");
+    c->eps_clip_c = cc > 0 ? (float)cc : 0.0f;
+    c->entropy_coef = (float)sl_topology_get_double(t, "algorithm", "entropy_coef");
+    c->use_kl_loss = sl_topology_get_bool(t, "algorithm", "use_kl_loss");
+    c->kl_loss_coef = (float)sl_topology_get_double(t, "algorithm", "kl_loss_coef");
+    sl_kl_type_from_name(sl_topology_get_str(t, "algorithm", "kl_loss_type"), &c->kl_loss_type);
+    c->kl_coef = (float)sl_topology_get_double(t, "algorithm", "kl_coef");
+    c->calculate_per_token_loss = sl_topology_get_bool(t, "algorithm", "calculate_per_token_loss");
+    c->use_tis = sl_topology_get_bool(t, "algorithm", "use_tis");
+    c->tis_clip = (float)sl_topology_get_double(t, "algorithm", "tis_clip");
+    if (c->advantage_estimator == SL_ADV_REINFORCE_PLUS_PLUS) c->normalize_advantages = true;
+    double temp = sl_topology_get_double(t, "rollout", "rollout_temperature");
+    c->rollout_temperature = temp > 0 ? (float)temp : 1.0f;
+    c->micro_batch_size = (int)sl_topology_get_int(t, "trainer", "micro_batch_size");
+    c->lr = sl_topology_get_double(t, "trainer", "lr");
+    c->min_lr = sl_topology_get_double(t, "trainer", "min_lr");
+    c->lr_warmup_steps = sl_topology_get_int(t, "trainer", "lr_warmup_steps");
+    sl_lr_decay_style_from_name(sl_topology_get_str(t, "trainer", "lr_decay_style"),
+                                &c->lr_decay_style);
+    if (c->lr_decay_style != SL_LR_CONSTANT) {
+        long long steps = sl_topology_get_int(t, "run", "num_steps") *
+                          sl_topology_get_int(t, "trainer", "num_steps_per_rollout");
+        c->lr_decay_steps = steps > 0 ? steps : 1;
+    }
+    c->weight_decay = sl_topology_get_double(t, "trainer", "weight_decay");
+    c->adam_beta1 = sl_topology_get_double(t, "trainer", "adam_beta1");
+    c->adam_beta2 = sl_topology_get_double(t, "trainer", "adam_beta2");
+    c->adam_eps = sl_topology_get_double(t, "trainer", "adam_eps");
+    c->clip_grad = sl_topology_get_double(t, "trainer", "clip_grad");
+}
+
+/* Batch sizes for a batch of N samples (trainer_core needs N to be a
+ * multiple of global_batch_size). */
+static void cfg_for_batch(const trainer *tr, sl_trainer_cfg *c, uint32_t n) {
+    int steps = tr->num_steps_per_rollout > 0 ? tr->num_steps_per_rollout : 1;
+    if (c->loss_type == SL_LOSS_SFT) steps = 1;
+    int gbs = tr->global_batch_size;
+    if (c->loss_type == SL_LOSS_SFT || gbs <= 0 || n % (uint32_t)gbs != 0)
+        gbs = (n % (uint32_t)steps == 0) ? (int)(n / (uint32_t)steps) : (int)n;
+    if (gbs < 1) gbs = 1;
+    c->global_batch_size = gbs;
+    c->num_steps_per_rollout = 0;
+    if (c->micro_batch_size > gbs) c->micro_batch_size = gbs;
+}
+
+/* ============================================================ session */
+
+/* "PID STARTTIME" of our parent (the supervisor), to tell a restart under
+ * the same supervisor from a new run. */
+static int parent_session(char *out, size_t cap) {
+    pid_t pp = getppid();
+    char p[64], buf[1024];
+    snprintf(p, sizeof p, "/proc/%d/stat", (int)pp);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return SL_EIO;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return SL_EIO;
+    buf[n] = 0;
+    char *r = strrchr(buf, ')');
+    if (!r) return SL_EIO;
+    /* field 22 (starttime) is the 20th after ")" */
+    char *tok = r + 1, *save = NULL;
+    const char *f = NULL;
+    int i = 0;
+    for (char *s = strtok_r(tok, " ", &save); s; s = strtok_r(NULL, " ", &save))
+        if (++i == 20) {
+            f = s;
+            break;
+        }
+    if (!f) return SL_EIO;
+    snprintf(out, cap, "%d %s\n", (int)pp, f);
+    return SL_OK;
+}
+
+/* Whether this start is a restart within the same supervised run; records
+ * the session for later restarts. */
+static bool same_session(const char *run_dir) {
+    char cur[128], path[PATH_MAX], old[128] = "";
+    if (parent_session(cur, sizeof cur)) return false;
+    snprintf(path, sizeof path, "%s/.trainer_session", run_dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, old, sizeof old - 1);
+        old[n > 0 ? n : 0] = 0;
+        close(fd);
+    }
+    bool same = strcmp(old, cur) == 0;
+    if (!same) {
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            if (write(fd, cur, strlen(cur)) < 0) { /* best effort */
+            }
+            close(fd);
+        }
+    }
+    return same;
+}
+
+/* ============================================================ weights */
+
+static void send_weights(trainer *tr, sl_actor_ctx *ctx, const sl_shm_desc *d, uint64_t version,
+                         uint32_t mask) {
+    char hex[SL_RL_DESC_HEX_LEN + 1];
+    sl_rl_desc_to_hex(d, hex);
+    json_t *o = json_pack("{s:s, s:I}", "desc", hex, "weight_version", (json_int_t)version);
+    for (int i = 0; i < tr->n_rollouts; i++) {
+        if (!(mask & (1u << (SL_RL_CONSUMER_ROLLOUT_BASE + i)))) continue;
+        int e = sl_rl_json_send(ctx, tr->rollouts[i]->name, SL_MSG_WEIGHTS, o);
+        if (e)
+            sl_actor_log(ctx, SL_LOG_DEBUG, "WEIGHTS to %s not sent (%s); it will ask",
+                         tr->rollouts[i]->name, sl_strerror(e));
+    }
+    json_decref(o);
+}
+
+/* Publish the current parameters (loop thread, worker idle) to MASK. */
+static int publish_now(trainer *tr, sl_actor_ctx *ctx, uint32_t mask) {
+    if (!mask || !tr->pub) return SL_OK;
+    size_t n;
+    const float *p = sl_trainer_params(tr->core, &n);
+    uint64_t v = sl_trainer_weight_version(tr->core);
+    sl_shm_desc d;
+    int e = sl_weights_publish(tr->pub, p, v, mask, &d);
+    if (e) {
+        sl_actor_log(ctx, SL_LOG_ERROR, "cannot publish weights v%llu: %s", (unsigned long long)v,
+                     sl_strerror(e));
+        return e;
+    }
+    send_weights(tr, ctx, &d, v, mask);
+    return SL_OK;
+}
+
+/* ============================================================ worker */
+
+static bool ckpt_due(const trainer *tr, const job *j) {
+    if (j->phase == PH_SFT) return j->last || (tr->sft_steps > 0 && tr->st.sft_step + 1 >= tr->sft_steps);
+    if (j->last) return true;
+    if (tr->save_interval > 0 && j->step % tr->save_interval == 0) return true;
+    return tr->num_steps > 0 && j->step >= tr->num_steps;
+}
+
+static void *worker(void *arg) {
+    trainer *tr = arg;
+    job *j = tr->cur;
+    j->rc = sl_trainer_step(tr->core, &j->tb, &j->m);
+    if (j->rc) {
+        snprintf(j->err, sizeof j->err, "train step failed: %s", sl_strerror(j->rc));
+        goto done;
+    }
+    j->version = sl_trainer_weight_version(tr->core);
+    if (j->phase == PH_RL) {
+        int e = sl_ledger_append(tr->ledger, j->step, j->version, j->bv.sample_ids, j->bv.n_samples);
+        if (e) {
+            j->rc = e;
+            snprintf(j->err, sizeof j->err, "ledger append failed: %s", sl_strerror(e));
+            goto done;
+        }
+    }
+    uint64_t t0 = sl_now_ns();
+    if (tr->pub && tr->all_mask) {
+        size_t n;
+        const float *p = sl_trainer_params(tr->core, &n);
+        if (!sl_weights_publish(tr->pub, p, j->version, tr->all_mask, &j->wdesc)) j->published = true;
+    }
+    uint64_t t1 = sl_now_ns();
+    j->pub_s = (double)(t1 - t0) / 1e9;
+    if (ckpt_due(tr, j)) {
+        sl_ckpt_state st = tr->st;
+        st.cursor_json = j->cursor_json ? j->cursor_json : tr->st.cursor_json;
+        st.weight_version = j->version;
+        strcpy(st.phase, j->phase == PH_SFT ? "sft" : "rl");
+        if (j->phase == PH_SFT) {
+            st.sft_step++;
+            st.sft_done = true;
+        } else {
+            st.step = j->step;
+        }
+        char err[400];
+        int e = sl_ckpt_write(tr->run_dir, tr->core, tr->model_dir, &st, j->ckpt, err, sizeof err);
+        if (e) {
+            j->rc = e;
+            snprintf(j->err, sizeof j->err, "checkpoint failed: %s", err);
+        }
+    }
+    j->ckpt_s = (double)(sl_now_ns() - t1) / 1e9;
+done:
+    atomic_store(&tr->done, 1);
+    return NULL;
+}
+
+/* ============================================================ batches */
+
+static void reply_done(sl_actor_ctx *ctx, const sl_msg *req, json_t *o) {
+    int e;
+    if (req->flags & SL_FLAG_NOREPLY)
+        e = sl_rl_json_send(ctx, req->sender, SL_MSG_TRAIN_DONE, o);
+    else
+        e = sl_rl_json_reply(ctx, req, SL_MSG_TRAIN_DONE, o);
+    if (e) sl_actor_log(ctx, SL_LOG_WARN, "TRAIN_DONE to %s: %s", req->sender, sl_strerror(e));
+}
+
+/* Refuse a batch: counted, logged, answered. */
+static void refuse(trainer *tr, sl_actor_ctx *ctx, const sl_msg *req, int64_t step, int code,
+                   const char *why) {
+    tr->bad_batches++;
+    sl_actor_log(ctx, SL_LOG_WARN, "TRAIN_BATCH from %s refused (%llu so far): %s", req->sender,
+                 (unsigned long long)tr->bad_batches, why);
+    if (req->flags & SL_FLAG_NOREPLY) {
+        json_t *o = json_pack("{s:I, s:I, s:s}", "step", (json_int_t)step, "weight_version",
+                              (json_int_t)tr->st.weight_version, "error", why);
+        reply_done(ctx, req, o);
+        json_decref(o);
+    } else {
+        sl_actor_reply_error(ctx, req, code, why);
+    }
+}
+
+static void release_slot(trainer *tr, const sl_shm_desc *d) {
+    if (tr->bview && sl_shm_view_matches(tr->bview, d)) sl_shm_release(tr->bview, d);
+}
+
+/* Start (or refuse, or answer as duplicate) one TRAIN_BATCH. */
+static void start_batch(trainer *tr, sl_actor_ctx *ctx, const sl_msg *m) {
+    char why[512];
+    json_t *o = NULL;
+    if (sl_rl_json_parse(m->payload, m->len, &o, why, sizeof why)) {
+        refuse(tr, ctx, m, 0, SL_EINVAL, why);
+        return;
+    }
+    uint64_t step = 0, n_samples = 0;
+    const char *phase = NULL;
+    sl_shm_desc d;
+    json_t *cur = json_object_get(o, "cursor");
+    json_t *last = json_object_get(o, "last");
+    if (sl_rl_json_u64(o, "step", &step) || sl_rl_json_str_opt(o, "phase", NULL, &phase) || !phase ||
+        (strcmp(phase, "sft") && strcmp(phase, "rl")) ||
+        sl_rl_json_u64_opt(o, "n_samples", 0, &n_samples) || (cur && !json_is_object(cur) && !json_is_null(cur)) ||
+        (last && !json_is_boolean(last))) {
+        refuse(tr, ctx, m, (int64_t)step, SL_EINVAL,
+               "bad fields (need step, phase sft|rl, desc; cursor object, n_samples, last bool)");
+        json_decref(o);
+        return;
+    }
+    if (sl_rl_json_desc(o, &d)) {
+        refuse(tr, ctx, m, (int64_t)step, SL_EINVAL, "bad desc");
+        json_decref(o);
+        return;
+    }
+    int ph = strcmp(phase, "sft") == 0 ? PH_SFT : PH_RL;
+    if (!tr->bview || !sl_shm_view_matches(tr->bview, &d)) {
+        sl_shm_view_close(tr->bview);
+        tr->bview = NULL;
+        int e = sl_shm_arena_open(&d, SL_RL_CONSUMER_TRAINER, &tr->bview);
+        if (e) {
+            snprintf(why, sizeof why, "cannot map the batch's arena: %s", sl_strerror(e));
+            refuse(tr, ctx, m, (int64_t)step, e, why);
+            json_decref(o);
+            return;
+        }
+    }
+    /* already trained? */
+    if ((ph == PH_RL && (int64_t)step <= tr->st.step) || (ph == PH_SFT && tr->st.sft_done)) {
+        release_slot(tr, &d);
+        tr->duplicates++;
+        sl_actor_log(ctx, SL_LOG_INFO, "%s batch step %llu already trained: not again", phase,
+                     (unsigned long long)step);
+        json_t *r = json_pack("{s:I, s:I, s:b, s:{}}", "step", (json_int_t)step, "weight_version",
+                              (json_int_t)tr->st.weight_version, "duplicate", 1, "metrics");
+        reply_done(ctx, m, r);
+        json_decref(r);
+        json_decref(o);
+        return;
+    }
+    const void *ptr;
+    size_t len;
+    int e = sl_shm_read(tr->bview, &d, 0, &ptr, &len);
+    if (e) {
+        snprintf(why, sizeof why, "slot not readable: %s", sl_strerror(e));
+        refuse(tr, ctx, m, (int64_t)step, e, why);
+        json_decref(o);
+        return;
+    }
+    job *j = calloc(1, sizeof *j);
+    if (!j) {
+        release_slot(tr, &d);
+        refuse(tr, ctx, m, (int64_t)step, SL_ENOMEM, "out of memory");
+        json_decref(o);
+        return;
+    }
+    char verr[256];
+    e = sl_batch_view_open(&j->bv, ptr, len, tr->model->cfg.vocab_size, SL_BATCH_SKIP_CHECKSUM, verr,
+                           sizeof verr);
+    if (!e && n_samples && n_samples != j->bv.n_samples) {
+        snprintf(verr, sizeof verr, "n_samples %llu but the batch holds %u",
+                 (unsigned long long)n_samples, j->bv.n_samples);
+        e = SL_EINVAL;
+    }
+    if (!e && j->bv.n_samples == 0) {
+        snprintf(verr, sizeof verr, "empty batch");
+        e = SL_EINVAL;
+    }
+    if (e) {
+        snprintf(why, sizeof why, "malformed batch: %s", verr);
+        release_slot(tr, &d);
+        free(j);
+        refuse(tr, ctx, m, (int64_t)step, e, why);
+        json_decref(o);
+        return;
+    }
+    /* group size: samples sharing the first group id (consecutive) */
+    uint32_t gs = 1;
+    while (gs < j->bv.n_samples && j->bv.group_ids[gs] == j->bv.group_ids[0]) gs++;
+    if (j->bv.n_samples % gs) gs = 0;
+    sl_train_batch_from_view(&j->bv, ph == PH_RL ? gs : 0, &j->tb);
+    /* config of this phase and batch size */
+    sl_trainer_cfg c = ph == PH_SFT ? tr->sft_cfg : tr->rl_cfg;
+    cfg_for_batch(tr, &c, j->bv.n_samples);
+    char cerr[256];
+    e = sl_trainer_set_cfg(tr->core, &c, cerr, sizeof cerr);
+    if (e) {
+        snprintf(why, sizeof why, "cannot configure the step: %s", cerr);
+        release_slot(tr, &d);
+        free(j);
+        refuse(tr, ctx, m, (int64_t)step, e, why);
+        json_decref(o);
+        return;
+    }
+    tr->cur_phase = ph;
+    j->req = *m;
+    j->req.payload = NULL;
+    j->req.len = 0;
+    j->desc = d;
+    j->phase = ph;
+    j->step = (int64_t)step;
+    j->last = last && json_is_true(last);
+    j->cursor_json = (cur && json_is_object(cur)) ? json_dumps(cur, JSON_COMPACT) : NULL;
+    json_decref(o);
+    tr->cur = j;
+    atomic_store(&tr->done, 0);
+    if (pthread_create(&tr->th, NULL, worker, tr) != 0) {
+        release_slot(tr, &d);
+        free(j->cursor_json);
+        free(j);
+        tr->cur = NULL;
+        refuse(tr, ctx, m, (int64_t)step, SL_ENOMEM, "cannot start the worker thread");
+        return;
+    }
+    tr->running = true;
+    sl_actor_set_tick(ctx, 20);
+}
+
+static void enqueue(trainer *tr, const sl_msg *m) {
+    queued *q = calloc(1, sizeof *q);
+    if (!q) return;
+    q->msg = *m;
+    q->msg.payload = NULL;
+    if (m->len) {
+        q->msg.payload = malloc(m->len);
+        if (!q->msg.payload) {
+            free(q);
+            return;
+        }
+        memcpy(q->msg.payload, m->payload, m->len);
+    }
+    if (tr->q_tail)
+        tr->q_tail->next = q;
+    else
+        tr->q_head = q;
+    tr->q_tail = q;
+}
+
+/* The worker finished: message, release, bookkeeping. Returns non-OK when
+ * the actor must stop (a failed ledger or checkpoint write). */
+static int finish_batch(trainer *tr, sl_actor_ctx *ctx) {
+    pthread_join(tr->th, NULL);
+    tr->running = false;
+    job *j = tr->cur;
+    tr->cur = NULL;
+    release_slot(tr, &j->desc);
+    int fatal = SL_OK;
+    if (j->rc) {
+        bool bad_input = j->rc == SL_EINVAL && strncmp(j->err, "train step", 10) == 0;
+        if (bad_input) {
+            refuse(tr, ctx, &j->req, j->step, j->rc, j->err);
+        } else {
+            sl_actor_log(ctx, SL_LOG_ERROR, "%s", j->err);
+            fatal = j->rc;
+        }
+    } else {
+        tr->trained++;
+        tr->st.weight_version = j->version;
+        if (j->phase == PH_SFT) {
+            tr->st.sft_step++;
+            strcpy(tr->st.phase, "sft");
+            if (j->ckpt[0]) tr->st.sft_done = true;
+        } else {
+            tr->st.step = j->step;
+            strcpy(tr->st.phase, "rl");
+        }
+        if (j->cursor_json) {
+            free(tr->st.cursor_json);
+            tr->st.cursor_json = j->cursor_json;
+            j->cursor_json = NULL;
+        }
+        if (j->published) {
+            send_weights(tr, ctx, &j->wdesc, j->version, tr->all_mask);
+            tr->weights_req_mask &= ~tr->all_mask;
+        }
+        const sl_train_metrics *m = &j->m;
+        json_t *mt = json_pack(
+            "{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:i, s:i, s:f, s:f, s:f}",
+            "loss", m->loss, "pg_loss", m->pg_loss, "kl", m->kl, "entropy", m->entropy,
+            "grad_norm", m->grad_norm, "clipfrac", m->clipfrac, "lr", m->lr,
+            "train_rollout_logprob_abs_diff", m->train_rollout_logprob_abs_diff, "ppo_kl",
+            m->ppo_kl, "adv_mean", m->adv_mean, "samples_trained", (json_int_t)m->samples,
+            "tokens_trained", (json_int_t)m->tokens, "optimizer_steps", m->steps,
+            "skipped_steps", m->skipped_steps, "train_s", m->seconds, "weight_sync_s", j->pub_s,
+            "checkpoint_s", j->ckpt_s);
+        json_t *r = json_pack("{s:I, s:s, s:I, s:o}", "step", (json_int_t)j->step, "phase",
+                              j->phase == PH_SFT ? "sft" : "rl", "weight_version",
+                              (json_int_t)j->version, "metrics", mt);
+        if (j->ckpt[0]) json_object_set_new(r, "checkpoint", json_string(j->ckpt));
+        reply_done(ctx, &j->req, r);
+        json_decref(r);
+        sl_actor_log(ctx, SL_LOG_INFO, "%s step %lld: loss %.4f grad_norm %.3f v%llu %.2fs%s%s",
+                     j->phase == PH_SFT ? "sft" : "rl", (long long)j->step, m->loss, m->grad_norm,
+                     (unsigned long long)j->version, m->seconds, j->ckpt[0] ? " checkpoint " : "",
+                     j->ckpt);
+    }
+    free(j->cursor_json);
+    free(j);
+    return fatal;
+}
+
+/* ============================================================ ops */
+
+static void load_or_fresh(trainer *tr, sl_actor_ctx *ctx, int *rc) {
+    const sl_topology *t = sl_actor_topology(ctx);
+    bool resume = t && strcmp(sl_topology_get_str(t, "run", "resume"), "auto") == 0;
+    bool restart = same_session(tr->run_dir);
+    char name[SL_CKPT_NAME_MAX], err[512];
+    *rc = SL_OK;
+    if (resume || restart) {
+        int e = sl_ckpt_latest(tr->run_dir, name, err, sizeof err);
+        if (e == SL_OK) {
+            sl_ckpt_state st;
+            e = sl_ckpt_load(tr->run_dir, name, tr->core, &st, err, sizeof err);
+            if (e) {
+                sl_actor_log(ctx, SL_LOG_ERROR, "cannot resume from %s: %s", name, err);
+                *rc = e;
+                return;
+            }
+            sl_ckpt_state_fini(&tr->st);
+            tr->st = st;
+            size_t kept = 0, dropped = 0;
+            e = sl_ledger_truncate(tr->ledger, st.step, &kept, &dropped, err, sizeof err);
+            if (e) {
+                sl_actor_log(ctx, SL_LOG_ERROR, "cannot truncate the ledger: %s", err);
+                *rc = e;
+                return;
+            }
+            sl_actor_log(ctx, SL_LOG_INFO,
+                         "resumed from %s (%s): step %lld, weight_version %llu, sft_done %d; "
+                         "ledger: kept %zu, dropped %zu",
+                         name, restart ? "restart" : "resume = auto", (long long)st.step,
+                         (unsigned long long)st.weight_version, st.sft_done, kept, dropped);
+            return;
+        }
+        if (e != SL_ENOENT) {
+            sl_actor_log(ctx, SL_LOG_ERROR, "latest checkpoint refused: %s", err);
+            *rc = e;
+            return;
+        }
+        if (restart || resume) {
+            /* nothing saved yet: the ledger must not keep steps we lost */
+            sl_ledger_truncate(tr->ledger, 0, NULL, NULL, err, sizeof err);
+            sl_actor_log(ctx, SL_LOG_INFO, "no checkpoint yet: starting fresh");
+        }
+        return;
+    }
+    /* a new run that does not resume */
+    sl_ckpt_forget_latest(tr->run_dir);
+    struct iovec iov = {0};
+    struct stat sb;
+    if (stat(tr->ledger, &sb) == 0) sl_file_write_atomic(tr->ledger, &iov, 0);
+}
+
+static void trainer_free(trainer *tr) {
+    if (!tr) return;
+    if (tr->running) pthread_join(tr->th, NULL);
+    if (tr->cur) {
+        free(tr->cur->cursor_json);
+        free(tr->cur);
+    }
+    for (queued *q = tr->q_head; q;) {
+        queued *n = q->next;
+        sl_msg_fini(&q->msg);
+        free(q);
+        q = n;
+    }
+    sl_shm_view_close(tr->bview);
+    sl_weights_pub_free(tr->pub);
+    sl_trainer_free(tr->core);
+    sl_model_free(tr->model);
+    sl_ckpt_state_fini(&tr->st);
+    free(tr);
+}
+
+static sl_err trainer_init(sl_actor_ctx *ctx, void **state) {
+    trainer *tr = calloc(1, sizeof *tr);
+    if (!tr) return SL_ENOMEM;
+    const sl_topology *t = sl_actor_topology(ctx);
+    tr->run_dir = sl_actor_run_dir(ctx);
+    strcpy(tr->st.phase, "rl");
+    char err[SL_MODEL_ERRLEN];
+    int e = sl_rl_model_dir(ctx, tr->model_dir, sizeof tr->model_dir);
+    if (e) goto fail;
+    snprintf(tr->ledger, sizeof tr->ledger, "%s/ledger.jsonl", tr->run_dir);
+    tr->save_interval = t ? sl_topology_get_int(t, "trainer", "save_interval") : 0;
+    tr->num_steps = t ? sl_topology_get_int(t, "run", "num_steps") : 0;
+    tr->sft_steps = t ? sl_topology_get_int(t, "sft", "steps") : 0;
+    tr->num_steps_per_rollout = t ? (int)sl_topology_get_int(t, "trainer", "num_steps_per_rollout") : 1;
+    tr->global_batch_size = t ? (int)sl_topology_get_int(t, "trainer", "global_batch_size") : 0;
+    uint64_t seed = t ? (uint64_t)sl_topology_get_int(t, "run", "seed") : 1234;
+    tr->rng = seed;
+    tr->st.rng = seed;
+
+    /* model: HF weights when the folder has them, else seeded init */
+    char wpath[PATH_MAX + 32];
+    snprintf(wpath, sizeof wpath, "%s/model.safetensors", tr->model_dir);
+    char ipath[PATH_MAX + 32];
+    snprintf(ipath, sizeof ipath, "%s/model.safetensors.index.json", tr->model_dir);
+    struct stat sb;
+    int mbs = t ? (int)sl_topology_get_int(t, "trainer", "micro_batch_size") : 1;
+    if (mbs < 1) mbs = 1;
+    sl_hf_config cfg;
+    bool have_weights = stat(wpath, &sb) == 0 || stat(ipath, &sb) == 0;
+    if (have_weights) {
+        /* max_tokens needs the config first; load once to read it */
+        e = sl_model_load_hf(tr->model_dir, sl_ops_cpu(), 256, &tr->model, err, sizeof err);
+        if (e) goto fail_model;
+        int mp = tr->model->cfg.max_position_embeddings;
+        int per = mp < 4096 ? mp : 4096;
+        long long mt = (long long)per * mbs;
+        if (mt > 65536) mt = 65536;
+        if (mt > 256) {
+            sl_model_free(tr->model);
+            tr->model = NULL;
+            e = sl_model_load_hf(tr->model_dir, sl_ops_cpu(), (int)mt, &tr->model, err, sizeof err);
+            if (e) goto fail_model;
+        }
+    } else {
+        char cpath[PATH_MAX + 32];
+        snprintf(cpath, sizeof cpath, "%s/config.json", tr->model_dir);
+        e = sl_hf_config_load(&cfg, cpath, err, sizeof err);
+        if (e) goto fail_model;
+        int mp = cfg.max_position_embeddings;
+        int per = mp < 4096 ? mp : 4096;
+        long long mt = (long long)per * mbs;
+        if (mt > 65536) mt = 65536;
+        e = sl_model_new(&cfg, sl_ops_cpu(), (int)mt, seed, &tr->model, err, sizeof err);
+        sl_hf_config_fini(&cfg);
+        if (e) goto fail_model;
+    }
+    cfg_from_topology(t, &tr->rl_cfg);
+    tr->rl_cfg.loss_type = SL_LOSS_POLICY;
+    tr->sft_cfg = tr->rl_cfg;
+    tr->sft_cfg.loss_type = SL_LOSS_SFT;
+    tr->sft_cfg.lr = t ? sl_topology_get_double(t, "sft", "lr") : 1e-3;
+    tr->sft_cfg.min_lr = 0;
+    tr->sft_cfg.lr_warmup_steps = 0;
+    tr->sft_cfg.lr_decay_style = SL_LR_CONSTANT;
+    tr->sft_cfg.lr_decay_steps = 0;
+    tr->sft_cfg.use_kl_loss = false;
+    tr->sft_cfg.kl_coef = 0;
+    tr->sft_cfg.use_tis = false;
+    /* The trainer starts with the RL config so that a reference model
+     * (use_kl_loss / kl_coef) is the run's initial policy. */
+    sl_trainer_cfg c0 = tr->rl_cfg;
+    cfg_for_batch(tr, &c0, 1);
+    e = sl_trainer_new(tr->model, &c0, &tr->core, err, sizeof err);
+    if (e) {
+        sl_actor_log(ctx, SL_LOG_ERROR, "trainer config: %s", err);
+        goto fail;
+    }
+    tr->cur_phase = PH_NONE;
+    load_or_fresh(tr, ctx, &e);
+    if (e) goto fail;
+
+    /* weights arena and the rollouts to publish to */
+    tr->n_rollouts = sl_rl_find_kind(t, "rollout", tr->rollouts, SL_RL_MAX_INSTANCES);
+    if (tr->n_rollouts > SL_RL_MAX_INSTANCES) tr->n_rollouts = SL_RL_MAX_INSTANCES;
+    for (int i = 0; i < tr->n_rollouts; i++) tr->all_mask |= 1u << (SL_RL_CONSUMER_ROLLOUT_BASE + i);
+    if (tr->n_rollouts > 0) {
+        char an[SL_SHM_NAME_MAX];
+        snprintf(an, sizeof an, "weights.%d", (int)getpid());
+        e = sl_weights_pub_new(an, tr->model->n_params, (uint32_t)tr->n_rollouts + 2, &tr->pub);
+        if (e) {
+            sl_actor_log(ctx, SL_LOG_ERROR, "cannot create the weights arena: %s", sl_strerror(e));
+            goto fail;
+        }
+        publish_now(tr, ctx, tr->all_mask);
+    }
+    sl_actor_log(ctx, SL_LOG_INFO,
+                 "trainer ready: model %s (%zu params), %d rollout(s), step %lld, weight_version %llu",
+                 tr->model_dir, tr->model->n_params, tr->n_rollouts, (long long)tr->st.step,
+                 (unsigned long long)sl_trainer_weight_version(tr->core));
+    tr->st.weight_version = sl_trainer_weight_version(tr->core);
+    *state = tr;
+    return SL_OK;
+fail_model:
+    sl_actor_log(ctx, SL_LOG_ERROR, "cannot load the model from %s: %s", tr->model_dir, err);
+fail:
+    trainer_free(tr);
+    return e ? e : SL_EINVAL;
+}
+
+static sl_err trainer_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
+    trainer *tr = state;
+    if (m->flags & SL_FLAG_REPLY) return SL_OK; /* nothing we asked for */
+    switch (m->type) {
+    case SL_MSG_TRAIN_BATCH:
+        if (tr->running || tr->q_head)
+            enqueue(tr, m);
+        else
+            start_batch(tr, ctx, m);
+        return SL_OK;
+    case SL_MSG_WEIGHTS_REQ: {
+        int idx = -1;
+        for (int i = 0; i < tr->n_rollouts; i++)
+            if (strcmp(tr->rollouts[i]->name, m->sender) == 0) idx = i;
+        if (idx < 0) {
+            sl_actor_log(ctx, SL_LOG_WARN, "WEIGHTS_REQ from %s, not a rollout: ignored", m->sender);
+            return SL_OK;
+        }
+        unsigned cid = SL_RL_CONSUMER_ROLLOUT_BASE + (unsigned)idx;
+        /* its previous incarnation's holds will never be released */
+        sl_weights_pub_reclaim(tr->pub, cid);
+        if (tr->running)
+            tr->weights_req_mask |= 1u << cid;
+        else
+            publish_now(tr, ctx, 1u << cid);
+        return SL_OK;
+    }
+    case SL_MSG_STATUS_REQ: {
+        json_t *cur = NULL;
+        if (tr->st.cursor_json) cur = json_loads(tr->st.cursor_json, 0, NULL);
+        json_t *o = json_pack("{s:I, s:I, s:s, s:o, s:b, s:I, s:b}", "step", (json_int_t)tr->st.step,
+                              "weight_version", (json_int_t)tr->st.weight_version, "phase",
+                              tr->st.phase, "cursor", cur ? cur : json_null(), "sft_done",
+                              tr->st.sft_done, "sft_step", (json_int_t)tr->st.sft_step, "busy",
+                              tr->running);
+        if (m->flags & SL_FLAG_NOREPLY)
+            sl_rl_json_send(ctx, m->sender, SL_MSG_STATUS, o);
+        else
+            sl_rl_json_reply(ctx, m, SL_MSG_STATUS, o);
+        json_decref(o);
+        return SL_OK;
+    }
+    default:
+        sl_actor_log(ctx, SL_LOG_DEBUG, "message type 0x%04x from %s ignored", m->type, m->sender);
+        if (!(m->flags & SL_FLAG_NOREPLY))
+            sl_actor_reply_error(ctx, m, SL_EPROTO, "trainer: unexpected message type");
+        return SL_OK;
+    }
+}
+
+static sl_err trainer_tick(void *state, sl_actor_ctx *ctx) {
+    trainer *tr = state;
+    if (tr->running && atomic_load(&tr->done)) {
+        int e = finish_batch(tr, ctx);
+        if (e) return e;
+        if (tr->weights_req_mask) {
+            publish_now(tr, ctx, tr->weights_req_mask);
+            tr->weights_req_mask = 0;
+        }
+    }
+    while (!tr->running && tr->q_head) {
+        queued *q = tr->q_head;
+        tr->q_head = q->next;
+        if (!tr->q_head) tr->q_tail = NULL;
+        start_batch(tr, ctx, &q->msg);
+        sl_msg_fini(&q->msg);
+        free(q);
+    }
+    if (!tr->running) sl_actor_set_tick(ctx, 200);
+    return SL_OK;
+}
+
+static void trainer_fini(void *state, sl_actor_ctx *ctx) {
+    trainer *tr = state;
+    if (tr && tr->running) {
+        sl_actor_log(ctx, SL_LOG_INFO, "stopping: waiting for the running step");
+        pthread_join(tr->th, NULL);
+        tr->running = false;
+        if (tr->cur) release_slot(tr, &tr->cur->desc);
+    }
+    trainer_free(tr);
+}
+
+const sl_actor_ops sl_trainer_ops = {
+    .name = "trainer",
+    .init = trainer_init,
+    .handle = trainer_handle,
+    .tick = trainer_tick,
+    .tick_ms = 200,
+    .fini = trainer_fini,
+};
