@@ -92,8 +92,9 @@ int main(int argc, char **argv) {
             return 2;
         }
     } else if (strcmp(cmd, "inject") == 0) {
-        bool hang = nargs == 3 && strcmp(argv[i + 2], "hang") == 0;
-        if (!(nargs == 2 || hang)) {
+        /* "hang" takes SECONDS, the other actions nothing */
+        bool hang = nargs >= 2 && strcmp(argv[i + 2], "hang") == 0;
+        if (!(hang ? nargs == 3 : nargs == 2)) {
             usage(stderr);
             return 2;
         }
