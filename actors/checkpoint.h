@@ -93,8 +93,10 @@ int sl_ckpt_read_state(const char *dir, sl_ckpt_state *st, char *err, size_t err
 /* Load checkpoint NAME of RUN_DIR into trainer T (weights, optimizer,
  * counters: sl_trainer_load) and its state into *ST. state.json is checked
  * first, then everything sl_trainer_load checks; the state's
- * weight_version must equal the saved counters'. On error T is unchanged
- * (as sl_trainer_load guarantees) and *ST is zeroed. Errors: SL_EINVAL
+ * weight_version must equal the saved counters'. On error *ST is zeroed
+ * and T is unchanged (as sl_trainer_load guarantees), except when the
+ * versions disagree (found after loading: T then holds the checkpoint's
+ * weights; treat it as a failed start). Errors: SL_EINVAL
  * (bad name or files), SL_ENOENT, SL_ECHECKSUM, SL_EIO, SL_ENOMEM. */
 int sl_ckpt_load(const char *run_dir, const char *name, sl_trainer *t, sl_ckpt_state *st,
                  char *err, size_t errlen);
