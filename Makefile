@@ -55,6 +55,16 @@ LIB_SRC := $(sort $(wildcard kernels/*.c mailbox/*.c topology/*.c actors/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CU_SRC := $(if $(NVCC),$(sort $(wildcard kernels/cuda/*.cu)))
 CU_OBJ := $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
+# CUDA builds: C code sees SL_HAVE_CUDA (ops_cuda.h is inline stubs without
+# it), programs link the CUDA runtime and cuBLAS only where they use them
+# (--as-needed), and the GPU op test is built (it skips, exit 77, without a GPU).
+ifneq ($(NVCC),)
+CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(NVCC)))
+override CPPFLAGS += -DSL_HAVE_CUDA
+LDLIBS_SLIME += -Wl,--push-state,--as-needed -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
+                -lcudart -lcublas -lcublasLt -lstdc++ -Wl,--pop-state
+CUDA_TESTS := $(BUILD)/tests/test_ops_cuda
+endif
 LIB := $(BUILD)/libslime.a
 
 BIN_SRC := $(filter-out bin/bench_%.c,$(sort $(wildcard bin/*.c)))
@@ -99,6 +109,8 @@ $(BUILD)/obj/%.o: %.cu
 	@$(if $(Q),echo "  NVCC    $<")
 	$(Q)$(NVCC) -O3 -arch=sm_90a -std=c++17 -I. -Ikernels -c $< -o $@
 
+$(CU_OBJ): $(wildcard kernels/cuda/*.cuh) kernels/ops.h kernels/ops_cuda.h
+
 $(LIB): $(LIB_OBJ) $(CU_OBJ)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  AR      $@")
@@ -113,6 +125,13 @@ $(BUILD)/%: $(BUILD)/obj/bin/%.o $(LIB)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS_SLIME)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -MMD -MP -o $@ $< $(LIB) -lcmocka $(LDLIBS_SLIME)
+
+# GPU op test (tests/gpu/): CPU twin vs CUDA, only in CUDA builds.
+all: $(CUDA_TESTS)
+$(BUILD)/tests/test_ops_cuda: tests/gpu/test_ops_cuda.c $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -MMD -MP -o $@ $< $(LIB) -lcmocka $(LDLIBS_SLIME)
