@@ -16,6 +16,7 @@
 #define SL_RL_COMMON_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -83,6 +84,14 @@ int sl_rl_json_u64_opt(const json_t *obj, const char *key, uint64_t def, uint64_
 int sl_rl_json_i64_opt(const json_t *obj, const char *key, int64_t def, int64_t *out);
 int sl_rl_json_dbl_opt(const json_t *obj, const char *key, double def, double *out);
 int sl_rl_json_str_opt(const json_t *obj, const char *key, const char *def, const char **out);
+
+/* Whether M is a request that waits for a reply (a correlation id, not
+ * SL_FLAG_NOREPLY, not itself a reply). A one-way message (sl_actor_send:
+ * corr 0) is answered, where an answer is due, with a one-way message to
+ * its sender instead. */
+static inline bool sl_rl_is_request(const sl_msg *m) {
+    return m->corr != 0 && !(m->flags & (SL_FLAG_NOREPLY | SL_FLAG_REPLY));
+}
 
 /* The "desc" field of OBJ decoded (sl_rl_desc_from_hex). */
 int sl_rl_json_desc(const json_t *obj, sl_shm_desc *desc);

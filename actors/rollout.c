@@ -530,7 +530,7 @@ static sl_err rollout_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
             ro->bad_prompts++;
             sl_actor_log(ctx, SL_LOG_WARN, "PROMPTS from %s refused (%llu so far): %s", m->sender,
                          (unsigned long long)ro->bad_prompts, why);
-            if (!(m->flags & SL_FLAG_NOREPLY)) sl_actor_reply_error(ctx, m, e, why);
+            if (sl_rl_is_request(m)) sl_actor_reply_error(ctx, m, e, why);
             return SL_OK;
         }
         if (ro->q_tail)
@@ -543,7 +543,7 @@ static sl_err rollout_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
         return SL_OK;
     }
     default:
-        if (!(m->flags & SL_FLAG_NOREPLY))
+        if (sl_rl_is_request(m))
             sl_actor_reply_error(ctx, m, SL_EPROTO, "rollout: unexpected message type");
         return SL_OK;
     }

@@ -318,7 +318,7 @@ done:
 
 static void reply_done(sl_actor_ctx *ctx, const sl_msg *req, json_t *o) {
     int e;
-    if (req->flags & SL_FLAG_NOREPLY)
+    if (!sl_rl_is_request(req))
         e = sl_rl_json_send(ctx, req->sender, SL_MSG_TRAIN_DONE, o);
     else
         e = sl_rl_json_reply(ctx, req, SL_MSG_TRAIN_DONE, o);
@@ -331,7 +331,7 @@ static void refuse(trainer *tr, sl_actor_ctx *ctx, const sl_msg *req, int64_t st
     tr->bad_batches++;
     sl_actor_log(ctx, SL_LOG_WARN, "TRAIN_BATCH from %s refused (%llu so far): %s", req->sender,
                  (unsigned long long)tr->bad_batches, why);
-    if (req->flags & SL_FLAG_NOREPLY) {
+    if (!sl_rl_is_request(req)) {
         json_t *o = json_pack("{s:I, s:I, s:s}", "step", (json_int_t)step, "weight_version",
                               (json_int_t)tr->st.weight_version, "error", why);
         reply_done(ctx, req, o);
@@ -776,7 +776,7 @@ static sl_err trainer_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
                               tr->st.phase, "cursor", cur ? cur : json_null(), "sft_done",
                               tr->st.sft_done, "sft_step", (json_int_t)tr->st.sft_step, "busy",
                               tr->running);
-        if (m->flags & SL_FLAG_NOREPLY)
+        if (!sl_rl_is_request(m))
             sl_rl_json_send(ctx, m->sender, SL_MSG_STATUS, o);
         else
             sl_rl_json_reply(ctx, m, SL_MSG_STATUS, o);
@@ -785,7 +785,7 @@ static sl_err trainer_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
     }
     default:
         sl_actor_log(ctx, SL_LOG_DEBUG, "message type 0x%04x from %s ignored", m->type, m->sender);
-        if (!(m->flags & SL_FLAG_NOREPLY))
+        if (sl_rl_is_request(m))
             sl_actor_reply_error(ctx, m, SL_EPROTO, "trainer: unexpected message type");
         return SL_OK;
     }
