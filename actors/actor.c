@@ -19,10 +19,9 @@
 /* ============================================================== registry */
 
 /* The RL kinds live in their own files (buffer.c, rollout.c, reward.c,
- * trainer.c). Strong references (a weak one would not pull the file out of
- * libslime.a); buffer stays weak until buffer.c lands (then: make it
- * strong), so the library links meanwhile and the kind is just absent. */
-extern const sl_actor_ops sl_buffer_ops __attribute__((weak));
+ * trainer.c). Strong references: a weak one would not pull the file out of
+ * libslime.a. */
+extern const sl_actor_ops sl_buffer_ops;
 extern const sl_actor_ops sl_rollout_ops;
 extern const sl_actor_ops sl_reward_ops;
 extern const sl_actor_ops sl_trainer_ops;

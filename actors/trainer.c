@@ -70,6 +70,7 @@ typedef struct job {
     int phase;
     int64_t step;
     bool last;
+    int64_t sft_total;  /* "sft_steps" of the message, else [sft] steps */
     char *cursor_json; /* owned */
     /* out */
     int rc;
@@ -259,7 +260,7 @@ static int publish_now(trainer *tr, sl_actor_ctx *ctx, uint32_t mask) {
 /* ============================================================ worker */
 
 static bool ckpt_due(const trainer *tr, const job *j) {
-    if (j->phase == PH_SFT) return j->last || (tr->sft_steps > 0 && tr->st.sft_step + 1 >= tr->sft_steps);
+    if (j->phase == PH_SFT) return j->last || (j->sft_total > 0 && j->step >= j->sft_total);
     if (j->last) return true;
     if (tr->save_interval > 0 && j->step % tr->save_interval == 0) return true;
     return tr->num_steps > 0 && j->step >= tr->num_steps;
@@ -296,7 +297,7 @@ static void *worker(void *arg) {
         st.weight_version = j->version;
         strcpy(st.phase, j->phase == PH_SFT ? "sft" : "rl");
         if (j->phase == PH_SFT) {
-            st.sft_step++;
+            st.sft_step = j->step;
             st.sft_done = true;
         } else {
             st.step = j->step;
@@ -353,14 +354,16 @@ static void start_batch(trainer *tr, sl_actor_ctx *ctx, const sl_msg *m) {
         refuse(tr, ctx, m, 0, SL_EINVAL, why);
         return;
     }
-    uint64_t step = 0, n_samples = 0;
+    uint64_t step = 0, n_samples = 0, group_size = 0, sft_total = 0;
     const char *phase = NULL;
     sl_shm_desc d;
     json_t *cur = json_object_get(o, "cursor");
     json_t *last = json_object_get(o, "last");
     if (sl_rl_json_u64(o, "step", &step) || sl_rl_json_str_opt(o, "phase", NULL, &phase) || !phase ||
         (strcmp(phase, "sft") && strcmp(phase, "rl")) ||
-        sl_rl_json_u64_opt(o, "n_samples", 0, &n_samples) || (cur && !json_is_object(cur) && !json_is_null(cur)) ||
+        sl_rl_json_u64_opt(o, "n_samples", 0, &n_samples) ||
+        sl_rl_json_u64_opt(o, "group_size", 0, &group_size) ||
+        sl_rl_json_u64_opt(o, "sft_steps", (uint64_t)tr->sft_steps, &sft_total) || (cur && !json_is_object(cur) && !json_is_null(cur)) ||
         (last && !json_is_boolean(last))) {
         refuse(tr, ctx, m, (int64_t)step, SL_EINVAL,
                "bad fields (need step, phase sft|rl, desc; cursor object, n_samples, last bool)");
@@ -385,7 +388,8 @@ static void start_batch(trainer *tr, sl_actor_ctx *ctx, const sl_msg *m) {
         }
     }
     /* already trained? */
-    if ((ph == PH_RL && (int64_t)step <= tr->st.step) || (ph == PH_SFT && tr->st.sft_done)) {
+    if ((ph == PH_RL && (int64_t)step <= tr->st.step) ||
+        (ph == PH_SFT && (tr->st.sft_done || (int64_t)step <= tr->st.sft_step))) {
         release_slot(tr, &d);
         tr->duplicates++;
         sl_actor_log(ctx, SL_LOG_INFO, "%s batch step %llu already trained: not again", phase,
@@ -433,9 +437,11 @@ static void start_batch(trainer *tr, sl_actor_ctx *ctx, const sl_msg *m) {
         json_decref(o);
         return;
     }
-    /* group size: samples sharing the first group id (consecutive) */
+    /* group size: the message's, else the samples sharing the first group
+     * id (consecutive) */
     uint32_t gs = 1;
     while (gs < j->bv.n_samples && j->bv.group_ids[gs] == j->bv.group_ids[0]) gs++;
+    if (group_size > 0 && group_size <= j->bv.n_samples) gs = (uint32_t)group_size;
     if (j->bv.n_samples % gs) gs = 0;
     sl_train_batch_from_view(&j->bv, ph == PH_RL ? gs : 0, &j->tb);
     /* config of this phase and batch size */
@@ -459,6 +465,7 @@ static void start_batch(trainer *tr, sl_actor_ctx *ctx, const sl_msg *m) {
     j->phase = ph;
     j->step = (int64_t)step;
     j->last = last && json_is_true(last);
+    j->sft_total = (int64_t)sft_total;
     j->cursor_json = (cur && json_is_object(cur)) ? json_dumps(cur, JSON_COMPACT) : NULL;
     json_decref(o);
     tr->cur = j;
@@ -516,7 +523,7 @@ static int finish_batch(trainer *tr, sl_actor_ctx *ctx) {
         tr->trained++;
         tr->st.weight_version = j->version;
         if (j->phase == PH_SFT) {
-            tr->st.sft_step++;
+            tr->st.sft_step = j->step;
             strcpy(tr->st.phase, "sft");
             if (j->ckpt[0]) tr->st.sft_done = true;
         } else {
@@ -539,12 +546,13 @@ static int finish_batch(trainer *tr, sl_actor_ctx *ctx) {
             "grad_norm", m->grad_norm, "clipfrac", m->clipfrac, "lr", m->lr,
             "train_rollout_logprob_abs_diff", m->train_rollout_logprob_abs_diff, "ppo_kl",
             m->ppo_kl, "adv_mean", m->adv_mean, "samples_trained", (json_int_t)m->samples,
-            "tokens_trained", (json_int_t)m->tokens, "optimizer_steps", m->steps,
+            "n_tokens", (json_int_t)m->tokens, "optimizer_steps", m->steps,
             "skipped_steps", m->skipped_steps, "train_s", m->seconds, "weight_sync_s", j->pub_s,
             "checkpoint_s", j->ckpt_s);
         json_t *r = json_pack("{s:I, s:s, s:I, s:o}", "step", (json_int_t)j->step, "phase",
                               j->phase == PH_SFT ? "sft" : "rl", "weight_version",
                               (json_int_t)j->version, "metrics", mt);
+        json_object_set_new(mt, "kl_loss", json_real(tr->rl_cfg.use_kl_loss && j->phase == PH_RL ? m->kl : 0.0));
         if (j->ckpt[0]) json_object_set_new(r, "checkpoint", json_string(j->ckpt));
         reply_done(ctx, &j->req, r);
         json_decref(r);
