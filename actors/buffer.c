@@ -916,6 +916,8 @@ static void on_status(buffer *b, const sl_msg *m) {
     int kept = 0, dropped = 0;
     sl_metrics_truncate(path, resumed, (int64_t)step, &kept, &dropped);
     b->samples_total = resumed ? sl_metrics_last_samples_trained(path) : 0;
+    if (!b->metrics && sl_metrics_open(b->run_dir, &b->metrics) != 0)
+        blog(b, SL_LOG_ERROR, "cannot open %s: no metrics for this run", path);
     /* WAL'd batches the trainer has not trained */
     char wp[4200];
     snprintf(wp, sizeof wp, "%s/wal/buffer.wal", b->run_dir);
@@ -1042,6 +1044,7 @@ static void request_stop(buffer *b) {
          rc ? sl_strerror(rc) : reply);
     free(reply);
     b->stage = ST_STOPPING;
+    b->status_sent_ms = (int64_t)sl_now_ms();
 }
 
 static void rl_tick(buffer *b) {
@@ -1270,7 +1273,7 @@ static sl_err buffer_init(sl_actor_ctx *ctx, void **state) {
     }
     snprintf(p, sizeof p, "%s/metrics.jsonl", b->run_dir);
     if (!resume) unlink(p);
-    if ((rc = sl_metrics_open(b->run_dir, &b->metrics))) return rc;
+    /* metrics.jsonl is opened once the trainer's STATUS said what to keep */
     /* the train-batch arena: the largest batch, SFT or RL (memfd pages are only used when touched) */
     size_t max_prompt = sl_dataset_stats_get(b->rl_ds)->max_prompt_tokens_seen;
     uint64_t meta = 0;

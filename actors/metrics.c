@@ -48,7 +48,31 @@ static int open_user_stderr(void) {
     fclose(f);
     if (strncmp(comm, "slime-superviso", 15) != 0) return -1; /* comm is cut at 15 chars */
     snprintf(p, sizeof p, "/proc/%ld/fd/2", (long)pp);
-    return open(p, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+    int fd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return -1;
+    /* a regular file the supervisor writes without O_APPEND would have its
+     * lines overwritten by ours: only terminals, pipes, sockets and
+     * append-mode files get the progress line */
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return -1;
+    }
+    if (S_ISREG(st.st_mode)) {
+        snprintf(p, sizeof p, "/proc/%ld/fdinfo/2", (long)pp);
+        unsigned long flags = 0;
+        char line[128];
+        int append = 0;
+        FILE *fi = fopen(p, "r");
+        while (fi && fgets(line, sizeof line, fi))
+            if (sscanf(line, "flags: %lo", &flags) == 1) append = (flags & O_APPEND) != 0;
+        if (fi) fclose(fi);
+        if (!append) {
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
 }
 
 int sl_metrics_open(const char *run_dir, sl_metrics **out) {

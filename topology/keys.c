@@ -95,7 +95,7 @@ static const sl_key_def keys[] = {
     S("data", "arith_ops", "+-", "builtin:arith: operators, a non-empty subset of \"+-*\"."),
     E("data", "arith_target", "reversed", "plain|reversed",
       "builtin:arith: SFT target form: \"#### N\", or the answer's digits reversed then \"#### N\"."),
-    I("data", "arith_heldout_size", "2000", 1, 1000000,
+    I("data", "arith_heldout_size", "1000", 1, 1000000,
       "builtin:arith: held-out problems for RL prompts (eval prompts are taken after them)."),
     I("data", "arith_train_size", "20000", 1, 10000000,
       "builtin:arith: train-split problems for the SFT warm-up (disjoint from the held-out split)."),
