@@ -67,9 +67,11 @@ int main(int argc, char **argv) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
+            free(sets); /* LeakSanitizer checks every exit */
             return SL_EXIT_OK;
         } else if (strcmp(a, "--help-config") == 0) {
             sl_topology_print_reference(stdout);
+            free(sets); /* LeakSanitizer checks every exit */
             return SL_EXIT_OK;
         } else if (strcmp(a, "--check") == 0) {
             check = true;
@@ -82,6 +84,7 @@ int main(int argc, char **argv) {
         } else if (strcmp(a, "--run-dir") == 0 || strcmp(a, "--set") == 0) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "slime-supervisor: %s needs a value\n", a);
+                free(sets);
                 return SL_EXIT_USAGE;
             }
             if (a[2] == 'r') run_dir = argv[++i];
@@ -93,16 +96,19 @@ int main(int argc, char **argv) {
         } else if (a[0] == '-') {
             fprintf(stderr, "slime-supervisor: unknown option '%s'\n", a);
             usage(stderr);
+            free(sets);
             return SL_EXIT_USAGE;
         } else if (!path) {
             path = a;
         } else {
             fprintf(stderr, "slime-supervisor: more than one topology file ('%s', '%s')\n", path, a);
+            free(sets);
             return SL_EXIT_USAGE;
         }
     }
     if (!path) {
         usage(stderr);
+        free(sets);
         return SL_EXIT_USAGE;
     }
     sl_topology *topo = NULL;
