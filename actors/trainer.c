@@ -108,7 +108,8 @@ typedef struct trainer {
     queued *q_head, *q_tail;
     uint32_t weights_req_mask;
     /* counters */
-    uint64_t bad_batches, duplicates, trained;
+    bool check_gap;     /* no batch trained since start: the next must follow the state */
+    uint64_t bad_batches, duplicates, trained, behind;
 } trainer;
 
 /* ============================================================ config */
@@ -401,6 +402,30 @@ static void start_batch(trainer *tr, sl_actor_ctx *ctx, const sl_msg *m) {
         json_decref(o);
         return;
     }
+    /* Right after a (re)start the first batch must be the next one: when
+     * the buffer is ahead (this trainer lost steps since its checkpoint),
+     * training it would leave a hole in the run; answer "behind" so the
+     * buffer re-sends from our step + 1 (its WAL holds those batches). */
+    int64_t want = ph == PH_RL ? tr->st.step + 1 : tr->st.sft_step + 1;
+    if (tr->check_gap && (int64_t)step > want) {
+        release_slot(tr, &d);
+        tr->behind++;
+        sl_actor_log(ctx, SL_LOG_WARN, "%s batch step %llu but this trainer is at step %lld: behind",
+                     phase, (unsigned long long)step, (long long)(want - 1));
+        if (sl_rl_is_request(m)) {
+            snprintf(why, sizeof why, "behind: trainer at %s step %lld", phase, (long long)(want - 1));
+            sl_actor_reply_error(ctx, m, SL_ESTALE, why);
+        } else {
+            json_t *r = json_pack("{s:I, s:s, s:s, s:b, s:I, s:I, s:I}", "step", (json_int_t)step,
+                                  "phase", phase, "error", "behind", "behind", 1, "trainer_step",
+                                  (json_int_t)tr->st.step, "sft_step", (json_int_t)tr->st.sft_step,
+                                  "weight_version", (json_int_t)tr->st.weight_version);
+            reply_done(ctx, m, r);
+            json_decref(r);
+        }
+        json_decref(o);
+        return;
+    }
     const void *ptr;
     size_t len;
     int e = sl_shm_read(tr->bview, &d, 0, &ptr, &len);
@@ -521,6 +546,7 @@ static int finish_batch(trainer *tr, sl_actor_ctx *ctx) {
         }
     } else {
         tr->trained++;
+        tr->check_gap = false;
         tr->st.weight_version = j->version;
         if (j->phase == PH_SFT) {
             tr->st.sft_step = j->step;
@@ -740,6 +766,7 @@ static sl_err trainer_init(sl_actor_ctx *ctx, void **state) {
                  tr->model_dir, tr->model->n_params, tr->n_rollouts, (long long)tr->st.step,
                  (unsigned long long)sl_trainer_weight_version(tr->core));
     tr->st.weight_version = sl_trainer_weight_version(tr->core);
+    tr->check_gap = true;
     *state = tr;
     return SL_OK;
 fail_model:

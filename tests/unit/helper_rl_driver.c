@@ -16,8 +16,9 @@
  *   6. a malformed TRAIN_BATCH (bad desc) -> an error, the trainer lives;
  *   7. SIGKILL the trainer, start it again: STATUS says step 1, version 1
  *      (resumed from the checkpoint), the ledger still has one line;
- *   8. the rollout, asking again, gets weights from the new trainer
- *      (PROMPTS after the restart still come back).
+ *   8. step 3 right after the restart is refused (behind: the trainer is at
+ *      step 1), step 2 trains (weight_version 2, ledger 2 lines);
+ *   9. the rollout generates with the new trainer's weights (version 2).
  * Prints one line per check; exit 0 when all pass, 1 otherwise.
  *
  *   helper_rl_driver SLIME_ACTOR TOPOLOGY RUN_DIR
@@ -319,11 +320,27 @@ int main(int argc, char **argv) {
     json_decref(st);
     CHECK(ledger_lines() == 1, "the ledger was kept (step 1 <= checkpoint)");
 
+    {
+        sl_shm_desc d3;
+        CHECK(make_train_batch(arena, batch, blen, &d3) == 0, "a batch for step 3");
+        json_t *r3 = train(bf, &d3, 3);
+        CHECK(!r3, "step 3 after a restart at step 1 is refused (the trainer is behind)");
+        json_decref(r3);
+        sl_shm_arena_stats(arena, &ss);
+        CHECK(ss.free == 4, "the refused batch's slot was released");
+        CHECK(make_train_batch(arena, batch, blen, &d3) == 0, "a batch for step 2");
+        r3 = train(bf, &d3, 2);
+        CHECK(r3 && !sl_rl_json_u64(r3, "weight_version", &wv) && wv == 2,
+              "step 2 trains on the resumed state (weight_version 2)");
+        json_decref(r3);
+        CHECK(ledger_lines() == 2, "the ledger holds steps 1 and 2");
+    }
+
     send_prompts(bf, 5, 2);
     free(batch);
     batch = NULL;
     rc = get_samples(rw, &batch, &blen, &ver);
-    CHECK(rc == 0 && ver == 1, "the rollout still generates after the trainer restarted (v %llu)",
+    CHECK(rc == 0 && ver == 2, "the rollout gets the new trainer's weights (v %llu)",
           (unsigned long long)ver);
 
 out:
