@@ -26,6 +26,8 @@ struct sl_metrics {
     int tty_fd;  /* the user's stderr (supervisor's), -1 = none */
     int is_tty;
     int line_open; /* a terminal line was written without newline */
+    double last_s;   /* when the last progress update was shown */
+    char last_phase[16];
 };
 
 static double now_s(void) {
@@ -271,6 +273,12 @@ size_t sl_progress_format(const sl_progress *p, char *buf, size_t cap) {
 
 void sl_metrics_progress(sl_metrics *m, const sl_progress *p) {
     if (!m || !p) return;
+    /* at most one update a second, except on a change of phase */
+    double now = now_s();
+    bool same = p->phase && strncmp(m->last_phase, p->phase, sizeof m->last_phase) == 0;
+    if (same && now - m->last_s < 1.0 && strcmp(p->phase, "done") != 0) return;
+    m->last_s = now;
+    snprintf(m->last_phase, sizeof m->last_phase, "%s", p->phase ? p->phase : "");
     char line[512];
     size_t n = sl_progress_format(p, line, sizeof line - 2);
     /* RUN_DIR/progress, replaced atomically */

@@ -86,7 +86,8 @@ typedef struct sl_progress {
  * Returns the length. Pure. */
 size_t sl_progress_format(const sl_progress *p, char *buf, size_t cap);
 
-/* Show P (see the header comment). Never fails: output errors are
+/* Show P (see the header comment), at most once a second unless the
+ * phase changed or is "done". Never fails: output errors are
  * ignored (progress is a convenience). */
 void sl_metrics_progress(sl_metrics *m, const sl_progress *p);
 
