@@ -172,7 +172,9 @@ static void test_forged_or_mismatched_descriptors_are_refused(void **state) {
     assert_int_equal(sl_weights_sub_apply(s2, &d, got, N, NULL), SL_ESTALE);
     assert_int_equal(sl_weights_sub_drop(s, &d), SL_OK);
     assert_int_equal(sl_weights_pub_new("wt.x", N, 1, &(sl_weights_pub *){NULL}), SL_EINVAL);
-    assert_int_equal(sl_weights_sub_new(32, &s2 /* unchanged on error */), SL_EINVAL);
+    sl_weights_sub_free(s2);
+    assert_int_equal(sl_weights_sub_new(32, &s2), SL_EINVAL);
+    assert_null(s2);
     free(w);
     free(got);
     sl_weights_sub_free(s);
