@@ -214,6 +214,15 @@ int sl_trainer_set_cfg(sl_trainer *t, const sl_trainer_cfg *cfg, char *err, size
     return SL_OK;
 }
 
+void sl_trainer_reset_optimizer(sl_trainer *t)
+{
+    if (!t) return;
+    memset(t->opt.m, 0, sizeof(float) * t->opt.n);
+    memset(t->opt.v, 0, sizeof(float) * t->opt.n);
+    t->opt.step = 0;
+    t->ctr.optimizer_step = 0;
+}
+
 const float *sl_trainer_params(const sl_trainer *t, size_t *n)
 {
     if (n) *n = t ? t->m->n_params : 0;

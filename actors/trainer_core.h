@@ -159,6 +159,12 @@ void sl_trainer_free(sl_trainer *t);
  * weights). Errors: SL_EINVAL (err), SL_ENOMEM. */
 int sl_trainer_set_cfg(sl_trainer *t, const sl_trainer_cfg *cfg, char *err, size_t errlen);
 
+/* Start the optimizer afresh: AdamW moments zeroed and its step count set
+ * to 0 (so the LR schedule and warm-up start over), as a new phase does —
+ * slime's RL run after an SFT run loads the weights only. The other
+ * counters (weight version, samples) are kept. */
+void sl_trainer_reset_optimizer(sl_trainer *t);
+
 /* One training step over batch *b (see the header comment); metrics into
  * *m (may be NULL). Increments the weight version by one when at least one
  * optimizer step was applied. Errors (message logged; the model is

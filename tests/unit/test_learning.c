@@ -48,6 +48,8 @@ typedef struct learn_cfg {
     float temperature;
     int micro_batch;
     float eps_clip_high;
+    int reset_optimizer, rl_warmup;
+    int rl_from_train; /* RL prompts: fresh train-split problems (else the held-out pool) */
     /* eval */
     int eval_n;
     /* assertion */
@@ -84,6 +86,9 @@ static void learn_cfg_env(learn_cfg *c)
     c->temperature = (float)env_f("SL_LEARN_TEMPERATURE", 1.0);
     c->micro_batch = (int)env_f("SL_LEARN_MICRO_BATCH", 64);
     c->eps_clip_high = (float)env_f("SL_LEARN_EPS_CLIP_HIGH", 0.28);
+    c->rl_from_train = (int)env_f("SL_LEARN_RL_FROM_TRAIN", 1);
+    c->reset_optimizer = (int)env_f("SL_LEARN_RESET_OPT", 1);
+    c->rl_warmup = (int)env_f("SL_LEARN_RL_WARMUP", 0);
     c->eval_n = (int)env_f("SL_LEARN_EVAL_N", 200);
     c->min_gain = env_f("SL_LEARN_MIN_GAIN", full ? 0.25 : 0.10);
 }
@@ -119,8 +124,8 @@ typedef struct learner {
     sl_model *m;
     sl_engine *e;
     sl_trainer *t;
-    sl_arith_item *train, *held;
-    size_t n_train, n_held;
+    sl_arith_item *train, *held, *rl;
+    size_t n_train, n_held, n_rl;
     /* batch scratch */
     int32_t *tokens;
     uint64_t *off;
@@ -154,6 +159,15 @@ static void learner_init(learner *L, const learn_cfg *c)
         rc = sl_arith_generate(&L->task, SL_ARITH_HELDOUT, c->seed + 1, L->n_held, L->held);
     }
     assert_int_equal(rc, 0);
+    if (c->rl_from_train) {
+        L->n_rl = (size_t)c->rl_prompts * (size_t)c->rl_steps;
+        L->rl = calloc(L->n_rl, sizeof(sl_arith_item));
+        assert_non_null(L->rl);
+        assert_int_equal(sl_arith_generate(&L->task, SL_ARITH_TRAIN, c->seed + 2, L->n_rl, L->rl), 0);
+    } else {
+        L->rl = L->held + c->eval_n;
+        L->n_rl = L->n_held - (size_t)c->eval_n;
+    }
 
     /* the tiny model, from the config.json the task writes */
     char dir[] = "/tmp/sl_learn_XXXXXX";
@@ -200,6 +214,7 @@ static void learner_fini(learner *L)
     sl_model_free(L->m);
     free(L->train);
     free(L->held);
+    if (L->c.rl_from_train) free(L->rl);
     free(L->tokens);
     free(L->off);
     free(L->mask);
@@ -238,7 +253,19 @@ static double evaluate(learner *L)
     sl_gen_output o;
     assert_int_equal(sl_engine_generate(L->e, r, n, &p, &o), 0);
     double acc = 0;
-    for (int i = 0; i < n; i++) acc += score(o.samples[i].tokens, o.samples[i].n_tokens, L->held[i].label);
+    int show = (int)env_f("SL_LEARN_SHOW", 0);
+    for (int i = 0; i < n; i++) {
+        double s = score(o.samples[i].tokens, o.samples[i].n_tokens, L->held[i].label);
+        acc += s;
+        if (i < show) {
+            char text[256];
+            decode(o.samples[i].tokens, o.samples[i].n_tokens, text, sizeof(text));
+            for (char *q = text; *q; q++)
+                if (*q == '\n') *q = '|';
+            print_message("    %s -> %s (%s) %s\n", L->held[i].prompt, text, L->held[i].label,
+                          s > 0 ? "ok" : "wrong");
+        }
+    }
     sl_gen_output_fini(&o);
     free(r);
     free(pr);
@@ -296,13 +323,12 @@ static double grpo_step(learner *L, int step, sl_train_metrics *mt, double *gen_
 {
     const learn_cfg *c = &L->c;
     int np = c->rl_prompts, ns = c->n_samples;
-    size_t pool = L->n_held - (size_t)c->eval_n;
     sl_gen_request r[256];
     int32_t pr[256][48];
     const sl_arith_item *items[256];
     assert_true(np <= 256);
     for (int i = 0; i < np; i++) {
-        items[i] = &L->held[(size_t)c->eval_n + ((size_t)step * (size_t)np + (size_t)i) % pool];
+        items[i] = &L->rl[((size_t)step * (size_t)np + (size_t)i) % L->n_rl];
         r[i].prompt = pr[i];
         r[i].prompt_len = encode(items[i]->prompt, pr[i]);
         r[i].n_samples = ns;
@@ -332,6 +358,8 @@ static double grpo_step(learner *L, int step, sl_train_metrics *mt, double *gen_
             L->roll[off + (uint64_t)k] = k >= q->prompt_len ? g->logprobs[k - q->prompt_len] : 0.0f;
         }
         L->rewards[s] = (float)score(g->tokens, g->n_tokens, items[g->request]->label);
+        if (getenv("SL_LEARN_TOY")) /* machinery check: reward a leading '1' */
+            L->rewards[s] = g->n_tokens > 0 && g->tokens[0] == '1' - ' ' + 1;
         rsum += L->rewards[s];
         off += (uint64_t)n;
         L->off[s + 1] = off;
@@ -358,11 +386,13 @@ static void rl_config(learner *L)
     tc.global_batch_size = c->rl_prompts * c->n_samples;
     tc.micro_batch_size = c->micro_batch < tc.global_batch_size ? c->micro_batch : tc.global_batch_size;
     tc.lr = c->rl_lr;
+    tc.lr_warmup_steps = c->rl_warmup;
     tc.weight_decay = 0.0;
     tc.adam_beta2 = 0.98;
     tc.rollout_temperature = c->temperature;
     char err[256];
     assert_int_equal(sl_trainer_set_cfg(L->t, &tc, err, sizeof(err)), 0);
+    if (c->reset_optimizer) sl_trainer_reset_optimizer(L->t);
 }
 
 static void sft_then_grpo_raises_heldout_accuracy(void **state)
@@ -417,8 +447,17 @@ static void sft_then_grpo_raises_heldout_accuracy(void **state)
     learner_fini(&L);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    (void)argc;
+    /* libgomp's threads spin-wait between parallel regions; on cores shared
+     * with other processes that makes the tiny model's many short ops 10-20x
+     * slower. The policy is read when libgomp loads, so set it and run this
+     * program again (once). */
+    if (!getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        execv("/proc/self/exe", argv);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sft_then_grpo_raises_heldout_accuracy),
     };
