@@ -441,6 +441,35 @@ static void save_then_load_continues_identically(void **state)
     sl_model_free(b);
 }
 
+static void resetting_the_optimizer_restarts_the_schedule_and_keeps_the_version(void **state)
+{
+    (void)state;
+    sl_model *m = tiny_model(10, 128);
+    tbatch tb;
+    make_batch(&tb, 10);
+    sl_trainer_cfg c;
+    sl_trainer_cfg_default(&c);
+    c.global_batch_size = NS;
+    c.lr = 1e-2;
+    c.lr_warmup_steps = 4;
+    sl_trainer *t = trainer_for(m, &c);
+    sl_train_metrics mt;
+    for (int i = 0; i < 3; i++) assert_int_equal(sl_trainer_step(t, &tb.b, &mt), 0);
+    assert_true(fabs(mt.lr - 1e-2 * 2 / 4) < 1e-12); /* third step: warm-up 2/4 */
+    sl_trainer_reset_optimizer(t);
+    sl_trainer_counters ctr;
+    sl_trainer_get_counters(t, &ctr);
+    assert_int_equal(ctr.optimizer_step, 0);
+    assert_int_equal(ctr.weight_version, 3);
+    assert_int_equal(sl_trainer_step(t, &tb.b, &mt), 0);
+    assert_true(mt.lr == 0.0); /* warm-up starts over (Megatron: lr_warmup_init at step 0) */
+    assert_int_equal(mt.optimizer_step, 1);
+    assert_int_equal(sl_trainer_weight_version(t), 4);
+    sl_trainer_reset_optimizer(NULL);
+    sl_trainer_free(t);
+    sl_model_free(m);
+}
+
 static void bad_batches_and_configs_are_refused(void **state)
 {
     (void)state;
@@ -512,6 +541,7 @@ int main(void)
         cmocka_unit_test(kl_loss_against_the_frozen_reference_grows_from_zero),
         cmocka_unit_test(logprobs_are_those_of_the_temperature_scaled_policy),
         cmocka_unit_test(save_then_load_continues_identically),
+        cmocka_unit_test(resetting_the_optimizer_restarts_the_schedule_and_keeps_the_version),
         cmocka_unit_test(bad_batches_and_configs_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
