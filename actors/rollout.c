@@ -17,7 +17,12 @@
  * Groups queued with equal sampling parameters are generated together in
  * one engine call (continuous batching inside it). When the arena has no
  * free slot (consumers still hold them) the finished groups wait and the
- * tick retries; generation does not go on meanwhile (back-pressure).
+ * tick retries; generation does not go on meanwhile (back-pressure). A
+ * consumer that dies holding slots never releases them, and nothing tells
+ * the rollout; so when the arena stays full for FULL_RECLAIM_MS (60 s, far
+ * longer than scoring a group takes) every reward's and the buffer's holds
+ * are dropped (logged): groups in flight then read as stale and the
+ * buffer's rollout timeout dispatches them again.
  *
  * What it is not: a tokenizer (prompts arrive as token ids), a reward or a
  * scheduler (the buffer decides what to generate).
@@ -42,6 +47,7 @@
 #define MAX_GROUPS_PER_CALL 64
 #define MAX_SAMPLES_PER_CALL 1024
 #define N_SLOTS 64
+#define FULL_RECLAIM_MS 60000 /* arena full this long: consumers are gone */
 
 typedef struct group {
     int64_t step;
@@ -89,7 +95,8 @@ typedef struct rollout {
     int next_pub;       /* first group of batch not yet published */
     int *first_sample;  /* per group: index of its first sample in out */
     /* counters */
-    uint64_t bad_prompts, groups_done, samples_done, waits_full, send_fail;
+    uint64_t full_since_ms; /* the arena has been full since (0: not full) */
+    uint64_t bad_prompts, groups_done, samples_done, waits_full, send_fail, reclaims;
 } rollout;
 
 static void group_free(group *g) {
@@ -394,8 +401,26 @@ static void flush_batch(rollout *ro, sl_actor_ctx *ctx) {
         int e = publish_group(ro, ctx, gi, g, first);
         if (e == SL_EFULL) {
             ro->waits_full++;
+            uint64_t now = sl_now_ms();
+            if (!ro->full_since_ms) ro->full_since_ms = now;
+            if (now - ro->full_since_ms > FULL_RECLAIM_MS) {
+                /* Nobody has released a slot for that long: a consumer died
+                 * holding them (a restarted reward or buffer never releases
+                 * what its previous incarnation held). Drop every hold; the
+                 * buffer re-dispatches what it did not get. */
+                int n = 0;
+                for (int i = 0; i < ro->n_rewards; i++)
+                    n += sl_shm_arena_reclaim(ro->arena, SL_RL_CONSUMER_REWARD_BASE + (unsigned)ro->rewards[i]->index);
+                n += sl_shm_arena_reclaim(ro->arena, SL_RL_CONSUMER_BUFFER);
+                ro->reclaims++;
+                ro->full_since_ms = 0;
+                sl_actor_log(ctx, SL_LOG_WARN,
+                             "samples arena full for %d s: dropped %d hold(s) of consumers that stopped releasing",
+                             FULL_RECLAIM_MS / 1000, n);
+            }
             return; /* retry at the next tick */
         }
+        ro->full_since_ms = 0;
         first += g->n;
         ro->next_pub = gi + 1;
     }
