@@ -18,7 +18,9 @@
  *      (resumed from the checkpoint), the ledger still has one line;
  *   8. step 3 right after the restart is refused (behind: the trainer is at
  *      step 1), step 2 trains (weight_version 2, ledger 2 lines);
- *   9. the rollout generates with the new trainer's weights (version 2).
+ *   9. a long step (512 samples) trains while PINGs keep being answered
+ *      (the step runs on a worker thread);
+ *  10. the rollout generates with the new trainer's weights (version 3).
  * Prints one line per check; exit 0 when all pass, 1 otherwise.
  *
  *   helper_rl_driver SLIME_ACTOR TOPOLOGY RUN_DIR
@@ -203,6 +205,39 @@ static int make_train_batch(sl_shm_arena *a, const uint8_t *src, size_t len, sl_
     return sl_shm_slot_publish_mask(a, slot, n, 1u << SL_RL_CONSUMER_TRAINER, d);
 }
 
+/* A batch of REPS copies of the group (distinct prompt ids), for a long
+ * step. */
+static int make_big_batch(sl_shm_arena *a, const uint8_t *src, size_t len, int reps, int64_t step,
+                          sl_shm_desc *d) {
+    sl_batch_view bv;
+    if (sl_batch_view_open(&bv, src, len, 100, 0, NULL, 0)) return -1;
+    sl_batch_dims dims = {.n_samples = bv.n_samples * (uint32_t)reps,
+                          .n_tokens = bv.n_tokens * (uint64_t)reps,
+                          .meta_bytes = bv.meta_bytes * (uint64_t)reps, .flags = bv.flags};
+    void *p;
+    uint32_t slot;
+    if (sl_shm_slot_acquire(a, &p, &slot)) return -2;
+    sl_batch_writer w;
+    if (sl_batch_writer_init(&w, p, 1 << 20, &dims, bv.weight_version, (uint64_t)step, 100)) return -3;
+    for (int r = 0; r < reps; r++)
+        for (uint32_t i = 0; i < bv.n_samples; i++) {
+            sl_batch_sample s;
+            sl_batch_view_sample(&bv, i, &s);
+            uint64_t id;
+            sl_sample_id_pack(1, 1000 + (uint64_t)r, i, &id);
+            sl_batch_sample_in in = {.tokens = s.tokens, .n_tokens = s.n_tokens,
+                                     .prompt_len = s.prompt_len, .logprobs = s.logprobs,
+                                     .loss_mask = s.loss_mask, .reward = (i % 2) ? 0.0f : 1.0f,
+                                     .sample_id = id, .group_id = sl_sample_prompt_id(id),
+                                     .weight_version = s.weight_version, .label = s.label,
+                                     .metadata = s.metadata};
+            if (sl_batch_writer_add(&w, &in)) return -4;
+        }
+    size_t n;
+    if (sl_batch_writer_finish(&w, &n)) return -5;
+    return sl_shm_slot_publish_mask(a, slot, n, 1u << SL_RL_CONSUMER_TRAINER, d);
+}
+
 static json_t *train(sl_mailbox *bf, const sl_shm_desc *d, int64_t step) {
     char hex[SL_RL_DESC_HEX_LEN + 1];
     sl_rl_desc_to_hex(d, hex);
@@ -336,11 +371,53 @@ int main(int argc, char **argv) {
         CHECK(ledger_lines() == 2, "the ledger holds steps 1 and 2");
     }
 
+    {
+        /* a long step: the actor still answers PING meanwhile (the step
+         * runs on a worker thread, the loop stays responsive) */
+        sl_shm_desc d4;
+        CHECK(make_big_batch(arena, batch, blen, 128, 3, &d4) == 0, "a batch of 512 samples for step 3");
+        char hex[SL_RL_DESC_HEX_LEN + 1];
+        sl_rl_desc_to_hex(&d4, hex);
+        json_t *o = json_pack("{s:s, s:i, s:s, s:i}", "desc", hex, "step", 3, "phase", "rl",
+                              "n_samples", 512);
+        char *t = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        uint64_t t0 = sl_now_ms();
+        sl_mailbox_send(bf, "trainer", SL_MSG_TRAIN_BATCH, t, strlen(t));
+        free(t);
+        int pings = 0, slow = 0;
+        uint64_t worst = 0;
+        sl_msg done = {0};
+        int got = 0;
+        while (!got && sl_now_ms() - t0 < 60000) {
+            uint64_t p0 = sl_now_ms();
+            sl_msg pong;
+            uint64_t seq = (uint64_t)pings;
+            if (sl_mailbox_request(bf, "trainer", SL_MSG_PING, &seq, sizeof seq, &pong, 2000) == 0) {
+                pings++;
+                sl_msg_fini(&pong);
+            } else {
+                slow++;
+            }
+            if (sl_now_ms() - p0 > worst) worst = sl_now_ms() - p0;
+            got = wait_type(bf, SL_MSG_TRAIN_DONE, 100, &done) == 0;
+        }
+        uint64_t took = sl_now_ms() - t0;
+        json_t *r4 = got ? payload_json(&done) : NULL;
+        sl_msg_fini(&done);
+        CHECK(r4 && !sl_rl_json_u64(r4, "weight_version", &wv) && wv == 3,
+              "the long step trains (weight_version 3) in %llu ms", (unsigned long long)took);
+        json_decref(r4);
+        CHECK(pings >= 2 && slow == 0,
+              "PING answered %d time(s) during the step (worst %llu ms, %d unanswered)", pings,
+              (unsigned long long)worst, slow);
+    }
+
     send_prompts(bf, 5, 2);
     free(batch);
     batch = NULL;
     rc = get_samples(rw, &batch, &blen, &ver);
-    CHECK(rc == 0 && ver == 2, "the rollout gets the new trainer's weights (v %llu)",
+    CHECK(rc == 0 && ver == 3, "the rollout gets the new trainer's weights (v %llu)",
           (unsigned long long)ver);
 
 out:
