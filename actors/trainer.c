@@ -108,7 +108,7 @@ typedef struct trainer {
     queued *q_head, *q_tail;
     uint32_t weights_req_mask;
     /* counters */
-    bool check_gap;     /* no batch trained since start: the next must follow the state */
+    bool check_gap;     /* first batch since start: it must follow the state (checked once) */
     uint64_t bad_batches, duplicates, trained, behind;
 } trainer;
 
@@ -410,6 +410,9 @@ static void start_batch(trainer *tr, sl_actor_ctx *ctx, const sl_msg *m) {
     if (tr->check_gap && (int64_t)step > want) {
         release_slot(tr, &d);
         tr->behind++;
+        /* Once: a buffer that rewinds re-sends from want on; one that does
+         * not must not be stalled by refusals of every later step. */
+        tr->check_gap = false;
         sl_actor_log(ctx, SL_LOG_WARN, "%s batch step %llu but this trainer is at step %lld: behind",
                      phase, (unsigned long long)step, (long long)(want - 1));
         if (sl_rl_is_request(m)) {
