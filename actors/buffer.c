@@ -923,8 +923,8 @@ static void on_status(buffer *b, const sl_msg *m) {
     snprintf(wp, sizeof wp, "%s/wal/buffer.wal", b->run_dir);
     wal_scan ws = {b, (int64_t)step};
     sl_wal_replay(wp, wal_record, &ws, NULL);
-    qsort(b->resends, b->n_resends, sizeof *b->resends, cmp_resend);
     if (b->n_resends) {
+        qsort(b->resends, b->n_resends, sizeof *b->resends, cmp_resend);
         /* continue the data after the last re-sent batch */
         resend *last = &b->resends[b->n_resends - 1];
         json_t *h = json_loads(last->hdr, 0, NULL);
