@@ -38,6 +38,7 @@
  * trainer actors).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <math.h>
 #include <stdlib.h>
@@ -64,6 +65,8 @@
 #define STATUS_RETRY_MS 2000
 #define TICK_MS 10
 #define MAX_OVERSAMPLE_ROUNDS 8
+#define PROBE_MS 5000        /* no TRAIN_DONE for this long: ask the trainer's STATUS */
+#define MAX_TRAIN_RETRIES 3  /* a batch the trainer refuses (TRAIN_DONE "error") is re-sent this often */
 
 enum { PH_RL = 0, PH_EVAL = 1 };
 enum { ST_STATUS, ST_SFT, ST_RL, ST_STOPPING, ST_DONE };
@@ -152,8 +155,14 @@ typedef struct buffer {
     double last_reward, last_eval, last_tps;
     int64_t rl_start_ms;
     int64_t rl_start_step;
+    /* trainer crash recovery: the batch in training, the STATUS probe */
+    int64_t train_sent_ms; /* when the batch in training went out */
+    int64_t probe_ms;      /* last STATUS probe */
+    uint64_t probe_corr;   /* its correlation id (0 = none outstanding) */
+    int train_retries;     /* refusals of the batch in training */
     /* counters */
     uint64_t n_dup, n_stale, n_bad, n_redispatch, n_failed_samples;
+    uint64_t n_rewinds, n_refused, n_late_done;
 } buffer;
 
 /* ================================================================ helpers */
@@ -548,7 +557,10 @@ static int send_train_batch(buffer *b, json_t *hdr, const void *data, size_t len
     json_object_set_new(hdr, "desc", json_string(hex));
     rc = sl_rl_json_send(b->ctx, b->trainer, SL_MSG_TRAIN_BATCH, hdr);
     if (rc) blog(b, SL_LOG_WARN, "TRAIN_BATCH to %s: %s", b->trainer, sl_strerror(rc));
-    return SL_OK; /* a lost message is seen as a missing TRAIN_DONE: resume handles it */
+    /* a probe sent before this batch no longer says anything about it */
+    b->train_sent_ms = b->probe_ms = (int64_t)sl_now_ms();
+    b->probe_corr = 0;
+    return SL_OK; /* a lost message is seen as a missing TRAIN_DONE: the STATUS probe handles it */
 }
 
 /* The next SFT batch into a heap buffer. */
@@ -840,7 +852,8 @@ static void finish_eval(buffer *b, rround *r) {
 
 typedef struct wal_scan {
     buffer *b;
-    int64_t after; /* keep records with step > after */
+    int64_t after; /* keep records with after < step <= upto */
+    int64_t upto;
 } wal_scan;
 
 static int wal_record(void *user, uint64_t seq, const void *data, size_t len) {
@@ -852,7 +865,8 @@ static int wal_record(void *user, uint64_t seq, const void *data, size_t len) {
     if ((size_t)hl + 4 > len) return 0;
     json_t *h = json_loadb((const char *)data + 4, hl, 0, NULL);
     uint64_t step = 0;
-    if (!h || sl_rl_json_u64(h, "step", &step) != 0 || (int64_t)step <= ws->after) {
+    if (!h || sl_rl_json_u64(h, "step", &step) != 0 || step > (uint64_t)INT64_MAX || (int64_t)step <= ws->after ||
+        (int64_t)step > ws->upto) {
         json_decref(h);
         return 0;
     }
@@ -921,7 +935,7 @@ static void on_status(buffer *b, const sl_msg *m) {
     /* WAL'd batches the trainer has not trained */
     char wp[4200];
     snprintf(wp, sizeof wp, "%s/wal/buffer.wal", b->run_dir);
-    wal_scan ws = {b, (int64_t)step};
+    wal_scan ws = {b, (int64_t)step, INT64_MAX};
     sl_wal_replay(wp, wal_record, &ws, NULL);
     if (b->n_resends) {
         qsort(b->resends, b->n_resends, sizeof *b->resends, cmp_resend);
@@ -949,51 +963,39 @@ static void on_status(buffer *b, const sl_msg *m) {
 
 /* ============================================================ TRAIN_DONE */
 
-static void on_train_done(buffer *b, const sl_msg *m) {
-    json_t *o = NULL;
-    uint64_t step = 0, wv = 0;
-    if (sl_rl_json_parse(m->payload, m->len, &o, NULL, 0) != 0 || sl_rl_json_u64(o, "step", &step) != 0 ||
-        sl_rl_json_u64_opt(o, "weight_version", (uint64_t)b->weight_version, &wv) != 0) {
-        b->n_bad++;
-        blog(b, SL_LOG_WARN, "bad TRAIN_DONE from %s", m->sender);
-        json_decref(o);
-        return;
+static void fail_run(buffer *b) {
+    blog(b, SL_LOG_ERROR,
+         "the run cannot go on: stopping the buffer with status 1 (rewinds %llu, refused batches %llu)",
+         (unsigned long long)b->n_rewinds, (unsigned long long)b->n_refused);
+    sl_actor_stop(b->ctx, 1);
+}
+
+/* SFT batch sft_step + 1 is trained: its metrics line (MT may be NULL). */
+static void sft_trained(buffer *b, int64_t wv, json_t *mt) {
+    b->sft_inflight = 0;
+    b->sft_step++;
+    json_t *line = json_pack("{s:I,s:I,s:s,s:I,s:I}", "step", (json_int_t)b->sft_step, "rl_step", (json_int_t)0,
+                             "phase", "sft", "weight_version", (json_int_t)wv, "samples_trained",
+                             (json_int_t)b->samples_total);
+    static const char *keys[] = {"loss", "pg_loss", "entropy", "grad_norm", "lr", "train_s", "tokens_per_s"};
+    for (size_t i = 0; line && i < SL_ARRAY_LEN(keys); i++) copy_metric(line, mt, keys[i]);
+    json_t *ts = json_object_get(mt, "train_s"), *nt = json_object_get(mt, "n_tokens");
+    if (line && json_is_number(ts) && json_is_number(nt) && json_number_value(ts) > 0)
+        json_object_set_new(line, "tokens_per_s", json_real(json_number_value(nt) / json_number_value(ts)));
+    if (line) sl_metrics_write(b->metrics, line);
+    json_decref(line);
+    progress(b, "sft", b->sft_step, b->sft_steps);
+    if (b->sft_step == b->sft_steps) {
+        blog(b, SL_LOG_INFO, "SFT warm-up done (%lld steps)", (long long)b->sft_steps);
+        b->stage = ST_RL;
+        b->rl_start_ms = (int64_t)sl_now_ms();
+        if (b->eval_start) dispatch_eval(b, 0);
     }
-    json_t *mt = json_object_get(o, "metrics");
-    const char *ph = NULL;
-    sl_rl_json_str_opt(o, "phase", NULL, &ph);
-    b->weight_version = (int64_t)wv;
-    if (b->stage == ST_SFT && b->sft_inflight && (int64_t)step == b->sft_step + 1 && (!ph || strcmp(ph, "rl") != 0)) {
-        b->sft_inflight = 0;
-        b->sft_step++;
-        json_t *line = json_pack("{s:I,s:I,s:s,s:I,s:I}", "step", (json_int_t)b->sft_step, "rl_step", (json_int_t)0,
-                                 "phase", "sft", "weight_version", (json_int_t)wv, "samples_trained",
-                                 (json_int_t)b->samples_total);
-        static const char *keys[] = {"loss", "pg_loss", "entropy", "grad_norm", "lr", "train_s", "tokens_per_s"};
-        for (size_t i = 0; line && i < SL_ARRAY_LEN(keys); i++) copy_metric(line, mt, keys[i]);
-        json_t *ts = json_object_get(mt, "train_s"), *nt = json_object_get(mt, "n_tokens");
-        if (line && json_is_number(ts) && json_is_number(nt) && json_number_value(ts) > 0)
-            json_object_set_new(line, "tokens_per_s", json_real(json_number_value(nt) / json_number_value(ts)));
-        if (line) sl_metrics_write(b->metrics, line);
-        json_decref(line);
-        progress(b, "sft", b->sft_step, b->sft_steps);
-        if (b->sft_step == b->sft_steps) {
-            blog(b, SL_LOG_INFO, "SFT warm-up done (%lld steps)", (long long)b->sft_steps);
-            b->stage = ST_RL;
-            b->rl_start_ms = (int64_t)sl_now_ms();
-            if (b->eval_start) dispatch_eval(b, 0);
-        }
-        json_decref(o);
-        return;
-    }
-    if (b->rl_sent != (int64_t)step || b->rl_done >= (int64_t)step) {
-        b->n_stale++;
-        blog(b, SL_LOG_WARN, "unexpected TRAIN_DONE for step %llu (sent %lld, done %lld)", (unsigned long long)step,
-             (long long)b->rl_sent, (long long)b->rl_done);
-        json_decref(o);
-        return;
-    }
-    b->rl_done = (int64_t)step;
+}
+
+/* RL step STEP (== rl_sent) is trained: its metrics line (MT may be NULL). */
+static void rl_trained(buffer *b, int64_t step, int64_t wv, json_t *mt) {
+    b->rl_done = step;
     b->samples_total += b->tr_n;
     json_t *line = json_pack("{s:I,s:I,s:s,s:f,s:f,s:f,s:I,s:I,s:I,s:I,s:I}", "step",
                              (json_int_t)(b->sft_steps + step), "rl_step", (json_int_t)step, "phase", "rl",
@@ -1012,7 +1014,205 @@ static void on_train_done(buffer *b, const sl_msg *m) {
     if (isfinite(b->tr_tokens_per_s)) b->last_tps = b->tr_tokens_per_s;
     progress(b, "rl", b->rl_done, b->num_steps);
     if (b->eval_interval > 0 && b->rl_done % b->eval_interval == 0 && b->rl_done < b->num_steps) dispatch_eval(b, b->rl_done);
+}
+
+/* The trainer is at RL step S (behind what was sent): re-send the WAL'd
+ * batches S+1..rl_sent, in order, before anything new; metrics.jsonl and
+ * the evals are cut back to S. Returns SL_OK, or an error when the WAL
+ * does not hold every one of those steps (the run cannot be completed). */
+static int rl_rewind(buffer *b, int64_t S) {
+    int64_t upto = b->rl_sent;
+    for (size_t i = 0; i < b->n_resends; i++) free(b->resends[i].hdr), free(b->resends[i].data);
+    free(b->resends);
+    b->resends = NULL;
+    b->n_resends = b->resend_pos = 0;
+    char wp[4200];
+    snprintf(wp, sizeof wp, "%s/wal/buffer.wal", b->run_dir);
+    wal_scan ws = {b, S, upto};
+    int rc = sl_wal_replay(wp, wal_record, &ws, NULL);
+    if (b->n_resends) qsort(b->resends, b->n_resends, sizeof *b->resends, cmp_resend);
+    bool whole = rc == 0 && (int64_t)b->n_resends == upto - S;
+    for (size_t i = 0; whole && i < b->n_resends; i++) whole = b->resends[i].step == S + 1 + (int64_t)i;
+    if (!whole) {
+        blog(b, SL_LOG_ERROR, "the WAL %s does not hold every batch of steps %lld..%lld (%zu found%s%s)", wp,
+             (long long)S + 1, (long long)upto, b->n_resends, rc ? ": " : "", rc ? sl_strerror(rc) : "");
+        return rc ? rc : SL_EIO;
+    }
+    /* evals after S are taken again after the re-trained steps */
+    for (int i = 0; i < b->n_rounds; i++)
+        if (b->rounds[i]->phase == PH_EVAL && b->rounds[i]->step > S) {
+            round_drop(b, b->rounds[i]);
+            i = -1;
+        }
+    if (b->last_eval_step > S) b->last_eval_step = -1;
+    /* metrics.jsonl: lines of steps after S go (each step once) */
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", b->run_dir);
+    sl_metrics_close(b->metrics);
+    b->metrics = NULL;
+    int kept = 0, dropped = 0;
+    if (sl_metrics_truncate(path, true, S, &kept, &dropped) != 0)
+        blog(b, SL_LOG_WARN, "cannot cut %s back to step %lld", path, (long long)S);
+    b->samples_total = sl_metrics_last_samples_trained(path);
+    if (sl_metrics_open(b->run_dir, &b->metrics) != 0) blog(b, SL_LOG_ERROR, "cannot reopen %s", path);
+    b->rl_done = b->rl_sent = S;
+    blog(b, SL_LOG_INFO, "re-sending the WAL'd batches of steps %lld..%lld; metrics: kept %d line(s), dropped %d",
+         (long long)S + 1, (long long)upto, kept, dropped);
+    return SL_OK;
+}
+
+/* The trainer (re)started behind the batch in training: it is at RL step
+ * S / SFT step F. Its dead predecessor's shm holds are reclaimed, then the
+ * lost steps go again. */
+static void trainer_rewind(buffer *b, int64_t S, int64_t F, int64_t wv, const char *why) {
+    int n = sl_shm_arena_reclaim(b->arena, SL_RL_CONSUMER_TRAINER);
+    b->n_rewinds++;
+    b->probe_corr = 0;
+    b->train_sent_ms = 0;
+    b->train_retries = 0;
+    if (wv >= 0) b->weight_version = wv;
+    if (b->stage == ST_SFT) {
+        if (F > b->sft_step) F = b->sft_step;
+        if (F < 0) F = 0;
+        blog(b, SL_LOG_WARN, "the trainer is behind (%s): at SFT step %lld, %lld sent; SFT goes on from step %lld "
+             "(%d shm hold(s) reclaimed)", why, (long long)F, (long long)b->sft_step + 1, (long long)F + 1, n);
+        b->sft_step = F;
+        b->sft_inflight = 0;
+        return;
+    }
+    blog(b, SL_LOG_WARN, "the trainer is behind (%s): at RL step %lld, step %lld sent (%d shm hold(s) reclaimed)",
+         why, (long long)S, (long long)b->rl_sent, n);
+    if (S < 0) S = 0;
+    if (S >= b->rl_sent) return;
+    if (rl_rewind(b, S) != SL_OK) fail_run(b);
+}
+
+/* The trainer refused the batch in training (TRAIN_DONE "error"): send it
+ * again, at most MAX_TRAIN_RETRIES times. */
+static void train_refused(buffer *b, int64_t step, const char *why) {
+    b->n_refused++;
+    b->probe_corr = 0;
+    b->train_sent_ms = 0;
+    if (++b->train_retries > MAX_TRAIN_RETRIES) {
+        blog(b, SL_LOG_ERROR, "the trainer refused the %s batch of step %lld %d times (last: %s)",
+             b->stage == ST_SFT ? "SFT" : "RL", (long long)step, b->train_retries, why);
+        fail_run(b);
+        return;
+    }
+    blog(b, SL_LOG_WARN, "the trainer refused the %s batch of step %lld (%s): sending it again (%d of %d)",
+         b->stage == ST_SFT ? "SFT" : "RL", (long long)step, why, b->train_retries, MAX_TRAIN_RETRIES);
+    /* a refusal may leave the slot held; the trainer holds nothing else now */
+    sl_shm_arena_reclaim(b->arena, SL_RL_CONSUMER_TRAINER);
+    if (b->stage == ST_SFT) {
+        b->sft_inflight = 0; /* rebuilt (deterministic) at the next tick */
+        return;
+    }
+    if (rl_rewind(b, b->rl_sent - 1) != SL_OK) fail_run(b);
+}
+
+static void on_train_done(buffer *b, const sl_msg *m) {
+    json_t *o = NULL;
+    uint64_t step = 0, wv = 0;
+    if (sl_rl_json_parse(m->payload, m->len, &o, NULL, 0) != 0 || sl_rl_json_u64(o, "step", &step) != 0 ||
+        sl_rl_json_u64_opt(o, "weight_version", (uint64_t)b->weight_version, &wv) != 0) {
+        b->n_bad++;
+        blog(b, SL_LOG_WARN, "bad TRAIN_DONE from %s", m->sender);
+        json_decref(o);
+        return;
+    }
+    json_t *mt = json_object_get(o, "metrics");
+    const char *ph = NULL;
+    sl_rl_json_str_opt(o, "phase", NULL, &ph);
+    bool is_sft = ph && strcmp(ph, "sft") == 0, is_rl = ph && strcmp(ph, "rl") == 0;
+    /* only the answer for the batch in training counts */
+    bool sft_wait = b->stage == ST_SFT && b->sft_inflight && (int64_t)step == b->sft_step + 1 && !is_rl;
+    bool rl_wait = b->stage == ST_RL && !is_sft && b->rl_sent > b->rl_done && (int64_t)step == b->rl_sent;
+    if (!sft_wait && !rl_wait) {
+        b->n_late_done++;
+        blog(b, SL_LOG_WARN, "TRAIN_DONE for %s step %llu not awaited (SFT %lld/%lld%s, RL sent %lld, done %lld): ignored",
+             ph ? ph : "?", (unsigned long long)step, (long long)b->sft_step, (long long)b->sft_steps,
+             b->sft_inflight ? " in flight" : "", (long long)b->rl_sent, (long long)b->rl_done);
+        json_decref(o);
+        return;
+    }
+    json_t *err = json_object_get(o, "error");
+    if (json_is_true(json_object_get(o, "behind"))) {
+        uint64_t ts = 0, fs = 0;
+        if (sl_rl_json_u64_opt(o, "trainer_step", 0, &ts) != 0 || sl_rl_json_u64_opt(o, "sft_step", 0, &fs) != 0 ||
+            ts > (uint64_t)INT64_MAX || fs > (uint64_t)INT64_MAX) {
+            b->n_bad++;
+            blog(b, SL_LOG_WARN, "TRAIN_DONE \"behind\" from %s without usable trainer_step/sft_step", m->sender);
+            train_refused(b, (int64_t)step, "behind, no step");
+        } else {
+            trainer_rewind(b, (int64_t)ts, (int64_t)fs, (int64_t)wv, "it answered behind");
+        }
+        json_decref(o);
+        return;
+    }
+    if (err) {
+        train_refused(b, (int64_t)step, json_is_string(err) ? json_string_value(err) : "error");
+        json_decref(o);
+        return;
+    }
+    b->weight_version = (int64_t)wv;
+    b->train_retries = 0;
+    b->train_sent_ms = 0;
+    b->probe_corr = 0;
+    if (sft_wait) sft_trained(b, (int64_t)wv, mt);
+    else rl_trained(b, (int64_t)step, (int64_t)wv, mt);
     json_decref(o);
+}
+
+/* The answer to a STATUS probe sent while a batch was in training and no
+ * TRAIN_DONE came: a trainer that is idle and not past the batch lost it
+ * (it was killed, restarted from its checkpoint) -> rewind; one past it
+ * trained it and the TRAIN_DONE was lost -> done; a busy one -> wait. */
+static void on_probe_status(buffer *b, const sl_msg *m) {
+    b->probe_corr = 0;
+    json_t *o = NULL;
+    uint64_t step = 0, wv = 0, sft_step = 0;
+    if (sl_rl_json_parse(m->payload, m->len, &o, NULL, 0) != 0 || sl_rl_json_u64_opt(o, "step", 0, &step) != 0 ||
+        sl_rl_json_u64_opt(o, "weight_version", 0, &wv) != 0 || sl_rl_json_u64_opt(o, "sft_step", 0, &sft_step) != 0 ||
+        step > (uint64_t)INT64_MAX || sft_step > (uint64_t)INT64_MAX || wv > (uint64_t)INT64_MAX) {
+        b->n_bad++;
+        blog(b, SL_LOG_WARN, "bad STATUS from %s", m->sender);
+        json_decref(o);
+        return;
+    }
+    bool busy = json_is_true(json_object_get(o, "busy")), sft_done = json_is_true(json_object_get(o, "sft_done"));
+    json_decref(o);
+    if (busy) return; /* the step runs; TRAIN_DONE will come */
+    if (b->stage == ST_SFT && b->sft_inflight) {
+        if (sft_done || (int64_t)sft_step >= b->sft_step + 1) {
+            b->n_late_done++;
+            blog(b, SL_LOG_WARN, "SFT step %lld trained but its TRAIN_DONE was lost: counted", (long long)b->sft_step + 1);
+            b->weight_version = (int64_t)wv;
+            b->train_sent_ms = 0;
+            sft_trained(b, (int64_t)wv, NULL);
+        } else {
+            trainer_rewind(b, (int64_t)step, (int64_t)sft_step, (int64_t)wv, "idle, no TRAIN_DONE");
+        }
+    } else if (b->stage == ST_RL && b->rl_sent > b->rl_done) {
+        if ((int64_t)step >= b->rl_sent) {
+            b->n_late_done++;
+            blog(b, SL_LOG_WARN, "RL step %lld trained but its TRAIN_DONE was lost: counted", (long long)b->rl_sent);
+            b->weight_version = (int64_t)wv;
+            b->train_sent_ms = 0;
+            rl_trained(b, b->rl_sent, (int64_t)wv, NULL);
+        } else {
+            trainer_rewind(b, (int64_t)step, (int64_t)sft_step, (int64_t)wv, "idle, no TRAIN_DONE");
+        }
+    }
+}
+
+/* No TRAIN_DONE for PROBE_MS since the batch went out: ask the trainer. */
+static void probe_trainer(buffer *b, int64_t now) {
+    bool waiting = (b->stage == ST_SFT && b->sft_inflight) || (b->stage == ST_RL && b->rl_sent > b->rl_done);
+    if (!waiting || !b->train_sent_ms || now - b->probe_ms < PROBE_MS) return;
+    b->probe_ms = now;
+    uint64_t corr = 0;
+    if (sl_actor_send_corr(b->ctx, b->trainer, SL_MSG_STATUS_REQ, "{}", 2, &corr) != 0) corr = 0;
+    b->probe_corr = corr;
 }
 
 /* ============================================================ the loop */
@@ -1172,9 +1372,11 @@ static sl_err buffer_tick(void *state, sl_actor_ctx *ctx) {
         break;
     case ST_SFT:
         if (!b->sft_inflight) send_next_sft(b);
+        else probe_trainer(b, now);
         break;
     case ST_RL:
         redispatch_lost(b);
+        probe_trainer(b, now);
         rl_tick(b);
         break;
     case ST_STOPPING:
@@ -1196,6 +1398,7 @@ static sl_err buffer_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
     switch (m->type) {
     case SL_MSG_STATUS:
         if (b->stage == ST_STATUS) on_status(b, m);
+        else if (b->probe_corr && m->corr == b->probe_corr) on_probe_status(b, m);
         return SL_OK;
     case SL_MSG_SCORED:
         return on_scored(b, m);
@@ -1210,6 +1413,50 @@ static sl_err buffer_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
 }
 
 /* ============================================================ init/fini */
+
+/* Whether this start is a restart under the same supervisor as the last
+ * one (RUN_DIR/.buffer_session holds "PPID STARTTIME" of the parent); the
+ * session is recorded for later restarts. A restarted buffer keeps its WAL
+ * and metrics whatever [run] resume says: it resumes from the trainer's
+ * state like resume = auto. */
+static bool same_session(const char *run_dir) {
+    char p[4200], buf[1024], cur[128] = "", old[128] = "";
+    pid_t pp = getppid();
+    snprintf(p, sizeof p, "/proc/%d/stat", (int)pp);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return false;
+    buf[n] = 0;
+    char *r = strrchr(buf, ')'), *save = NULL;
+    const char *f = NULL;
+    int i = 0;
+    for (char *x = r ? strtok_r(r + 1, " ", &save) : NULL; x; x = strtok_r(NULL, " ", &save))
+        if (++i == 20) { /* field 22: starttime */
+            f = x;
+            break;
+        }
+    if (!f) return false;
+    snprintf(cur, sizeof cur, "%d %s\n", (int)pp, f);
+    snprintf(p, sizeof p, "%s/.buffer_session", run_dir);
+    fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        n = read(fd, old, sizeof old - 1);
+        old[n > 0 ? n : 0] = 0;
+        close(fd);
+    }
+    bool same = strcmp(old, cur) == 0;
+    if (!same) {
+        fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            if (write(fd, cur, strlen(cur)) < 0) { /* best effort */
+            }
+            close(fd);
+        }
+    }
+    return same;
+}
 
 static sl_err buffer_init(sl_actor_ctx *ctx, void **state) {
     buffer *b = calloc(1, sizeof *b);
@@ -1261,7 +1508,9 @@ static sl_err buffer_init(sl_actor_ctx *ctx, void **state) {
     int rc = load_data(b);
     if (rc) return rc;
     /* a fresh run forgets an old run's WAL and metrics in the same folder */
-    bool resume = strcmp(sl_topology_get_str(t, "run", "resume"), "auto") == 0;
+    bool restarted = same_session(b->run_dir);
+    bool resume = restarted || strcmp(sl_topology_get_str(t, "run", "resume"), "auto") == 0;
+    if (restarted) blog(b, SL_LOG_WARN, "restarted within the same run: resuming from the trainer's state and the WAL");
     char p[4200];
     snprintf(p, sizeof p, "%s/wal", b->run_dir);
     mkdir_p(p);
