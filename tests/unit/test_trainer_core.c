@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "dataset.h"
 #include "sampler.h"
 #include "trainer_core.h"
 
@@ -470,6 +471,63 @@ static void resetting_the_optimizer_restarts_the_schedule_and_keeps_the_version(
     sl_model_free(m);
 }
 
+static void a_shared_memory_batch_view_trains_like_the_arrays_it_holds(void **state)
+{
+    (void)state;
+    tbatch tb;
+    make_batch(&tb, 11);
+    /* write the batch in the sample-batch layout, then view it */
+    sl_batch_dims d = {.n_samples = NS, .n_tokens = tb.off[NS], .meta_bytes = 0,
+                       .flags = SL_BATCH_HAS_LOGPROBS};
+    size_t size = 0;
+    assert_int_equal(sl_batch_size(&d, &size), 0);
+    uint64_t *buf = calloc(size / 8 + 1, 8);
+    sl_batch_writer w;
+    assert_int_equal(sl_batch_writer_init(&w, buf, size, &d, 3, 1, VOCAB), 0);
+    for (int i = 0; i < NS; i++) {
+        uint64_t id = 0;
+        assert_int_equal(sl_sample_id_pack(0, (uint64_t)(i / 4), (uint32_t)(i % 4), &id), 0);
+        uint32_t pl = 0;
+        while (!tb.mask[tb.off[i] + pl]) pl++;
+        sl_batch_sample_in in = {.tokens = tb.tokens + tb.off[i],
+                                 .n_tokens = (uint32_t)(tb.off[i + 1] - tb.off[i]),
+                                 .prompt_len = pl,
+                                 .logprobs = tb.roll + tb.off[i],
+                                 .loss_mask = tb.mask + tb.off[i],
+                                 .reward = tb.rewards[i],
+                                 .sample_id = id,
+                                 .group_id = sl_sample_prompt_id(id),
+                                 .weight_version = 3};
+        assert_int_equal(sl_batch_writer_add(&w, &in), 0);
+    }
+    size_t len = 0;
+    assert_int_equal(sl_batch_writer_finish(&w, &len), 0);
+    sl_batch_view v;
+    char err[256];
+    assert_int_equal(sl_batch_view_open(&v, buf, len, VOCAB, 0, err, sizeof(err)), 0);
+    sl_train_batch vb;
+    sl_train_batch_from_view(&v, 4, &vb);
+    assert_int_equal(vb.n_samples, NS);
+    assert_null(vb.advantages);
+    /* the same step from the arrays and from the view */
+    sl_model *a = tiny_model(11, 128), *b = tiny_model(11, 128);
+    sl_trainer_cfg c;
+    sl_trainer_cfg_default(&c);
+    c.global_batch_size = NS;
+    c.lr = 1e-2;
+    sl_trainer *ta = trainer_for(a, &c), *tbt = trainer_for(b, &c);
+    sl_train_metrics ma, mb;
+    assert_int_equal(sl_trainer_step(ta, &tb.b, &ma), 0);
+    assert_int_equal(sl_trainer_step(tbt, &vb, &mb), 0);
+    assert_memory_equal(a->params_mem, b->params_mem, sizeof(float) * a->n_params);
+    assert_true(ma.train_rollout_logprob_abs_diff == mb.train_rollout_logprob_abs_diff);
+    sl_trainer_free(ta);
+    sl_trainer_free(tbt);
+    sl_model_free(a);
+    sl_model_free(b);
+    free(buf);
+}
+
 static void bad_batches_and_configs_are_refused(void **state)
 {
     (void)state;
@@ -542,6 +600,7 @@ int main(void)
         cmocka_unit_test(logprobs_are_those_of_the_temperature_scaled_policy),
         cmocka_unit_test(save_then_load_continues_identically),
         cmocka_unit_test(resetting_the_optimizer_restarts_the_schedule_and_keeps_the_version),
+        cmocka_unit_test(a_shared_memory_batch_view_trains_like_the_arrays_it_holds),
         cmocka_unit_test(bad_batches_and_configs_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
