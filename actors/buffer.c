@@ -49,6 +49,7 @@
 #include "actor.h"
 #include "control.h"
 #include "dataset.h"
+#include "hfconfig.h"
 #include "metrics.h"
 #include "report.h"
 #include "rl_algo.h"
@@ -274,6 +275,14 @@ static int load_data(buffer *b) {
     }
     b->vocab = sl_tokenizer_vocab_size(b->tok);
     b->eos = sl_tokenizer_eos_id(b->tok);
+    /* the model may have more ids than the tokenizer (Qwen: 151,936 rows for
+     * 151,669 tokens) and may sample any of them: batches are checked
+     * against the larger */
+    sl_hf_config hc;
+    if (sl_hf_config_load(&hc, mdir, err, sizeof err) == 0) {
+        if (hc.vocab_size > b->vocab) b->vocab = hc.vocab_size;
+        sl_hf_config_fini(&hc);
+    }
     const char *pd = sl_topology_get_str(b->t, "data", "prompt_data");
     const char *ed = sl_topology_get_str(b->t, "data", "eval_prompt_data");
     const char *sd = sl_topology_get_str(b->t, "sft", "prompt_data");
