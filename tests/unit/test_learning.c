@@ -21,7 +21,7 @@
  * that the rollout reward rose (mean of the last 20 steps at least 0.01
  * above the first 20) and that held-out greedy accuracy rose by at least
  * 0.10. Knobs come from the environment (SL_LEARN_*, see learn_cfg_env);
- * SL_LEARN_FULL=1 runs 400 GRPO steps and asserts the issue's target (eval
+ * SL_LEARN_FULL=1 runs 700 GRPO steps and asserts the issue's target (eval
  * accuracy +0.25 over the post-SFT eval).
  *
  * It is not the actor system: no processes, mailboxes or shared memory.
@@ -94,7 +94,7 @@ static void learn_cfg_env(learn_cfg *c)
     c->sft_batch = (int)env_f("SL_LEARN_SFT_BATCH", 32);
     c->sft_lr = env_f("SL_LEARN_SFT_LR", 3e-3);
     c->sft_noise = env_f("SL_LEARN_SFT_NOISE", 0.7);
-    c->rl_steps = (int)env_f("SL_LEARN_RL_STEPS", full ? 400 : 100);
+    c->rl_steps = (int)env_f("SL_LEARN_RL_STEPS", full ? 700 : 100);
     c->rl_prompts = (int)env_f("SL_LEARN_RL_PROMPTS", 32);
     c->n_samples = (int)env_f("SL_LEARN_N_SAMPLES", 16);
     c->max_new = (int)env_f("SL_LEARN_MAX_NEW", 16);
