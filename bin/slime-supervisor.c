@@ -63,6 +63,11 @@ int main(int argc, char **argv) {
     sl_log_level lvl = SL_LOG_INFO;
     bool lvl_forced = false;
     if (!sets) return SL_EXIT_FAIL;
+    /* Actors run OpenMP loops on a few shared cores; libgomp's default
+     * spin-waiting makes small steps 10-20x slower when cores are shared.
+     * It reads the variable at load time, so set it for the children here
+     * (a user's explicit choice wins). */
+    setenv("OMP_WAIT_POLICY", "passive", 0);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {

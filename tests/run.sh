@@ -7,6 +7,8 @@ BUILD=${BUILD:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export SL_ROOT="$ROOT" SL_BUILD="$ROOT/$BUILD"
 export SL_SHARED="${SL_SHARED:-$ROOT/../shared}"
+# OpenMP threads wait passively: spinning on shared cores slows small models 10-20x
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 pass=0 fail=0 skip=0 failed=""
 run_one() {
     name=$1; shift

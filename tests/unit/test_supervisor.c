@@ -672,8 +672,8 @@ static void a_config_error_gives_file_line_and_exit_2(void **state) {
     assert_non_null(strstr(err, want));
     snprintf(want, sizeof want, "%s:5:", conf);
     assert_non_null(strstr(err, want));
-    /* kinds not in this build yet are refused before anything starts */
-    write_conf("[actor t]\nkind = trainer\n");
+    /* an exec actor without a command is refused before anything starts */
+    write_conf("[actor t]\nkind = exec\n");
     assert_int_equal(run_capture(NULL, err, sizeof err), 2);
     snprintf(want, sizeof want, "%s:1:", conf);
     assert_non_null(strstr(err, want));
