@@ -34,6 +34,22 @@
  * step), so no accepted batch is regenerated, and continues from the last
  * re-sent batch's cursor.
  *
+ * Trainer crashes. A restarted trainer resumes from its last checkpoint
+ * (step S) and cuts the ledger back to S. The buffer learns it from the
+ * trainer's "behind" TRAIN_DONE (the first batch after its restart is
+ * ahead of it) or, when no TRAIN_DONE comes for PROBE_MS, from a STATUS
+ * probe finding it idle below the batch in training (the batch died with
+ * it). Either way it reclaims the dead trainer's shm holds (consumer 31),
+ * cuts metrics.jsonl and pending evals back to S and re-sends the WAL'd
+ * batches S+1.. in order before anything new (SFT: from the trainer's SFT
+ * step). A probe finding the trainer past the batch counts it as trained
+ * (its TRAIN_DONE was lost). A TRAIN_DONE with "error" is a refusal: the
+ * batch goes again, at most MAX_TRAIN_RETRIES times, then the buffer stops
+ * with status 1. A TRAIN_DONE for a step not in training is ignored
+ * (counted). A buffer restarted by the same supervisor (RUN_DIR/
+ * .buffer_session) keeps its WAL and metrics and resumes as with
+ * resume = auto.
+ *
  * What it is not: no generation, scoring or training (rollout, reward,
  * trainer actors).
  */
