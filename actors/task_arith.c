@@ -56,6 +56,8 @@ int sl_arith_cfg_validate(const sl_arith_cfg *c, char *err, size_t errlen) {
     if (c->target != SL_ARITH_PLAIN && c->target != SL_ARITH_REVERSED) return fail(err, errlen, SL_EINVAL, "bad target");
     if (c->heldout_permille < 1 || c->heldout_permille > 999)
         return fail(err, errlen, SL_EINVAL, "heldout_permille %d outside 1..999", c->heldout_permille);
+    if (c->sloppy_permille < 0 || c->sloppy_permille > 1000)
+        return fail(err, errlen, SL_EINVAL, "sloppy_permille %d outside 0..1000", c->sloppy_permille);
     return 0;
 }
 
@@ -94,6 +96,34 @@ int sl_arith_format(const sl_arith_cfg *cfg, int64_t a, char op, int64_t b, sl_a
     } else {
         snprintf(it->target, sizeof it->target, "#### %s", it->label);
     }
+    return 0;
+}
+
+int64_t sl_arith_carryless(const sl_arith_item *it) {
+    if (!it) return 0;
+    if (it->op == '*' || it->answer < 0 || it->a < 0 || it->b < 0) return it->answer;
+    int64_t a = it->a, b = it->b, r = 0, p = 1;
+    while (a > 0 || b > 0) {
+        int64_t da = a % 10, db = b % 10;
+        int64_t d = it->op == '+' ? (da + db) % 10 : (da >= db ? da - db : db - da);
+        r += d * p;
+        p *= 10;
+        a /= 10;
+        b /= 10;
+    }
+    return r;
+}
+
+int sl_arith_make_sloppy(const sl_arith_cfg *cfg, sl_arith_item *it) {
+    if (!cfg || !it) return SL_EINVAL;
+    if (it->op == '*' || it->answer < 0) return 0;
+    char ans[24], rev[24];
+    snprintf(ans, sizeof ans, "%" PRId64, sl_arith_carryless(it));
+    size_t n = strlen(ans);
+    for (size_t i = 0; i < n; i++) rev[i] = ans[n - 1 - i];
+    rev[n] = 0;
+    if (cfg->target == SL_ARITH_REVERSED) snprintf(it->target, sizeof it->target, "%s\n#### %s", rev, ans);
+    else snprintf(it->target, sizeof it->target, "#### %s", ans);
     return 0;
 }
 
@@ -178,6 +208,11 @@ int sl_arith_generate(const sl_arith_cfg *cfg, sl_arith_split split, uint64_t se
         if (sl_arith_split_of(cfg, a, op, b) != split) continue;
         if (split == SL_ARITH_HELDOUT && !kset_add(&seen, problem_key(a, op, b))) continue;
         if ((rc = sl_arith_format(cfg, a, op, b, &out[got]))) break;
+        if (split == SL_ARITH_TRAIN && cfg->sloppy_permille > 0) {
+            /* a stream of its own (item index), so the problems do not change */
+            uint64_t ss = seed ^ 0x5107C4A7E5ull ^ ((uint64_t)got * 0x9E3779B97F4A7C15ull);
+            if ((int)(splitmix64(&ss) % 1000) < cfg->sloppy_permille) sl_arith_make_sloppy(cfg, &out[got]);
+        }
         got++;
     }
     free(seen.slot);

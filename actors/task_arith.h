@@ -26,6 +26,11 @@
  * splits never share a problem whatever seeds generate them. The held-out
  * split has no duplicates; the train split may repeat problems.
  *
+ * Sloppy teacher: with sloppy_permille > 0, that share of the train
+ * split's targets forget every carry and borrow (sl_arith_carryless): an
+ * SFT warm-up on them copies the habit, and RL with the exact reward can
+ * then learn to carry (RL exceeding its demonstrations).
+ *
  * Randomness: SplitMix64 seeded with seed ^ (0xD1B54A32D192ED03 * (split +
  * 1)); every draw is uniform by rejection, so a (cfg, split, seed, n)
  * gives the same items on every machine.
@@ -72,6 +77,10 @@ typedef struct sl_arith_cfg {
     sl_arith_target target;/* default PLAIN */
     int heldout_permille;  /* 1 .. 999: share of all problems reserved for held-out (default 100) */
     int negative;          /* 1: "3-7=" may appear (answer -4); default 0 */
+    int sloppy_permille;   /* 0 .. 1000: share of TRAIN-split items whose target
+                              is written by the sloppy teacher (see
+                              sl_arith_carryless); default 0. Which items:
+                              deterministic in (seed, item index). */
 } sl_arith_cfg;
 
 /* Fill the defaults above. */
@@ -103,6 +112,18 @@ sl_arith_split sl_arith_split_of(const sl_arith_cfg *cfg, int64_t a, char op, in
  * the first k items of a run with n >= k equal a run with n = k. Pure. */
 int sl_arith_generate(const sl_arith_cfg *cfg, sl_arith_split split, uint64_t seed, size_t n,
                       sl_arith_item *out);
+
+/* The answer of a "sloppy teacher" who forgets every carry and borrow:
+ * digit-wise (a_i + b_i) mod 10 for '+', |a_i - b_i| for '-' (a >= b
+ * assumed; a problem without carry/borrow gets its right answer). A
+ * product, or a negative answer, returns it->answer unchanged. Pure. */
+int64_t sl_arith_carryless(const sl_arith_item *it);
+
+/* Rewrite it->target as the sloppy teacher would (the carry-less answer in
+ * cfg's target form; label, prompt and answer unchanged: the label stays
+ * the true answer). A product or a negative answer keeps its target.
+ * Errors: SL_EINVAL (NULL). */
+int sl_arith_make_sloppy(const sl_arith_cfg *cfg, sl_arith_item *it);
 
 /* Write items as JSON lines {"input": prompt, "label": label} plus
  * "response": target when with_response (the dataset's default keys; an

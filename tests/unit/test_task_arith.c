@@ -393,6 +393,72 @@ static void jsonl_splits_load_back_through_the_dataset_reader(void **s) {
     sl_tokenizer_free(tok);
 }
 
+/* The sloppy teacher forgets every carry and borrow; sloppy_permille
+ * rewrites about that share of train targets, leaving problems, labels
+ * and the held-out split unchanged. */
+static void the_sloppy_teacher_forgets_carries_in_the_configured_share(void **s) {
+    (void)s;
+    sl_arith_cfg c;
+    sl_arith_cfg_init(&c);
+    c.target = SL_ARITH_REVERSED;
+    sl_arith_item it;
+    assert_int_equal(sl_arith_format(&c, 47, '+', 38, &it), 0);
+    assert_int_equal(sl_arith_carryless(&it), 75); /* 7+8 -> 5, 4+3 -> 7 */
+    assert_int_equal(sl_arith_format(&c, 52, '-', 17, &it), 0);
+    assert_int_equal(sl_arith_carryless(&it), 45); /* |2-7| = 5, 5-1 = 4 */
+    assert_int_equal(sl_arith_format(&c, 9, '+', 3, &it), 0);
+    assert_int_equal(sl_arith_carryless(&it), 2);
+    assert_int_equal(sl_arith_format(&c, 23, '+', 41, &it), 0);
+    assert_int_equal(sl_arith_carryless(&it), 64); /* no carry: right */
+    assert_int_equal(sl_arith_format(&c, 47, '+', 38, &it), 0);
+    assert_int_equal(sl_arith_make_sloppy(&c, &it), 0);
+    assert_string_equal(it.target, "57\n#### 75");
+    assert_string_equal(it.label, "85");
+    c.target = SL_ARITH_PLAIN;
+    assert_int_equal(sl_arith_format(&c, 52, '-', 17, &it), 0);
+    assert_int_equal(sl_arith_make_sloppy(&c, &it), 0);
+    assert_string_equal(it.target, "#### 45");
+
+    c.target = SL_ARITH_REVERSED;
+    c.sloppy_permille = 1001;
+    assert_int_equal(sl_arith_cfg_validate(&c, NULL, 0), SL_EINVAL);
+    c.sloppy_permille = -1;
+    assert_int_equal(sl_arith_cfg_validate(&c, NULL, 0), SL_EINVAL);
+    enum { N = 4000 };
+    sl_arith_item *clean = calloc(N, sizeof *clean), *sl = calloc(N, sizeof *sl), *sl2 = calloc(N, sizeof *sl2);
+    assert_true(clean && sl && sl2);
+    c.sloppy_permille = 0;
+    assert_int_equal(sl_arith_generate(&c, SL_ARITH_TRAIN, 5, N, clean), 0);
+    c.sloppy_permille = 700;
+    assert_int_equal(sl_arith_generate(&c, SL_ARITH_TRAIN, 5, N, sl), 0);
+    assert_int_equal(sl_arith_generate(&c, SL_ARITH_TRAIN, 5, N, sl2), 0);
+    assert_memory_equal(sl, sl2, N * sizeof *sl);
+    int changed = 0, carry = 0, sloppy_of_carry = 0;
+    for (int i = 0; i < N; i++) {
+        assert_string_equal(sl[i].prompt, clean[i].prompt);
+        assert_string_equal(sl[i].label, clean[i].label);
+        int has_carry = sl_arith_carryless(&clean[i]) != clean[i].answer;
+        if (strcmp(sl[i].target, clean[i].target) != 0) {
+            changed++;
+            assert_true(has_carry);
+            char want[24];
+            snprintf(want, sizeof want, "%lld", (long long)sl_arith_carryless(&clean[i]));
+            assert_non_null(strstr(sl[i].target, want));
+        }
+        carry += has_carry;
+    }
+    sloppy_of_carry = changed;
+    /* about 70% of the problems with a carry got the sloppy target */
+    assert_true(carry > 500);
+    assert_true(sloppy_of_carry > carry * 6 / 10 && sloppy_of_carry < carry * 8 / 10);
+    /* held-out targets never change */
+    assert_int_equal(sl_arith_generate(&c, SL_ARITH_HELDOUT, 5, 500, sl), 0);
+    c.sloppy_permille = 0;
+    assert_int_equal(sl_arith_generate(&c, SL_ARITH_HELDOUT, 5, 500, sl2), 0);
+    assert_memory_equal(sl, sl2, 500 * sizeof *sl);
+    free(clean), free(sl), free(sl2);
+}
+
 int main(void) {
     sl_log_init("test_task_arith", SL_LOG_ERROR);
     const struct CMUnitTest tests[] = {
@@ -404,6 +470,7 @@ int main(void) {
         cmocka_unit_test(the_character_tokenizer_gives_one_id_per_character_and_round_trips),
         cmocka_unit_test(the_model_config_names_a_tiny_qwen3_over_that_vocabulary),
         cmocka_unit_test(jsonl_splits_load_back_through_the_dataset_reader),
+        cmocka_unit_test(the_sloppy_teacher_forgets_carries_in_the_configured_share),
     };
     return cmocka_run_group_tests(tests, setup, teardown) ? 1 : 0;
 }
