@@ -226,6 +226,8 @@ static int arith_files(buffer *b, char *rl_path, char *eval_path, char *sft_path
     snprintf(cfg.ops, sizeof cfg.ops, "%s", sl_topology_get_str(t, "data", "arith_ops"));
     cfg.target = strcmp(sl_topology_get_str(t, "data", "arith_target"), "plain") == 0 ? SL_ARITH_PLAIN
                                                                                        : SL_ARITH_REVERSED;
+    double sloppy = sl_topology_get_double(t, "data", "arith_sloppy");
+    cfg.sloppy_permille = (int)(sloppy * 1000.0 + 0.5);
     char err[256];
     if (sl_arith_cfg_validate(&cfg, err, sizeof err) != 0) {
         blog(b, SL_LOG_ERROR, "[data] builtin:arith: %s", err);
@@ -234,24 +236,44 @@ static int arith_files(buffer *b, char *rl_path, char *eval_path, char *sft_path
     size_t n_rl = (size_t)sl_topology_get_int(t, "data", "arith_heldout_size");
     size_t n_eval = (size_t)b->eval_n;
     size_t n_sft = (size_t)sl_topology_get_int(t, "data", "arith_train_size");
+    /* RL prompts from fresh train-split problems: one per prompt the run
+     * asks for (a dataset epoch beyond it, with over-sampling, still has
+     * unique sample ids), from a seed stream apart from the SFT data's */
+    bool rl_train = strcmp(sl_topology_get_str(t, "data", "arith_rl_split"), "heldout") != 0;
+    size_t n_rl_train = 0;
+    if (rl_train) {
+        int64_t per = b->dyn && b->oversample > b->rbs ? b->oversample : b->rbs;
+        uint64_t want = (uint64_t)(b->num_steps > 0 ? b->num_steps : 1) * (uint64_t)(per > 0 ? per : 1);
+        n_rl_train = want > 4000000 ? 4000000 : (size_t)want;
+    }
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/data", b->run_dir);
     mkdir_p(dir);
     snprintf(rl_path, cap, "%s/arith_rl.jsonl", dir);
     snprintf(eval_path, cap, "%s/arith_eval.jsonl", dir);
     snprintf(sft_path, cap, "%s/arith_sft.jsonl", dir);
+    if (rl_train) n_rl = 0; /* the held-out split serves eval only */
     sl_arith_item *held = calloc(n_rl + n_eval, sizeof *held);
     sl_arith_item *tr = calloc(n_sft, sizeof *tr);
-    int rc = held && tr ? 0 : SL_ENOMEM;
+    sl_arith_item *rt = rl_train ? calloc(n_rl_train, sizeof *rt) : NULL;
+    int rc = held && tr && (!rl_train || rt) ? 0 : SL_ENOMEM;
     if (!rc) rc = sl_arith_generate(&cfg, SL_ARITH_HELDOUT, b->seed, n_rl + n_eval, held);
     if (!rc) rc = sl_arith_generate(&cfg, SL_ARITH_TRAIN, b->seed, n_sft, tr);
-    if (!rc) rc = sl_arith_write_jsonl(rl_path, held, n_rl, 0);
+    if (!rc && rl_train) {
+        sl_arith_cfg rcfg = cfg;
+        rcfg.sloppy_permille = 0; /* prompts and labels only */
+        rc = sl_arith_generate(&rcfg, SL_ARITH_TRAIN, b->seed + 2, n_rl_train, rt);
+    }
+    if (!rc) rc = rl_train ? sl_arith_write_jsonl(rl_path, rt, n_rl_train, 0)
+                           : sl_arith_write_jsonl(rl_path, held, n_rl, 0);
     if (!rc) rc = sl_arith_write_jsonl(eval_path, held + n_rl, n_eval, 0);
     if (!rc) rc = sl_arith_write_jsonl(sft_path, tr, n_sft, 1);
-    if (rc) blog(b, SL_LOG_ERROR, "builtin:arith data (%zu held-out + %zu eval, %zu train): %s", n_rl, n_eval,
-                 n_sft, sl_strerror(rc));
+    if (rc) blog(b, SL_LOG_ERROR, "builtin:arith data (%zu RL %s + %zu eval, %zu train): %s",
+                 rl_train ? n_rl_train : n_rl, rl_train ? "train-split" : "held-out", n_eval, n_sft,
+                 sl_strerror(rc));
     free(held);
     free(tr);
+    free(rt);
     return rc;
 }
 

@@ -734,6 +734,14 @@ static sl_err trainer_init(sl_actor_ctx *ctx, void **state) {
     tr->sft_cfg.lr_warmup_steps = 0;
     tr->sft_cfg.lr_decay_style = SL_LR_CONSTANT;
     tr->sft_cfg.lr_decay_steps = 0;
+    if (t) { /* [sft] schedule: warm-up, then decay over [sft] steps */
+        tr->sft_cfg.min_lr = sl_topology_get_double(t, "sft", "min_lr");
+        tr->sft_cfg.lr_warmup_steps = sl_topology_get_int(t, "sft", "lr_warmup_steps");
+        sl_lr_decay_style_from_name(sl_topology_get_str(t, "sft", "lr_decay_style"),
+                                    &tr->sft_cfg.lr_decay_style);
+        if (tr->sft_cfg.lr_decay_style != SL_LR_CONSTANT)
+            tr->sft_cfg.lr_decay_steps = tr->sft_steps > 0 ? tr->sft_steps : 1;
+    }
     tr->sft_cfg.use_kl_loss = false;
     tr->sft_cfg.kl_coef = 0;
     tr->sft_cfg.use_tis = false;

@@ -99,6 +99,13 @@ static const sl_key_def keys[] = {
       "builtin:arith: held-out problems for RL prompts (eval prompts are taken after them)."),
     I("data", "arith_train_size", "20000", 1, 10000000,
       "builtin:arith: train-split problems for the SFT warm-up (disjoint from the held-out split)."),
+    D("data", "arith_sloppy", "0", 0, 1,
+      "builtin:arith: share of SFT targets written by a sloppy teacher who forgets every carry and "
+      "borrow (RL with the exact reward then has a habit to fix); 0 = every target right."),
+    E("data", "arith_rl_split", "train", "train|heldout",
+      "builtin:arith: RL prompts: train = fresh train-split problems (num_steps x rollout_batch_size, "
+      "a seed stream apart from the SFT data); heldout = arith_heldout_size held-out problems. "
+      "Eval prompts are held-out either way."),
 
     /* ---------------------------------------------------------- [rollout] */
     I("rollout", "rollout_batch_size", "16", 1, 1000000, "Prompts per RL step."),
@@ -175,7 +182,11 @@ static const sl_key_def keys[] = {
     /* -------------------------------------------------------------- [sft] */
     I("sft", "steps", "0", 0, BIG, "SFT warm-up optimizer steps before RL (loss_type sft_loss); 0 = none."),
     I("sft", "batch_size", "32", 1, 1000000, "Samples per SFT step."),
-    D("sft", "lr", "1e-3", 0, 10, "Learning rate of the SFT warm-up (constant)."),
+    D("sft", "lr", "1e-3", 0, 10, "Peak learning rate of the SFT warm-up."),
+    D("sft", "min_lr", "0", 0, 10, "SFT learning rate at the end of the decay (<= lr)."),
+    I("sft", "lr_warmup_steps", "0", 0, BIG, "SFT optimizer steps of linear warmup."),
+    E("sft", "lr_decay_style", "constant", "constant|linear|cosine",
+      "SFT learning-rate schedule after warmup, decaying over [sft] steps."),
     P("sft", "prompt_data", "",
       "SFT dataset (.jsonl with a response field); empty: the builtin:arith train split."),
     S("sft", "response_key", "response", "Field of an SFT dataset object that holds the target."),
