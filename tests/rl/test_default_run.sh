@@ -6,11 +6,14 @@
 #   - the run ends by itself (the buffer stops it), exit 0, with exactly
 #     NUM_STEPS RL steps in metrics.jsonl (each once) and in ledger.jsonl;
 #   - the ledger holds every trained sample id exactly once: steps 1..N,
-#     16 prompts x 8 samples each, no duplicate and no gap;
+#     32 prompts x 16 samples each (the conf's rollout sizes, set here
+#     explicitly), no duplicate and no gap;
 #   - learning happened: the final eval accuracy is above the step-0 eval
 #     (taken right after the warm-up), or the mean RL reward of the last
 #     steps is above that of the first steps.
-# Env: SL_RL_TEST_STEPS (default 10), SL_RL_TEST_SFT (default 150).
+# The warm-up is the conf's sloppy teacher (SFT targets that forget carries),
+# shortened; RL prompts are fresh train-split problems.
+# Env: SL_RL_TEST_STEPS (default 120), SL_RL_TEST_SFT (default 2000).
 # Skips (77) when the programs are not built.
 set -u
 ROOT=${SL_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -21,8 +24,10 @@ for p in slime-supervisor slime-actor slime-ctl; do
 done
 [ -x "$PY" ] || { echo "no $PY: skipped"; exit 77; }
 
-STEPS=${SL_RL_TEST_STEPS:-10}
-SFT=${SL_RL_TEST_SFT:-150}
+STEPS=${SL_RL_TEST_STEPS:-120}
+SFT=${SL_RL_TEST_SFT:-2000}
+RBS=32
+NPER=16
 T=$(mktemp -d /tmp/slrl.XXXXXX)
 RUN=$T/run
 SUP=
@@ -32,7 +37,8 @@ fail() { echo "FAIL: $*"; echo "--- supervisor output"; tail -30 "$T"/sup*.out 2
          for f in "$RUN"/logs/*.log; do echo "--- $f"; tail -15 "$f"; done; exit 1; }
 
 set -- --run-dir "$RUN" --set run.num_steps="$STEPS" --set sft.steps="$SFT" \
-    --set eval.n_prompts=100 --set trainer.eval_interval=0 --set trainer.save_interval=2
+    --set eval.n_prompts=100 --set trainer.eval_interval=0 --set trainer.save_interval=2 \
+    --set rollout.rollout_batch_size=$RBS --set rollout.n_samples_per_prompt=$NPER
 start=$(date +%s)
 
 # 1. start, stop after 3 RL steps are in the ledger
@@ -64,21 +70,22 @@ wait "$SUP"; rc=$?; SUP=
 [ $rc -eq 0 ] || fail "resumed supervisor exit $rc"
 echo "wall time $(( $(date +%s) - start )) s"
 
-"$PY" - "$RUN" "$STEPS" <<'EOF' || fail "checks"
+"$PY" - "$RUN" "$STEPS" "$RBS" "$NPER" <<'EOF' || fail "checks"
 import json, sys
-run, steps = sys.argv[1], int(sys.argv[2])
+run, steps, rbs, nper = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 ledger = [json.loads(l) for l in open(run + "/ledger.jsonl") if l.strip()]
 got = [r["step"] for r in ledger]
 assert got == list(range(1, steps + 1)), "ledger steps %s" % got
 ids = [s for r in ledger for s in r["sample_ids"]]
 assert len(ids) == len(set(ids)), "duplicate sample ids: %d of %d unique" % (len(set(ids)), len(ids))
-assert len(ids) == steps * 16 * 8, "%d sample ids, expected %d" % (len(ids), steps * 16 * 8)
-for r in ledger:  # whole groups: 8 samples s0..s7 of each prompt
+assert len(ids) == steps * rbs * nper, "%d sample ids, expected %d" % (len(ids), steps * rbs * nper)
+for r in ledger:  # whole groups: nper samples s0.. of each prompt
     groups = {}
     for s in r["sample_ids"]:
         p, sub = s.rsplit(":s", 1)
         groups.setdefault(p, set()).add(int(sub))
-    assert all(v == set(range(8)) for v in groups.values()), "incomplete group at step %d" % r["step"]
+    assert all(v == set(range(nper)) for v in groups.values()), "incomplete group at step %d" % r["step"]
+    assert len(groups) == rbs, "%d groups at step %d" % (len(groups), r["step"])
 m = [json.loads(l) for l in open(run + "/metrics.jsonl") if l.strip()]
 rl = [x for x in m if x["phase"] == "rl"]
 assert [x["rl_step"] for x in rl] == list(range(1, steps + 1)), "metrics rl steps %s" % [x["rl_step"] for x in rl]
