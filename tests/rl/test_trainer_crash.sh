@@ -46,7 +46,8 @@ wait_ledger() {
 start=$(date +%s)
 "$BUILD/slime-supervisor" "$ROOT/conf/topology.conf" --run-dir "$RUN" --set run.num_steps="$STEPS" \
     --set sft.steps=20 --set eval.n_prompts=20 --set trainer.save_interval=3 --set trainer.eval_interval=5 \
-    --set rollout.rollout_timeout_ms=3000 > "$T/sup.out" 2>&1 &
+    --set rollout.rollout_timeout_ms=3000 --set rollout.rollout_batch_size=16 --set rollout.n_samples_per_prompt=8 \
+    --set trainer.global_batch_size=128 --set trainer.micro_batch_size=64 > "$T/sup.out" 2>&1 &
 SUP=$!
 
 # 1. the trainer dies after step 5 (last checkpoint: step 3)
