@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -220,11 +221,24 @@ sl_err sl_control_request(const char *run_dir, const char *request, char **reply
 
 /* ============================================================= heartbeats */
 
+/* The surveyor is nng's raw SURVEYOR: we put the survey id in the header
+ * and check the deadline ourselves. The cooked surveyor arms an nng timer
+ * per survey, and nng 1.5.2 deadlocks when that timer fires while the next
+ * survey is being sent (the send holds the socket lock and waits for the
+ * timer; the timer's callback waits for the socket lock). Seen in the
+ * supervisor within ~70 restarts at a 10 ms heartbeat. */
 struct sl_hb_surveyor {
     nng_socket sock;
     uint64_t bad;
-    uint32_t survey;
+    uint32_t survey;      /* id of the current survey, 31 bits */
+    int64_t deadline_ns;  /* answers to it are taken until then */
 };
+
+static int64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 sl_err sl_hb_surveyor_open(const char *run_dir, sl_hb_surveyor **out) {
     if (!out) return SL_EINVAL;
@@ -234,7 +248,7 @@ sl_err sl_hb_surveyor_open(const char *run_dir, sl_hb_surveyor **out) {
     if (e) return e;
     sl_hb_surveyor *s = calloc(1, sizeof *s);
     if (!s) return SL_ENOMEM;
-    e = listen_at(nng_surveyor0_open, ep, 4096, &s->sock);
+    e = listen_at(nng_surveyor0_open_raw, ep, 4096, &s->sock);
     if (e) {
         free(s);
         return e;
@@ -251,10 +265,21 @@ void sl_hb_surveyor_close(sl_hb_surveyor *s) {
 
 sl_err sl_hb_survey(sl_hb_surveyor *s, int deadline_ms) {
     if (!s || deadline_ms < 1) return SL_EINVAL;
-    nng_socket_set_ms(s->sock, NNG_OPT_SURVEYOR_SURVEYTIME, deadline_ms);
+    s->survey = (s->survey + 1) & 0x7fffffffu;
+    if (s->survey == 0) s->survey = 1;
+    s->deadline_ns = mono_ns() + (int64_t)deadline_ms * 1000000;
     char body[16];
-    int n = snprintf(body, sizeof body, "hb %u", ++s->survey);
-    int rv = nng_send(s->sock, body, (size_t)n, NNG_FLAG_NONBLOCK);
+    int n = snprintf(body, sizeof body, "hb %u", s->survey);
+    nng_msg *m = NULL;
+    if (nng_msg_alloc(&m, 0) != 0) return SL_EIO;
+    /* a backtrace of one hop: the id with the high bit set (survey0) */
+    if (nng_msg_header_append_u32(m, s->survey | 0x80000000u) != 0 ||
+        nng_msg_append(m, body, (size_t)n) != 0) {
+        nng_msg_free(m);
+        return SL_EIO;
+    }
+    int rv = nng_sendmsg(s->sock, m, NNG_FLAG_NONBLOCK);
+    if (rv) nng_msg_free(m);
     return rv ? SL_EIO : SL_OK;
 }
 
@@ -293,15 +318,18 @@ static bool parse_answer(const char *buf, size_t len, char name[SL_HB_NAME_MAX],
 sl_err sl_hb_collect(sl_hb_surveyor *s, char name[SL_HB_NAME_MAX], pid_t *pid) {
     if (!s || !name || !pid) return SL_EINVAL;
     for (;;) {
-        char *buf = NULL;
-        size_t len = 0;
-        int rv = nng_recv(s->sock, &buf, &len, NNG_FLAG_ALLOC | NNG_FLAG_NONBLOCK);
+        nng_msg *m = NULL;
+        int rv = nng_recvmsg(s->sock, &m, NNG_FLAG_NONBLOCK);
         if (rv == NNG_EAGAIN || rv == NNG_ESTATE || rv == NNG_ETIMEDOUT) return SL_EAGAIN;
         if (rv) return SL_EIO;
-        bool ok = parse_answer(buf, len, name, pid);
-        nng_free(buf, len);
+        uint32_t id = 0;
+        bool hdr = nng_msg_header_len(m) == 4 && nng_msg_header_trim_u32(m, &id) == 0;
+        bool current = hdr && s->survey && id == (s->survey | 0x80000000u) &&
+                       mono_ns() <= s->deadline_ns;
+        bool ok = current && parse_answer(nng_msg_body(m), nng_msg_len(m), name, pid);
+        nng_msg_free(m);
         if (ok) return SL_OK;
-        s->bad++;
+        if (!hdr || (current && !ok)) s->bad++; /* stale answers are not malformed */
     }
 }
 

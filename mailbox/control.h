@@ -97,8 +97,9 @@ sl_err sl_hb_surveyor_open(const char *run_dir, sl_hb_surveyor **out);
 void sl_hb_surveyor_close(sl_hb_surveyor *s);
 
 /* Send one survey to every connected responder; answers are accepted for
- * DEADLINE_MS (>= 1), after which late answers are discarded by nng.
- * A new survey cancels the previous one. Errors: SL_EIO. */
+ * DEADLINE_MS (>= 1), after which late answers are discarded. A new survey
+ * replaces the previous one (its late answers are discarded too). No nng
+ * timer is involved (see control.c). Errors: SL_EIO. */
 sl_err sl_hb_survey(sl_hb_surveyor *s, int deadline_ms);
 
 /* Descriptor readable when an answer may be waiting (poll only). */
