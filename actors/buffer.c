@@ -161,6 +161,7 @@ typedef struct buffer {
     /* the batch in training (for its metrics line) */
     double tr_reward_mean, tr_reward_std, tr_len_mean, tr_tokens_per_s;
     int64_t tr_n, tr_failed, tr_groups_total, tr_groups_kept;
+    int64_t tr_staleness, tr_zero_std_groups; /* max weight-version lag; trained groups of one reward */
     /* shm */
     sl_shm_arena *arena;
     size_t slot_bytes;
@@ -763,7 +764,7 @@ static int train_round(buffer *b, rround *r) {
     if (rc == 0) rc = sl_batch_writer_init(&w, buf, sz, &dims, (uint64_t)b->weight_version, (uint64_t)r->step, b->vocab);
     si = 0, ri = 0;
     double len_sum = 0;
-    int64_t n_failed = 0;
+    int64_t n_failed = 0, lag = 0, zero_std = 0;
     for (size_t s = 0; rc == 0 && s < take; s++) {
         group *g = &r->g[sel[s]];
         sl_batch_view v;
@@ -774,6 +775,12 @@ static int train_round(buffer *b, rround *r) {
             for (uint32_t t = 0; t < x.n_tokens; t++) fadv[t] = t >= x.prompt_len ? adv[ri++] : 0.f;
             len_sum += x.n_tokens - x.prompt_len;
             n_failed += g->failed[i];
+            if (b->weight_version - (int64_t)x.weight_version > lag) lag = b->weight_version - (int64_t)x.weight_version;
+            if (i == 0) {
+                double gm, gsd;
+                stats(g->rewards, v.n_samples, &gm, &gsd);
+                zero_std += gsd <= 1e-6;
+            }
             sl_batch_sample_in in = {.tokens = x.tokens, .n_tokens = x.n_tokens, .prompt_len = x.prompt_len,
                                      .logprobs = x.logprobs, .loss_mask = x.loss_mask,
                                      .advantages = adv_here ? fadv : NULL, .reward = g->rewards[i],
@@ -796,6 +803,7 @@ static int train_round(buffer *b, rround *r) {
         b->tr_len_mean = n_groups ? (double)toks / (double)(n_groups * n_per) : 0;
         b->tr_tokens_per_s = secs > 0 ? (double)toks / secs : NAN;
         b->tr_n = n, b->tr_failed = n_failed, b->tr_groups_total = (int64_t)n_groups, b->tr_groups_kept = (int64_t)kept;
+        b->tr_staleness = lag, b->tr_zero_std_groups = zero_std;
     }
     json_t *h = NULL;
     char *htxt = NULL;
@@ -1051,6 +1059,8 @@ static void rl_trained(buffer *b, int64_t step, int64_t wv, json_t *mt) {
                              (json_int_t)b->samples_total, "samples_step", (json_int_t)b->tr_n, "groups_kept",
                              (json_int_t)b->tr_groups_kept, "reward_failed", (json_int_t)b->tr_failed);
     if (line && isfinite(b->tr_tokens_per_s)) json_object_set_new(line, "tokens_per_s", json_real(b->tr_tokens_per_s));
+    if (line) json_object_set_new(line, "staleness", json_integer(b->tr_staleness));
+    if (line) json_object_set_new(line, "groups_zero_std", json_integer(b->tr_zero_std_groups));
     static const char *keys[] = {"loss", "pg_loss", "kl", "kl_loss", "entropy", "grad_norm", "clipfrac", "lr",
                                  "train_rollout_logprob_abs_diff", "train_s"};
     for (size_t i = 0; line && i < SL_ARRAY_LEN(keys); i++) copy_metric(line, mt, keys[i]);
