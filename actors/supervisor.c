@@ -616,6 +616,28 @@ static void check_hung(sv *s) {
 
 /* ================================================================ control */
 
+/* The mailbox counters the child's runtime writes to RUN_DIR/stats/NAME.json
+ * (actor.c), when the file is this pid's: "msgs_in", "msgs_out",
+ * "msgs_time_ms"; null otherwise (not started yet, or a custom actor that
+ * does not write it). The file is hostile: only integers are taken. */
+static void add_msg_stats(const sv *s, const child *c, json_t *a) {
+    json_t *in = NULL, *out = NULL, *tm = NULL, *f = NULL;
+    char path[1200];
+    if (c->pid > 0 &&
+        (size_t)snprintf(path, sizeof path, "%s/stats/%s.json", s->run_dir, c->spec->name) < sizeof path)
+        f = json_load_file(path, JSON_DISABLE_EOF_CHECK, NULL);
+    if (json_is_object(f) && json_integer_value(json_object_get(f, "pid")) == (json_int_t)c->pid) {
+        json_t *v;
+        if (json_is_integer(v = json_object_get(f, "msgs_in"))) in = json_integer(json_integer_value(v));
+        if (json_is_integer(v = json_object_get(f, "msgs_out"))) out = json_integer(json_integer_value(v));
+        if (json_is_integer(v = json_object_get(f, "time_ms"))) tm = json_integer(json_integer_value(v));
+    }
+    json_decref(f);
+    json_object_set_new(a, "msgs_in", in ? in : json_null());
+    json_object_set_new(a, "msgs_out", out ? out : json_null());
+    json_object_set_new(a, "msgs_time_ms", tm ? tm : json_null());
+}
+
 static json_t *status_json(sv *s) {
     json_t *root = json_object();
     json_object_set_new(root, "run_dir", json_string(s->run_dir));
@@ -637,6 +659,7 @@ static json_t *status_json(sv *s) {
         json_object_set_new(a, "heartbeat_age_ms",
                             c->pid > 0 && c->last_seen_ms ? json_integer((json_int_t)(now - c->last_seen_ms))
                                                           : json_null());
+        add_msg_stats(s, c, a);
         json_array_append_new(arr, a);
     }
     json_object_set_new(root, "actors", arr);
