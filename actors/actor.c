@@ -6,6 +6,7 @@
  */
 #include "actor.h"
 #include "control.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -244,6 +245,7 @@ int sl_actor_main(const sl_actor_ops *ops, int argc, char **argv) {
         return SL_EXIT_USAGE;
     }
     sl_log_init(ctx.name, verbose ? SL_LOG_DEBUG : SL_LOG_INFO);
+    sl_metrics_task_progress_install(ctx.name); /* long loads and saves on the user's terminal */
 
     if (topo_path) {
         if (sl_topology_load(topo_path, NULL, 0, &ctx.topo, stderr) != 0) {
@@ -297,6 +299,8 @@ int sl_actor_main(const sl_actor_ops *ops, int argc, char **argv) {
     }
     inited = true;
     sl_info("%s actor running (pid %ld)", ctx.kind, (long)getpid());
+    sl_debug("runtime: mailbox %s/mb/%s, heartbeat %s, tick %d ms, log level from %s", ctx.run_dir, ctx.name,
+             hb ? "nng" : "mailbox/none", ctx.tick_ms, verbose ? "--verbose" : topo_path ? "the topology" : "default");
 
     uint64_t next_tick = ctx.tick_ms ? sl_now_ms() + (uint64_t)ctx.tick_ms : 0;
     uint64_t next_stats = 0;

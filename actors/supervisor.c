@@ -118,6 +118,37 @@ static void sv_log(sv *s, sl_log_level lvl, const char *fmt, ...) {
     }
 }
 
+/* The final summary: one INFO line on stderr whatever the log level (so
+ * --quiet still ends with it) and in logs/supervisor.log: exit status,
+ * restarts per actor, the last progress line of the run (RUN_DIR/progress,
+ * metrics.h) when there is one. */
+static void summary(sv *s, int rc) {
+    char msg[1024];
+    int n = snprintf(msg, sizeof msg, "summary: exit status %d, %d actors", rc, s->n);
+    int restarts = 0;
+    for (int i = 0; i < s->n; i++) restarts += s->c[i].restarts;
+    if (n > 0 && (size_t)n < sizeof msg) n += snprintf(msg + n, sizeof msg - (size_t)n, ", %d restarts", restarts);
+    for (int i = 0; i < s->n && restarts && n > 0 && (size_t)n < sizeof msg; i++)
+        if (s->c[i].restarts)
+            n += snprintf(msg + n, sizeof msg - (size_t)n, " %s:%d", s->c[i].spec->name, s->c[i].restarts);
+    char path[1200], last[512] = "";
+    if ((size_t)snprintf(path, sizeof path, "%s/progress", s->run_dir) < sizeof path) {
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(last, sizeof last, f)) last[0] = 0;
+            fclose(f);
+            last[strcspn(last, "\r\n")] = 0;
+        }
+    }
+    if (last[0] && n > 0 && (size_t)n < sizeof msg)
+        n += snprintf(msg + n, sizeof msg - (size_t)n, "; last progress: %s", last);
+    if (n > 0 && (size_t)n < sizeof msg) snprintf(msg + n, sizeof msg - (size_t)n, "; run dir %s", s->run_dir);
+    sl_log_level lvl = sl_log_get_level();
+    if (lvl < SL_LOG_INFO) sl_log_init(NULL, SL_LOG_INFO);
+    sv_log(s, SL_LOG_INFO, "%s", msg);
+    if (lvl < SL_LOG_INFO) sl_log_init(NULL, lvl);
+}
+
 /* ================================================================ run dir */
 
 static sl_err mkdirs(const char *path, char *why, size_t whycap) {
@@ -353,6 +384,17 @@ static sl_err child_spawn(sv *s, child *c) {
     c->ping_floor = s->ping_seq + 1;
     c->state = c->spec->heartbeat == SL_HEARTBEAT_NONE ? SL_CHILD_RUNNING : SL_CHILD_STARTING;
     sv_log(s, SL_LOG_INFO, "started %s (%s) pid %ld", c->spec->name, c->spec->kind_name, (long)pid);
+    if (sl_log_get_level() >= SL_LOG_DEBUG) {
+        char cmd[512];
+        size_t n = 0;
+        cmd[0] = 0;
+        for (char **a = c->argv; *a && n + 2 < sizeof cmd; a++) {
+            int w = snprintf(cmd + n, sizeof cmd - n, "%s%s", n ? " " : "", *a);
+            if (w < 0) break;
+            n += (size_t)w < sizeof cmd - n ? (size_t)w : sizeof cmd - n - 1;
+        }
+        sl_debug("%s: exec %s; log %s", c->spec->name, cmd, c->log_path);
+    }
     return SL_OK;
 }
 
@@ -928,6 +970,7 @@ int sl_supervisor_run(const sl_topology *topo, const sl_supervisor_opts *opts) {
     rc = s->exit_code;
     shutdown_all(s);
     sv_log(s, SL_LOG_INFO, "supervisor exits with status %d", rc);
+    summary(s, rc);
 
 out:
     if (s->c)
