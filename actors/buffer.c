@@ -952,6 +952,67 @@ static int cmp_resend(const void *x, const void *y) {
     return a->step < c->step ? -1 : a->step > c->step;
 }
 
+/* The weight_version of RL step STEP in RUN_DIR/ledger.jsonl (-1: none). */
+static int64_t ledger_version(const buffer *b, int64_t step) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/ledger.jsonl", b->run_dir);
+    FILE *f = fopen(p, "r");
+    if (!f) return -1;
+    int64_t wv = -1;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        json_t *o = json_loadb(line, (size_t)n, 0, NULL);
+        json_t *s = json_object_get(o, "step"), *v = json_object_get(o, "weight_version");
+        if (json_is_integer(s) && json_integer_value(s) == step && json_is_integer(v)) wv = json_integer_value(v);
+        json_decref(o);
+    }
+    free(line);
+    fclose(f);
+    return wv;
+}
+
+/* Metrics lines of RL steps LAST+1..STEP, which the trainer finished but
+ * whose TRAIN_DONE never reached us (the run stopped in between), rebuilt
+ * from their WAL'd batches: the buffer's own figures (rewards, lengths,
+ * samples); the trainer's (loss, kl, ...) are lost: "recovered": true. */
+static void recover_metrics(buffer *b, const char *wal_path, int64_t last, int64_t step) {
+    resend *keep = b->resends;
+    size_t keep_n = b->n_resends;
+    b->resends = NULL, b->n_resends = 0;
+    wal_scan ws = {b, last, step};
+    sl_wal_replay(wal_path, wal_record, &ws, NULL);
+    qsort(b->resends, b->n_resends, sizeof *b->resends, cmp_resend);
+    for (size_t k = 0; k < b->n_resends; k++) {
+        resend *rs = &b->resends[k];
+        sl_batch_view v;
+        if (sl_batch_view_open(&v, rs->data, rs->len, 0, SL_BATCH_SKIP_CHECKSUM, NULL, 0) != 0 || !v.n_samples) continue;
+        double sum = 0, sum2 = 0, len = 0;
+        for (uint32_t i = 0; i < v.n_samples; i++) {
+            sl_batch_sample x;
+            sl_batch_view_sample(&v, i, &x);
+            sum += x.reward, sum2 += (double)x.reward * x.reward, len += x.n_tokens - x.prompt_len;
+        }
+        double n = v.n_samples, mean = sum / n;
+        double var = n > 1 ? (sum2 - n * mean * mean) / (n - 1) : 0;
+        b->samples_total += v.n_samples;
+        json_t *line = json_pack("{s:I,s:I,s:s,s:f,s:f,s:f,s:I,s:I,s:b}", "step", (json_int_t)(b->sft_steps + rs->step),
+                                 "rl_step", (json_int_t)rs->step, "phase", "rl", "reward_mean", mean, "reward_std",
+                                 var > 0 ? sqrt(var) : 0.0, "response_len_mean", len / n, "samples_trained",
+                                 (json_int_t)b->samples_total, "samples_step", (json_int_t)v.n_samples, "recovered", 1);
+        int64_t wv = ledger_version(b, rs->step);
+        if (line && wv >= 0) json_object_set_new(line, "weight_version", json_integer(wv));
+        if (line) sl_metrics_write(b->metrics, line);
+        json_decref(line);
+        blog(b, SL_LOG_INFO, "metrics of RL step %lld rebuilt from the WAL (its TRAIN_DONE was lost)",
+             (long long)rs->step);
+    }
+    for (size_t k = 0; k < b->n_resends; k++) free(b->resends[k].hdr), free(b->resends[k].data);
+    free(b->resends);
+    b->resends = keep, b->n_resends = keep_n;
+}
+
 static void on_status(buffer *b, const sl_msg *m) {
     json_t *o = NULL;
     uint64_t step = 0, wv = 0, sft_step = 0;
@@ -990,6 +1051,8 @@ static void on_status(buffer *b, const sl_msg *m) {
     /* WAL'd batches the trainer has not trained */
     char wp[4200];
     snprintf(wp, sizeof wp, "%s/wal/buffer.wal", b->run_dir);
+    int64_t last_rl = resumed ? sl_metrics_last_rl_step(path) : 0;
+    if (resumed && b->metrics && last_rl < (int64_t)step) recover_metrics(b, wp, last_rl, (int64_t)step);
     wal_scan ws = {b, (int64_t)step, INT64_MAX};
     sl_wal_replay(wp, wal_record, &ws, NULL);
     if (b->n_resends) {

@@ -218,7 +218,8 @@ int sl_metrics_truncate(const char *path, bool keep_sft, int64_t max_rl_step, in
     return rc;
 }
 
-int64_t sl_metrics_last_samples_trained(const char *path) {
+/* The integer FIELD of PATH's last rl line that has it (0 when none). */
+static int64_t last_rl_int(const char *path, const char *field) {
     int missing;
     size_t len = 0;
     char *buf = slurp(path, &len, &missing);
@@ -229,7 +230,7 @@ int64_t sl_metrics_last_samples_trained(const char *path) {
         size_t ll = e ? (size_t)(e - p) : (size_t)(buf + len - p);
         json_t *o = json_loadb(p, ll, 0, NULL);
         const char *ph = json_string_value(json_object_get(o, "phase"));
-        json_t *st = json_object_get(o, "samples_trained");
+        json_t *st = json_object_get(o, field);
         if (ph && strcmp(ph, "rl") == 0 && json_is_integer(st)) last = json_integer_value(st);
         json_decref(o);
         p += ll + (e ? 1 : 0);
@@ -237,6 +238,10 @@ int64_t sl_metrics_last_samples_trained(const char *path) {
     free(buf);
     return last;
 }
+
+int64_t sl_metrics_last_samples_trained(const char *path) { return last_rl_int(path, "samples_trained"); }
+
+int64_t sl_metrics_last_rl_step(const char *path) { return last_rl_int(path, "rl_step"); }
 
 static size_t fmt_dur(double s, char *b, size_t cap) {
     if (!isfinite(s) || s < 0) return (size_t)snprintf(b, cap, "?");

@@ -72,6 +72,9 @@ int sl_metrics_truncate(const char *path, bool keep_sft, int64_t max_rl_step, in
  * for a resumed run. */
 int64_t sl_metrics_last_samples_trained(const char *path);
 
+/* The rl_step of PATH's last rl line (0 when none). */
+int64_t sl_metrics_last_rl_step(const char *path);
+
 /* One progress update. NAN for a figure that is unknown. */
 typedef struct sl_progress {
     const char *phase; /* "sft", "rl", "eval", "done" */
