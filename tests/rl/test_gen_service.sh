@@ -27,11 +27,15 @@ kind = trainer              ; declared, not started: the driver plays it
 [actor rollout]
 kind = rollout
 
+[actor reward]
+kind = reward               ; declared, not started: the driver plays it
+
 [model]
 path = builtin:arith
 
 [rollout]
 session_capacity = 4
+n_samples_per_prompt = 4
 CONF
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # the tiny model: one thread is fastest on a loaded machine
 PY=""

@@ -9,6 +9,8 @@
  *   2. GENERATE from one caller, serially: 8 requests with their own
  *      parameters; then the same 8 from 8 callers at once, and from one
  *      caller with 8 in flight: identical ids, log-probs within 1e-5;
+ *      PROMPTS groups (the buffer's path, SAMPLES to "reward") generated
+ *      alongside GENERATE traffic equal the same groups generated alone;
  *   3. stop strings (the reply ends at the token completing the string),
  *      stop_token_ids, max_tokens ("length"), weight_version in replies;
  *   4. sessions: turn 2 reports cached_tokens = turn 1's prompt +
@@ -29,7 +31,9 @@
 #include "mailbox.h"
 #include "model.h"
 #include "rl_common.h"
+#include "dataset.h"
 #include "rl_msg.h"
+#include "sample_batch.h"
 #include "weights_sync.h"
 
 #include <jansson.h>
@@ -190,6 +194,72 @@ static void publish_weights(sl_mailbox *tr, sl_weights_pub **pub) {
     sl_model_free(m);
 }
 
+static void send_group(sl_mailbox *mb, uint64_t index) {
+    json_t *pr = json_array(), *ids = json_array();
+    for (const char *c = "12+7="; *c; c++) json_array_append_new(pr, json_integer(*c - 31));
+    uint64_t gid;
+    sl_prompt_id_pack(0, index, &gid);
+    for (uint32_t k = 0; k < 4; k++) {
+        uint64_t id;
+        sl_sample_id_pack(0, index, k, &id);
+        json_array_append_new(ids, json_integer((json_int_t)id));
+    }
+    json_t *o = json_pack("{s:I, s:s, s:I, s:o, s:o, s:i, s:f, s:f, s:i, s:i, s:I, s:s, s:s}", "step", (json_int_t)1,
+                          "phase", "rl", "group", (json_int_t)gid, "sample_ids", ids, "prompt", pr, "n", 4,
+                          "temperature", 1.0, "top_p", 1.0, "top_k", -1, "max_new_tokens", 24, "seed",
+                          (json_int_t)index, "label", "19", "metadata", "{}");
+    char *t = json_dumps(o, JSON_COMPACT);
+    sl_mailbox_send(mb, ENG, SL_MSG_PROMPTS, t, strlen(t));
+    free(t);
+    json_decref(o);
+}
+
+/* One SAMPLES at RW: the group id and all its tokens (concatenated, with
+ * -1 between samples) into TOK (cap), count into *n; both holds released.
+ * 0 on success. */
+static int get_group(sl_mailbox *rw, uint64_t *gid, int32_t *tok, int cap, int *n) {
+    uint64_t end = sl_now_ms() + 30000;
+    sl_msg m = {0};
+    while (sl_now_ms() < end) {
+        if (sl_mailbox_recv(rw, &m, 100)) continue;
+        if (m.type == SL_MSG_SAMPLES) break;
+        sl_msg_fini(&m);
+    }
+    if (m.type != SL_MSG_SAMPLES) return -1;
+    json_t *o = NULL;
+    sl_rl_json_parse(m.payload, m.len, &o, NULL, 0);
+    sl_msg_fini(&m);
+    sl_shm_desc d;
+    uint64_t v = 0;
+    if (!o || sl_rl_json_desc(o, &d) || sl_rl_json_u64(o, "group", gid) || sl_rl_json_u64(o, "weight_version", &v) ||
+        v != 1) {
+        json_decref(o);
+        return -2;
+    }
+    json_decref(o);
+    sl_shm_view *vr = NULL, *vb = NULL;
+    const void *p;
+    size_t len;
+    if (sl_shm_arena_open(&d, 0, &vr) || sl_shm_arena_open(&d, SL_RL_CONSUMER_BUFFER, &vb)) return -3;
+    int rc = sl_shm_read(vr, &d, 0, &p, &len) ? -4 : 0;
+    sl_batch_view bv;
+    char err[256];
+    if (!rc && sl_batch_view_open(&bv, p, len, 100, 0, err, sizeof err)) rc = -5;
+    *n = 0;
+    for (uint32_t i = 0; !rc && i < bv.n_samples; i++) {
+        sl_batch_sample bs;
+        sl_batch_view_sample(&bv, i, &bs);
+        for (uint32_t k = 0; k < bs.n_tokens && *n < cap - 1; k++) tok[(*n)++] = bs.tokens[k];
+        tok[(*n)++] = -1;
+    }
+    if (!rc && bv.n_samples != 4) rc = -6;
+    if (!rc) sl_shm_release(vr, &d);
+    if (sl_shm_read(vb, &d, 0, &p, &len) == 0) sl_shm_release(vb, &d);
+    sl_shm_view_close(vr);
+    sl_shm_view_close(vb);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: %s SLIME_ACTOR TOPOLOGY RUN_DIR [PYTHON3 SCRIPT]\n", argv[0]);
@@ -200,8 +270,10 @@ int main(int argc, char **argv) {
     run_dir = argv[3];
     setvbuf(stdout, NULL, _IOLBF, 0);
     sl_log_init("gentest", SL_LOG_WARN);
-    sl_mailbox *tr = NULL, *cb[NCALL] = {0}, *pinger = NULL;
-    if (sl_mailbox_open(run_dir, "trainer", &tr) || sl_mailbox_open(run_dir, "pinger", &pinger)) return 1;
+    sl_mailbox *tr = NULL, *cb[NCALL] = {0}, *pinger = NULL, *rw = NULL, *bf = NULL;
+    if (sl_mailbox_open(run_dir, "trainer", &tr) || sl_mailbox_open(run_dir, "pinger", &pinger) ||
+        sl_mailbox_open(run_dir, "reward", &rw) || sl_mailbox_open(run_dir, "buffer", &bf))
+        return 1;
     for (int i = 0; i < NCALL; i++) {
         char n[32];
         snprintf(n, sizeof n, "caller%d", i);
@@ -287,6 +359,36 @@ int main(int argc, char **argv) {
     for (int i = 0; i < NCALL; i++)
         if (!same_result(&ser[i], &one[i], 1e-5f)) same = 0;
     CHECK(okc && same, "one caller with 8 requests in flight gets the same results");
+    /* PROMPTS groups alone, then alongside the 8 callers */
+    {
+        static int32_t ga[2][2048], gb[2][2048];
+        int na[2] = {0}, nb2[2] = {0};
+        uint64_t gida[2] = {0}, gidb[2] = {0};
+        int okg = 1;
+        for (int k = 0; k < 2; k++) {
+            send_group(bf, 40 + (uint64_t)k);
+            if (get_group(rw, &gida[k], ga[k], 2048, &na[k])) okg = 0;
+        }
+        sl_gen_result mix[NCALL];
+        memset(mix, 0, sizeof mix);
+        send_group(bf, 40);
+        for (int i = 0; i < NCALL; i++)
+            if (sl_gen_send(cb[i], ENG, &calls[i], &corr[i])) okg = 0;
+        send_group(bf, 41);
+        for (int k = 0; k < 2; k++)
+            if (get_group(rw, &gidb[k], gb[k], 2048, &nb2[k])) okg = 0;
+        int samem = 1;
+        for (int i = 0; i < NCALL; i++) {
+            if (wait_corr(cb[i], corr[i], 20000, &mix[i]) || !same_result(&ser[i], &mix[i], 1e-5f)) samem = 0;
+            sl_gen_result_fini(&mix[i]);
+        }
+        int sameg = okg && gida[0] == gidb[0] && gida[1] == gidb[1] && na[0] == nb2[0] && na[1] == nb2[1] &&
+                    !memcmp(ga[0], gb[0], sizeof(int32_t) * (size_t)na[0]) &&
+                    !memcmp(ga[1], gb[1], sizeof(int32_t) * (size_t)na[1]);
+        CHECK(okg && sameg && samem,
+              "PROMPTS groups generated alongside 8 callers equal the same groups alone (%d, %d tokens), and the callers' results are unchanged",
+              na[0], na[1]);
+    }
     printf("     measured: 1 caller serial %.1f req/s %.0f tok/s; 8 callers concurrent %.1f req/s %.0f tok/s\n",
            NCALL / s1, (double)toks1 / s1, NCALL / s8, (double)toks1 / s8);
 
@@ -548,6 +650,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < NCALL; i++) sl_mailbox_close(cb[i]);
     sl_mailbox_close(tr);
     sl_mailbox_close(pinger);
+    sl_mailbox_close(rw);
+    sl_mailbox_close(bf);
     printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;
 }
