@@ -124,6 +124,20 @@ static const sl_key_def keys[] = {
     MS("rollout", "rollout_timeout_ms", "120000", 100, 86400000,
        "A rollout instance that returns none of its groups for this long is presumed lost: its "
        "groups are dispatched again (same sample ids; late duplicates are dropped)."),
+    S("rollout", "workflow", "",
+      "Name of a workflow actor (any [actor NAME], usually kind exec) that replaces the built-in "
+      "rollout driver: the buffer sends it PROMPTS and takes its WF_SAMPLE messages (checked, "
+      "refusals counted per reason); samples without a reward go to the reward actors. Empty: "
+      "the built-in driver. Its response budget is rollout_max_response_len (model + tool tokens)."),
+    P("rollout", "custom_generate_function_path", "",
+      "One sample's generation as a C plugin, FILE.so:SYMBOL (SYMBOL defaults to slime_generate; "
+      "signature in actors/workflow_plugin.h), called by the built-in rollout driver."),
+    P("rollout", "dynamic_sampling_filter_path", "",
+      "Group filter plugin, FILE.so:SYMBOL (default slime_dynamic_sampling_filter; "
+      "actors/workflow_plugin.h) run by the buffer in place of DAPO's non-zero-std rule."),
+    P("rollout", "buffer_filter_path", "",
+      "Buffer filter plugin, FILE.so:SYMBOL (default slime_buffer_filter; actors/workflow_plugin.h): "
+      "picks which gathered groups of a step are trained."),
 
     /* ----------------------------------------------------------- [reward] */
     E("reward", "rm_type", "math", "math|gsm8k|exact|f1|format|custom|remote",
