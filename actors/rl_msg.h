@@ -93,6 +93,36 @@
 #define SL_MSG_REWARD_REQ 0x0119
 #define SL_MSG_REWARD 0x011A
 
+/* The generation service (any actor -> a rollout engine; PROTOCOL.md §11,
+ * actors/gen_client.h). Requests with a corr id get their answer as a
+ * reply (same corr); a bad request gets an ERROR reply naming the field.
+ *
+ * GENERATE   {"rid": u64, "prompt": [ids], "max_tokens": int,
+ *             "temperature": f, "top_p": f, "top_k": int, "stop": [str],
+ *             "stop_token_ids": [int], "seed": u64, "session": str,
+ *             "ignore_eos": bool}   (only rid and prompt required)
+ * GENERATED  {"rid", "ids": [ids], "logprobs": [f], "finish_reason":
+ *             "stop"|"length"|"abort", "weight_version", "prompt_tokens",
+ *             "cached_tokens"}
+ * ABORT      {"rid": u64} | {"all": true}   (no reply of its own; each
+ *             aborted request is answered with its GENERATED)
+ * TOKENIZE   {"text": str, "add_special_tokens": bool} -> TOKENIZED {"ids"}
+ * DETOKENIZE {"ids": [ids], "skip_special_tokens": bool} -> DETOKENIZED {"text"}
+ * APPLY_CHAT_TEMPLATE {"messages": [{"role", "content"}], "add_generation_prompt": bool}
+ *             -> CHAT_TEMPLATED {"text", "ids"} */
+#undef SL_MSG_GENERATE
+#define SL_MSG_GENERATE 0x0120
+#define SL_MSG_GENERATED 0x0121
+#define SL_MSG_ABORT 0x0122
+#define SL_MSG_TOKENIZE 0x0123
+#define SL_MSG_TOKENIZED 0x0124
+#define SL_MSG_DETOKENIZE 0x0125
+#define SL_MSG_DETOKENIZED 0x0126
+#define SL_MSG_APPLY_CHAT_TEMPLATE 0x0127
+#define SL_MSG_CHAT_TEMPLATED 0x0128
+
+_Static_assert(SL_MSG_CHAT_TEMPLATED <= SL_MSG_RL_LAST, "generation messages lie in the RL range");
+
 /* WF_SAMPLE  workflow actor -> buffer (request), one per sample, when
  * [rollout] workflow names the actor that answers PROMPTS instead of the
  * built-in rollout driver (mailbox/PROTOCOL.md, actors/workflow.h):
