@@ -15,6 +15,10 @@
 #      restarts it, its groups are dispatched again to the new instance, the
 #      run completes with every step in the ledger exactly once and no
 #      sample id twice.
+#   3. filter plugins (tests/rl/plugin_wf_filters.c, cc -shared):
+#      dynamic_sampling_filter_path drops the groups of prompt index % 3 == 0
+#      (more prompts are sampled), buffer_filter_path those of index % 5 == 1;
+#      none of them is trained.
 # Skips (77) when the programs are not built.
 set -u
 ROOT=${SL_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -137,4 +141,32 @@ dups=$(grep -c "refused a sample from wf .*: duplicate: " "$RUN/logs/buffer.log"
 starts=$(grep -c "^start wf" "$RUN/events.log" 2>/dev/null || echo 0)
 [ "$starts" -ge 2 ] || fail "the workflow was not restarted ($starts start(s))"
 echo "ok 2: workflow killed mid-group, restarted; $redis group(s) dispatched again ($dups sample(s) already kept refused as duplicates); ledger complete"
+# ---------------------------------------------------------------- 3. filter plugins
+if command -v cc > /dev/null; then
+    cc -shared -fPIC -O2 -Wall -Wextra -I"$ROOT/actors" -o "$T/filters.so" "$ROOT/tests/rl/plugin_wf_filters.c" ||
+        fail "building the filter plugins"
+    start filters 3 good --set algorithm.dynamic_sampling=true --set rollout.over_sampling_batch_size=12 \
+        --set rollout.dynamic_sampling_filter_path="$T/filters.so" \
+        --set rollout.buffer_filter_path="$T/filters.so:slime_buffer_filter"
+    finish
+    grep -q "dynamic_sampling_filter_path: .*filters.so:slime_dynamic_sampling_filter loaded" "$RUN/logs/buffer.log" ||
+        fail "the dynamic-sampling filter was not loaded"
+    "$PY" - "$RUN" "$RBS" <<'PYEOF' || fail "filter checks"
+import json, sys
+run, rbs = sys.argv[1], int(sys.argv[2])
+ledger = [json.loads(l) for l in open(run + "/ledger.jsonl") if l.strip()]
+assert [r["step"] for r in ledger] == [1, 2, 3], "ledger steps"
+idx = set()
+for r in ledger:
+    g = {int(s.split(":")[1][1:]) for s in r["sample_ids"]}
+    assert 1 <= len(g) <= rbs, "%d groups at step %d" % (len(g), r["step"])
+    idx |= g
+bad = [i for i in idx if i % 3 == 0 or i % 5 == 1]
+assert not bad, "groups the filters dropped were trained: %s" % bad
+print("trained prompt indices %s" % sorted(idx))
+PYEOF
+    echo "ok 3: dynamic_sampling_filter_path and buffer_filter_path plugins applied"
+else
+    echo "no cc: case 3 skipped"
+fi
 echo "PASS: workflow actors"
