@@ -12,6 +12,35 @@
 
 #include "sampler.h"
 
+/* A sequence of the scheduler, and a session entry. */
+typedef struct sseq {
+    uint64_t handle;
+    int32_t *prompt;
+    int prompt_len;
+    sl_gen_params p;
+    uint64_t seed, seq_id, share_key;
+    char session[SL_ENGINE_SESSION_MAX + 1]; /* "" = none */
+    sl_engine_stop_fn stop_fn;
+    void *user;
+    int32_t *tokens;
+    float *logprobs;
+    int n_tokens, max_new, cached;
+    int slot;           /* KV slot while active, -1 otherwise */
+    int32_t last;       /* last sampled token (appended at the next decode) */
+    sl_finish_reason finish;
+    uint64_t version;
+    struct sseq *next;
+} sseq;
+
+typedef struct sess {
+    char key[SL_ENGINE_SESSION_MAX + 1]; /* "" = free entry */
+    int32_t *toks;                       /* (n) tokens whose KV is in skv slot (entry index) */
+    int n;
+    uint64_t version;
+    uint64_t used;                       /* LRU clock */
+} sess;
+
+
 struct sl_engine {
     sl_model *m;                         /* borrowed */
     sl_engine_cfg cfg;
@@ -21,6 +50,18 @@ struct sl_engine {
     void *sampler_scratch;
     uint64_t version;
     const volatile sig_atomic_t *abort_flag;
+    /* scheduler (sl_engine_submit / step / take_done) */
+    struct sseq **slots;                 /* (max_batch) active sequence per KV slot, or NULL */
+    struct sseq *wait_head, *wait_tail;  /* waiting, FIFO */
+    struct sseq *done_head, *done_tail;  /* finished, FIFO */
+    uint64_t next_handle;
+    uint64_t first_key;                  /* share key whose prompt logits are in first_logits (0: none) */
+    int32_t *act_slots, *act_toks;       /* (max_batch) decode scratch */
+    sl_engine_sched_stats st;
+    /* sessions */
+    sl_kv_cache *skv;                    /* (max_sessions) x max_seq_len, or NULL */
+    struct sess *sess;                   /* (max_sessions) */
+    uint64_t sess_clock;
 };
 
 /* One active sequence (a slot of the cache). */
@@ -36,6 +77,7 @@ void sl_engine_cfg_default(sl_engine_cfg *cfg, const sl_model *m)
 {
     cfg->max_batch = 64;
     cfg->max_seq_len = 1024;
+    cfg->max_sessions = 0;
     if (m) {
         if (cfg->max_seq_len > m->cfg.max_position_embeddings)
             cfg->max_seq_len = m->cfg.max_position_embeddings;
@@ -96,6 +138,8 @@ int sl_engine_new(sl_model *m, const sl_engine_cfg *cfg, sl_engine **out, char *
     if (c.max_seq_len < 2 || c.max_seq_len > m->cfg.max_position_embeddings)
         return fail(err, errlen, SL_EINVAL,
                     "max_seq_len must be in [2, max_position_embeddings]");
+    if (c.max_sessions < 0 || c.max_sessions > 4096)
+        return fail(err, errlen, SL_EINVAL, "max_sessions must be in [0, 4096]");
     sl_engine *e = calloc(1, sizeof(*e));
     if (!e) return fail(err, errlen, SL_ENOMEM, "out of memory");
     e->m = m;
@@ -106,6 +150,16 @@ int sl_engine_new(sl_model *m, const sl_engine_cfg *cfg, sl_engine **out, char *
     e->first_logits = malloc(sizeof(float) * V);
     e->sampler_scratch = malloc(sl_sampler_scratch_bytes((int32_t)V));
     if (!e->logits || !e->first_logits || !e->sampler_scratch) goto fail;
+    e->slots = calloc((size_t)c.max_batch, sizeof(*e->slots));
+    e->act_slots = malloc(sizeof(int32_t) * (size_t)c.max_batch);
+    e->act_toks = malloc(sizeof(int32_t) * (size_t)c.max_batch);
+    if (!e->slots || !e->act_slots || !e->act_toks) goto fail;
+    if (c.max_sessions > 0) {
+        if (sl_kv_cache_new(m, c.max_sessions, c.max_seq_len, &e->skv) != SL_OK) goto fail;
+        e->sess = calloc((size_t)c.max_sessions, sizeof(*e->sess));
+        if (!e->sess) goto fail;
+    }
+    e->next_handle = 1;
     *out = e;
     return SL_OK;
 fail:
@@ -113,9 +167,12 @@ fail:
     return fail(err, errlen, SL_ENOMEM, "out of memory for the KV cache / logits");
 }
 
+static void sched_free(sl_engine *e);
+
 void sl_engine_free(sl_engine *e)
 {
     if (!e) return;
+    sched_free(e);
     sl_kv_cache_free(e->kv);
     free(e->logits);
     free(e->first_logits);
@@ -254,6 +311,11 @@ int sl_engine_generate(sl_engine *e, const sl_gen_request *reqs, int n_req,
     if (!out) return SL_EINVAL;
     memset(out, 0, sizeof(*out));
     if (!e || !p) return SL_EINVAL;
+    if (e->wait_head || e->st.n_active > 0) {
+        sl_error("engine: generate called while the scheduler holds sequences");
+        return SL_EINVAL;
+    }
+    e->first_key = 0;
     size_t n_samples = 0;
     int rc = check_call(e, reqs, n_req, p, &n_samples);
     if (rc != SL_OK) return rc;
@@ -391,4 +453,393 @@ done:
     else
         out->seconds = (double)(sl_now_ns() - t0) * 1e-9;
     return rc;
+}
+
+/* ============================================================ scheduler */
+
+static void sseq_free(sseq *q)
+{
+    if (!q) return;
+    free(q->prompt);
+    free(q->tokens);
+    free(q->logprobs);
+    free(q);
+}
+
+static void sched_free(sl_engine *e)
+{
+    for (sseq *q = e->wait_head, *n; q; q = n) {
+        n = q->next;
+        sseq_free(q);
+    }
+    for (sseq *q = e->done_head, *n; q; q = n) {
+        n = q->next;
+        sseq_free(q);
+    }
+    if (e->slots)
+        for (int i = 0; i < e->cfg.max_batch; i++) sseq_free(e->slots[i]);
+    free(e->slots);
+    free(e->act_slots);
+    free(e->act_toks);
+    if (e->sess)
+        for (int i = 0; i < e->cfg.max_sessions; i++) free(e->sess[i].toks);
+    free(e->sess);
+    sl_kv_cache_free(e->skv);
+}
+
+void sl_engine_done_fini(sl_engine_done *d)
+{
+    if (!d) return;
+    free(d->tokens);
+    free(d->logprobs);
+    memset(d, 0, sizeof(*d));
+}
+
+void sl_engine_sched_stats_get(const sl_engine *e, sl_engine_sched_stats *st)
+{
+    if (!e || !st) return;
+    *st = e->st;
+}
+
+void sl_engine_sessions_clear(sl_engine *e)
+{
+    if (!e || !e->sess) return;
+    for (int i = 0; i < e->cfg.max_sessions; i++) {
+        free(e->sess[i].toks);
+        memset(&e->sess[i], 0, sizeof(e->sess[i]));
+    }
+}
+
+/* Copy positions [0, n) of slot src of cache a to slot dst of cache b
+ * (the same model: same layers and kv_dim; n_slots may differ). */
+static void kv_copy_x(sl_kv_cache *b, int dst, const sl_kv_cache *a, int src, int n)
+{
+    size_t arow = (size_t)a->max_len * a->kv_dim, brow = (size_t)b->max_len * b->kv_dim;
+    size_t bytes = sizeof(float) * (size_t)n * a->kv_dim;
+    for (int l = 0; l < a->n_layers; l++) {
+        size_t ab = (size_t)l * a->n_slots * arow + (size_t)src * arow;
+        size_t bb = (size_t)l * b->n_slots * brow + (size_t)dst * brow;
+        b->ops->copy(b->k + bb, a->k + ab, bytes);
+        b->ops->copy(b->v + bb, a->v + ab, bytes);
+    }
+    b->len[dst] = n;
+}
+
+static int check_params(const sl_engine *e, const sl_gen_params *p)
+{
+    sl_sampler_cfg sc = {.temperature = p->temperature, .top_k = p->top_k, .top_p = p->top_p};
+    if (sl_sampler_cfg_check(&sc) != SL_OK || p->max_new_tokens < 1 || p->n_stop_token_ids < 0 ||
+        p->n_stop_token_ids > SL_ENGINE_MAX_STOP)
+        return SL_EINVAL;
+    for (int i = 0; i < p->n_stop_token_ids; i++)
+        if (p->stop_token_ids[i] < 0 || p->stop_token_ids[i] >= e->m->cfg.vocab_size)
+            return SL_EINVAL;
+    return SL_OK;
+}
+
+int sl_engine_submit(sl_engine *e, const sl_engine_seq_req *r, uint64_t *handle)
+{
+    if (handle) *handle = 0;
+    if (!e || !r) return SL_EINVAL;
+    int max_prompt = e->cfg.max_seq_len - 1;
+    if (max_prompt > e->m->max_tokens) max_prompt = e->m->max_tokens;
+    if (check_params(e, &r->params) != SL_OK) {
+        sl_error("engine: submit: bad sampling parameters");
+        return SL_EINVAL;
+    }
+    if (!r->prompt || r->prompt_len < 1 || r->prompt_len > max_prompt) {
+        sl_error("engine: submit: prompt of %d tokens (1 .. %d)", r->prompt_len, max_prompt);
+        return SL_EINVAL;
+    }
+    for (int t = 0; t < r->prompt_len; t++)
+        if (r->prompt[t] < 0 || r->prompt[t] >= e->m->cfg.vocab_size) {
+            sl_error("engine: submit: token %d outside the vocabulary", r->prompt[t]);
+            return SL_EINVAL;
+        }
+    if (r->session && (!*r->session || strlen(r->session) > SL_ENGINE_SESSION_MAX)) {
+        sl_error("engine: submit: session key of 1..%d characters", SL_ENGINE_SESSION_MAX);
+        return SL_EINVAL;
+    }
+    sseq *q = calloc(1, sizeof(*q));
+    if (!q) return SL_ENOMEM;
+    int max_new = r->params.max_new_tokens;
+    if (max_new > e->cfg.max_seq_len - r->prompt_len + 1)
+        max_new = e->cfg.max_seq_len - r->prompt_len + 1;
+    q->prompt = malloc(sizeof(int32_t) * (size_t)r->prompt_len);
+    q->tokens = malloc(sizeof(int32_t) * (size_t)max_new);
+    q->logprobs = malloc(sizeof(float) * (size_t)max_new);
+    if (!q->prompt || !q->tokens || !q->logprobs) {
+        sseq_free(q);
+        return SL_ENOMEM;
+    }
+    memcpy(q->prompt, r->prompt, sizeof(int32_t) * (size_t)r->prompt_len);
+    q->prompt_len = r->prompt_len;
+    q->p = r->params;
+    q->max_new = max_new;
+    q->seed = r->seed;
+    q->seq_id = r->seq_id;
+    q->share_key = r->share_key;
+    if (r->session) snprintf(q->session, sizeof(q->session), "%s", r->session);
+    q->stop_fn = r->stop_fn;
+    q->user = r->user;
+    q->slot = -1;
+    q->finish = SL_FINISH_ABORT;
+    q->handle = e->next_handle++;
+    if (e->wait_tail)
+        e->wait_tail->next = q;
+    else
+        e->wait_head = q;
+    e->wait_tail = q;
+    e->st.submitted++;
+    e->st.n_waiting++;
+    if (handle) *handle = q->handle;
+    return SL_OK;
+}
+
+static void push_done(sl_engine *e, sseq *q)
+{
+    q->next = NULL;
+    if (e->done_tail)
+        e->done_tail->next = q;
+    else
+        e->done_head = q;
+    e->done_tail = q;
+    e->st.n_done++;
+    e->st.finished++;
+    if (q->finish == SL_FINISH_ABORT) e->st.aborted++;
+}
+
+static sess *sess_find(sl_engine *e, const char *key)
+{
+    if (!e->sess || !*key) return NULL;
+    for (int i = 0; i < e->cfg.max_sessions; i++)
+        if (e->sess[i].key[0] && strcmp(e->sess[i].key, key) == 0) return &e->sess[i];
+    return NULL;
+}
+
+/* Save the KV of an active sequence that finished (STOP or LENGTH) into
+ * its session entry. Best effort: a failure only loses the cache. */
+static void sess_save(sl_engine *e, sseq *q)
+{
+    if (!e->sess || !q->session[0] || q->slot < 0 || q->n_tokens < 1) return;
+    int sl = q->slot;
+    /* the last sampled token is not in the KV yet: append it when room */
+    if (e->kv->len[sl] < e->cfg.max_seq_len &&
+        sl_model_prefill(e->m, e->kv, sl, &q->tokens[q->n_tokens - 1], 1, NULL) != SL_OK)
+        return;
+    int n = e->kv->len[sl];
+    if (n > q->prompt_len + q->n_tokens) return; /* cannot happen */
+    sess *s = sess_find(e, q->session);
+    if (!s) {
+        s = &e->sess[0];
+        for (int i = 0; i < e->cfg.max_sessions; i++) {
+            if (!e->sess[i].key[0]) {
+                s = &e->sess[i];
+                break;
+            }
+            if (e->sess[i].used < s->used) s = &e->sess[i];
+        }
+    }
+    int32_t *toks = malloc(sizeof(int32_t) * (size_t)n);
+    if (!toks) return;
+    int np = n < q->prompt_len ? n : q->prompt_len;
+    memcpy(toks, q->prompt, sizeof(int32_t) * (size_t)np);
+    if (n > np) memcpy(toks + np, q->tokens, sizeof(int32_t) * (size_t)(n - np));
+    free(s->toks);
+    snprintf(s->key, sizeof(s->key), "%s", q->session);
+    s->toks = toks;
+    s->n = n;
+    s->version = q->version;
+    s->used = ++e->sess_clock;
+    kv_copy_x(e->skv, (int)(s - e->sess), e->kv, sl, n);
+    e->st.session_saves++;
+}
+
+/* Finish active sequence q (its slot is freed). */
+static void finish_active(sl_engine *e, sseq *q, sl_finish_reason why)
+{
+    q->finish = why;
+    if (why != SL_FINISH_ABORT) sess_save(e, q);
+    e->slots[q->slot] = NULL;
+    q->slot = -1;
+    e->st.n_active--;
+    push_done(e, q);
+}
+
+int sl_engine_cancel(sl_engine *e, uint64_t handle)
+{
+    if (!e || !handle) return SL_EINVAL;
+    for (sseq **pp = &e->wait_head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next)
+        if ((*pp)->handle == handle) {
+            sseq *q = *pp;
+            *pp = q->next;
+            if (e->wait_tail == q) e->wait_tail = prev;
+            e->st.n_waiting--;
+            q->finish = SL_FINISH_ABORT;
+            q->version = e->version;
+            push_done(e, q);
+            return SL_OK;
+        }
+    for (int i = 0; i < e->cfg.max_batch; i++)
+        if (e->slots[i] && e->slots[i]->handle == handle) {
+            finish_active(e, e->slots[i], SL_FINISH_ABORT);
+            return SL_OK;
+        }
+    return SL_ENOENT;
+}
+
+int sl_engine_take_done(sl_engine *e, sl_engine_done *out)
+{
+    if (!e || !out) return 0;
+    sseq *q = e->done_head;
+    if (!q) return 0;
+    e->done_head = q->next;
+    if (!e->done_head) e->done_tail = NULL;
+    e->st.n_done--;
+    *out = (sl_engine_done){.handle = q->handle, .user = q->user, .tokens = q->tokens,
+                            .logprobs = q->logprobs, .n_tokens = q->n_tokens,
+                            .finish = q->finish, .weight_version = q->version,
+                            .prompt_len = q->prompt_len, .cached_tokens = q->cached};
+    q->tokens = NULL;
+    q->logprobs = NULL;
+    sseq_free(q);
+    return 1;
+}
+
+/* Sample the next token of q from logits and append it. 1: finished (with
+ * q->finish set), 0: goes on, < 0: -error. */
+static int sched_sample(sl_engine *e, sseq *q, const float *logits)
+{
+    sl_sampler_cfg sc = {.temperature = q->p.temperature, .top_k = q->p.top_k,
+                         .top_p = q->p.top_p, .seed = q->seed};
+    sl_sample pick;
+    int rc = sl_sample_logits(logits, e->m->cfg.vocab_size, &sc, q->seq_id, (uint64_t)q->n_tokens,
+                              e->sampler_scratch, &pick);
+    if (rc != SL_OK) return -rc;
+    q->tokens[q->n_tokens] = pick.token;
+    q->logprobs[q->n_tokens] = pick.logprob;
+    q->n_tokens++;
+    q->last = pick.token;
+    e->st.gen_tokens++;
+    if (is_stop(&q->p, pick.token) || (q->stop_fn && q->stop_fn(q->user, q->tokens, q->n_tokens))) {
+        q->finish = SL_FINISH_STOP;
+        return 1;
+    }
+    if (q->n_tokens >= q->max_new) {
+        q->finish = SL_FINISH_LENGTH;
+        return 1;
+    }
+    return 0;
+}
+
+/* Admit the head waiting sequence into free slot sl: restore / share /
+ * prefill its prompt, sample its first token. Returns prompt tokens
+ * prefilled (>= 0) or -error. */
+static int admit(sl_engine *e, int sl)
+{
+    sseq *q = e->wait_head;
+    e->wait_head = q->next;
+    if (!e->wait_head) e->wait_tail = NULL;
+    q->next = NULL;
+    e->st.n_waiting--;
+    q->slot = sl;
+    q->version = e->version;
+    e->slots[sl] = q;
+    e->st.n_active++;
+    sl_kv_cache_reset(e->kv, sl);
+
+    int from = 0, prefilled = 0;
+    bool shared = false;
+    sess *s = sess_find(e, q->session);
+    if (s && s->version == e->version) {
+        int lcp = 0, cap = q->prompt_len - 1 < s->n ? q->prompt_len - 1 : s->n;
+        while (lcp < cap && s->toks[lcp] == q->prompt[lcp]) lcp++;
+        if (lcp > 0) {
+            kv_copy_x(e->kv, sl, e->skv, (int)(s - e->sess), lcp);
+            from = lcp;
+            q->cached = lcp;
+            e->st.session_hits++;
+            e->st.cached_tokens += lcp;
+        }
+        s->used = ++e->sess_clock;
+    }
+    if (from == 0 && q->share_key && e->first_key == q->share_key) {
+        for (int k = 0; k < e->cfg.max_batch; k++) {
+            sseq *o = e->slots[k];
+            if (!o || o == q || o->share_key != q->share_key || o->prompt_len != q->prompt_len ||
+                e->kv->len[k] < q->prompt_len ||
+                memcmp(o->prompt, q->prompt, sizeof(int32_t) * (size_t)q->prompt_len) != 0)
+                continue;
+            kv_copy_prefix(e->kv, k, sl, q->prompt_len);
+            e->st.kv_copies++;
+            shared = true;
+            break;
+        }
+    }
+    if (!shared) {
+        int rc = sl_model_prefill(e->m, e->kv, sl, q->prompt + from, q->prompt_len - from,
+                                  e->first_logits);
+        if (rc != SL_OK) return -rc;
+        prefilled = q->prompt_len - from;
+        e->st.prefill_tokens += prefilled;
+        e->first_key = from == 0 ? q->share_key : 0;
+    }
+    int fin = sched_sample(e, q, e->first_logits);
+    if (fin < 0) return fin;
+    if (fin) finish_active(e, q, q->finish);
+    return prefilled;
+}
+
+static void abort_all_active(sl_engine *e)
+{
+    for (int i = 0; i < e->cfg.max_batch; i++)
+        if (e->slots[i]) finish_active(e, e->slots[i], SL_FINISH_ABORT);
+}
+
+int sl_engine_step(sl_engine *e, bool admit_new, int max_prefill_tokens)
+{
+    if (!e) return SL_EINVAL;
+    int nb = e->cfg.max_batch;
+    if (admit_new) {
+        int budget = 0, admitted = 0;
+        for (int sl = 0; sl < nb && e->wait_head; sl++) {
+            if (e->slots[sl]) continue;
+            if (admitted && max_prefill_tokens > 0 && budget >= max_prefill_tokens) break;
+            int r = admit(e, sl);
+            if (r < 0) {
+                sl_error("engine: admission failed: %s", sl_strerror(-r));
+                abort_all_active(e);
+                return -r;
+            }
+            budget += r;
+            admitted++;
+        }
+    }
+    int n = 0;
+    for (int sl = 0; sl < nb; sl++)
+        if (e->slots[sl]) {
+            e->act_slots[n] = sl;
+            e->act_toks[n] = e->slots[sl]->last;
+            n++;
+        }
+    if (n == 0) return SL_OK;
+    int rc = sl_model_decode(e->m, e->kv, e->act_slots, e->act_toks, n, e->logits);
+    if (rc != SL_OK) {
+        sl_error("engine: decode failed: %s", sl_strerror(rc));
+        abort_all_active(e);
+        return rc;
+    }
+    e->st.decode_steps++;
+    size_t V = (size_t)e->m->cfg.vocab_size;
+    for (int i = 0; i < n; i++) {
+        sseq *q = e->slots[e->act_slots[i]];
+        int fin = sched_sample(e, q, e->logits + (size_t)i * V);
+        if (fin < 0) {
+            sl_error("engine: sampling failed (non-finite logits?)");
+            abort_all_active(e);
+            return -fin;
+        }
+        if (fin) finish_active(e, q, q->finish);
+    }
+    return SL_OK;
 }

@@ -32,9 +32,30 @@
  *     (or when the cache's max_seq_len is reached), ABORT when the abort
  *     flag was raised.
  *
- * It is not an actor (no mailbox, no shared memory), not a tokenizer or
- * detokenizer (stop strings are not supported yet; stop token ids are), and
- * not a server: one generate call at a time.
+ * It is not an actor (no mailbox, no shared memory) and not a tokenizer or
+ * detokenizer (stop strings are the caller's, through a per-sequence stop
+ * callback of the scheduler below).
+ *
+ * Two ways to drive it: sl_engine_generate (one blocking call over a set of
+ * requests), or the scheduler (sl_engine_submit / sl_engine_step /
+ * sl_engine_take_done): sequences are submitted at any time, each with its
+ * own sampling parameters, seed, optional session and stop callback; every
+ * sl_engine_step admits waiting sequences into free KV slots (their prompt
+ * prefilled, or its KV copied from a live sibling with the same share key,
+ * or restored from the session cache) and runs one decode step over all
+ * active ones; finished sequences are collected with sl_engine_take_done.
+ * The caller does other work between steps (an actor answers its mailbox).
+ * Do not call sl_engine_generate while the scheduler holds sequences
+ * (SL_EINVAL).
+ *
+ * Sessions (scheduler, cfg.max_sessions > 0): when a sequence with a
+ * session key finishes (stop or length), its prompt + response tokens and
+ * their KV entries are copied into the session cache (max_sessions entries,
+ * the least recently used one replaced). A later sequence of the same
+ * session, made with the same weight_version, restores the KV of the
+ * longest common prefix of its prompt and the cached tokens (at most
+ * prompt_len - 1 tokens: the last prompt token is always run, for its
+ * logits) and prefills only the rest; cached_tokens reports how many.
  *
  * Thread safety: an engine and its model are used by one thread at a time.
  * The abort flag may be raised from any thread or a signal handler.
@@ -43,18 +64,20 @@
 #define SL_ENGINE_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "base.h"
 #include "model.h"
 
-#define SL_ENGINE_MAX_STOP 16 /* stop token ids per call */
+#define SL_ENGINE_MAX_STOP 32 /* stop token ids per call */
 
 /* Engine shape, fixed at creation. */
 typedef struct sl_engine_cfg {
     int max_batch;   /* sequences decoded together = KV slots (default 64); <= model max_tokens */
     int max_seq_len; /* prompt + response tokens per sequence (default min(1024, max_position_embeddings)) */
+    int max_sessions; /* session KV entries kept by the scheduler (LRU; default 0 = none) */
 } sl_engine_cfg;
 
 /* Fill the defaults above for model m (m may be NULL: max_seq_len 1024). */
@@ -166,5 +189,79 @@ void sl_engine_set_abort_flag(sl_engine *e, const volatile sig_atomic_t *flag);
  * Deterministic for the same requests, params, weights and engine shape. */
 int sl_engine_generate(sl_engine *e, const sl_gen_request *reqs, int n_req,
                        const sl_gen_params *p, sl_gen_output *out);
+
+/* ============================================================ scheduler */
+
+#define SL_ENGINE_SESSION_MAX 64 /* characters of a session key */
+
+/* Stop callback of a sequence: called after each token is appended, with
+ * the response so far (ids[0..n)); return non-zero to end the sequence with
+ * SL_FINISH_STOP (the last token stays in the response). */
+typedef int (*sl_engine_stop_fn)(void *user, const int32_t *ids, int n);
+
+/* One sequence to generate. Everything is copied by sl_engine_submit. */
+typedef struct sl_engine_seq_req {
+    const int32_t *prompt; /* (prompt_len) ids in [0, vocab) */
+    int prompt_len;        /* 1 .. min(max_seq_len - 1, model max_tokens) */
+    sl_gen_params params;  /* max_new_tokens is clamped to the room left in a sequence */
+    uint64_t seed;         /* sampler stream (seed, seq_id, token index) */
+    uint64_t seq_id;
+    uint64_t share_key;    /* != 0: sequences with the same key and the same prompt
+                              share its prefill by KV copy (a group) */
+    const char *session;   /* NULL or 1..SL_ENGINE_SESSION_MAX chars */
+    sl_engine_stop_fn stop_fn; /* NULL = none */
+    void *user;            /* handed back in sl_engine_done and to stop_fn */
+} sl_engine_seq_req;
+
+/* A finished sequence; tokens/logprobs are the caller's after
+ * sl_engine_take_done (free with sl_engine_done_fini). */
+typedef struct sl_engine_done {
+    uint64_t handle;
+    void *user;
+    int32_t *tokens;   /* (n_tokens) response ids */
+    float *logprobs;   /* (n_tokens) */
+    int n_tokens;
+    sl_finish_reason finish;
+    uint64_t weight_version; /* the engine's version when the sequence was admitted */
+    int prompt_len;
+    int cached_tokens; /* prompt tokens restored from the session cache */
+} sl_engine_done;
+
+void sl_engine_done_fini(sl_engine_done *d);
+
+/* Scheduler counters (cumulative). */
+typedef struct sl_engine_sched_stats {
+    int64_t submitted, finished, aborted;
+    int64_t gen_tokens, prefill_tokens, cached_tokens, kv_copies, decode_steps;
+    int64_t session_hits, session_saves;
+    int n_waiting, n_active, n_done; /* now */
+} sl_engine_sched_stats;
+
+/* Queue a sequence (FIFO); *handle (may be NULL) gets its id (never 0).
+ * Errors: SL_EINVAL (bad params, prompt, session key; message logged),
+ * SL_ENOMEM. */
+int sl_engine_submit(sl_engine *e, const sl_engine_seq_req *r, uint64_t *handle);
+
+/* End sequence HANDLE now with SL_FINISH_ABORT (its tokens so far; a
+ * waiting one has none); it goes to the done list. SL_ENOENT when no such
+ * sequence is waiting or active. */
+int sl_engine_cancel(sl_engine *e, uint64_t handle);
+
+/* One scheduler step: when ADMIT, waiting sequences take the free slots
+ * (prefilling at most about max_prefill_tokens prompt tokens in this step,
+ * but always one sequence when a slot is free; <= 0 = no bound); then one
+ * decode step over every active sequence. Returns SL_OK (also when there
+ * was nothing to do) or a model/sampling error (then the active
+ * sequences are ended as ABORT). */
+int sl_engine_step(sl_engine *e, bool admit, int max_prefill_tokens);
+
+/* Take the oldest finished sequence: 1 with *out filled, 0 when none. */
+int sl_engine_take_done(sl_engine *e, sl_engine_done *out);
+
+/* Counters and queue sizes. */
+void sl_engine_sched_stats_get(const sl_engine *e, sl_engine_sched_stats *st);
+
+/* Forget every session entry (e.g. after new weights). */
+void sl_engine_sessions_clear(sl_engine *e);
 
 #endif /* SL_ENGINE_H */

@@ -1,53 +1,77 @@
 /*
  * rollout.c — the `rollout` actor kind: a generation engine (engine.h)
- * behind a mailbox. It takes PROMPTS (one group per message), generates n
- * samples per group, writes each group as a sample_batch.h batch into a
- * slot of its own shm arena, publishes the slot to a reward instance's
- * consumer id and the buffer's (SL_RL_CONSUMER_BUFFER), and sends SAMPLES
- * to that reward instance (round robin over the reward instances). Weights
- * come only from the trainer (WEIGHTS, weights_sync.h); the engine asks
- * WEIGHTS_REQ at start (and again every 2 s until some arrive), and
- * generates nothing before.
+ * behind a mailbox, serving two kinds of work from one continuous batch:
  *
- * Threads. Generation of a batch of groups runs on a worker thread so the
- * actor's loop keeps answering heartbeats; the loop queues PROMPTS, keeps
- * the newest WEIGHTS pending while the worker runs (new weights are applied
- * between generation batches, never in the middle of a sequence; an older
- * pending version is released unread), and publishes the finished groups.
- * Groups queued with equal sampling parameters are generated together in
- * one engine call (continuous batching inside it). When the arena has no
- * free slot (consumers still hold them) the finished groups wait and the
- * tick retries; generation does not go on meanwhile (back-pressure). A
- * consumer that dies holding slots never releases them, and nothing tells
- * the rollout; so when the arena stays full for FULL_RECLAIM_MS (60 s, far
- * longer than scoring a group takes) every reward's and the buffer's holds
- * are dropped (logged): groups in flight then read as stale and the
- * buffer's rollout timeout dispatches them again.
+ *   - PROMPTS (one group per message, from the buffer): n samples per
+ *     group, written as a sample_batch.h batch into a slot of its own shm
+ *     arena, published to a reward instance's consumer id and the buffer's
+ *     (SL_RL_CONSUMER_BUFFER), announced with SAMPLES to that reward
+ *     instance (round robin);
+ *   - the generation service (rl_msg.h GENERATE .. CHAT_TEMPLATED,
+ *     PROTOCOL.md §11, client actors/gen_client.h): GENERATE from any
+ *     actor, each with its own sampling parameters, seed, stop strings /
+ *     stop token ids and optional session, answered with GENERATED (to the
+ *     request's corr); ABORT; TOKENIZE / DETOKENIZE / APPLY_CHAT_TEMPLATE
+ *     with the model's tokenizer. Every field of every request is checked;
+ *     a bad one gets an ERROR reply naming the field. Unknown keys are
+ *     refused (a misspelt key must not silently mean its default).
  *
- * What it is not: a tokenizer (prompts arrive as token ids), a reward or a
- * scheduler (the buffer decides what to generate).
+ * Scheduling. The engine's scheduler (engine.h sl_engine_submit/step)
+ * holds every sequence: a group's n samples (sharing the prompt's KV by
+ * copy) and each GENERATE. The actor's tick runs decode steps for at most
+ * STEP_BUDGET_MS, returning to the loop at once when the mailbox has input,
+ * so heartbeats, new requests and ABORT are handled between steps and new
+ * requests join the running batch. A request's tokens come from its own
+ * sampler stream (seed, sequence id 0, token index): the same whatever else
+ * shares the batch.
+ *
+ * Weights come only from the trainer (WEIGHTS, weights_sync.h); the
+ * engine asks WEIGHTS_REQ at start (and again every 2 s until some
+ * arrive), and generates nothing before. New weights are applied when no
+ * sequence is decoding: while they are pending nothing new is admitted and
+ * the batch drains (never a change in the middle of a sequence).
+ *
+ * Back-pressure: a finished group waits when the arena has no free slot
+ * (consumers still hold them); while one waits no new group enters the
+ * engine (GENERATE requests still do). A consumer that dies holding slots
+ * never releases them; when the arena stays full for FULL_RECLAIM_MS every
+ * reward's and the buffer's holds are dropped (logged) and the buffer's
+ * rollout timeout dispatches the lost groups again.
+ *
+ * What it is not: a reward or a scheduler of what to generate (the buffer
+ * and the callers decide).
  */
 #include "actor.h"
+#include "chat.h"
 #include "dataset.h"
 #include "engine.h"
+#include "gen_client.h"
 #include "rl_common.h"
 #include "rl_msg.h"
 #include "sample_batch.h"
+#include "tokenizer.h"
 #include "weights_sync.h"
 
 #include <limits.h>
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_GROUPS_PER_CALL 64
-#define MAX_SAMPLES_PER_CALL 1024
 #define N_SLOTS 64
 #define FULL_RECLAIM_MS 60000 /* arena full this long: consumers are gone */
+#define STEP_BUDGET_MS 20     /* decode work per tick before the mailbox is looked at */
+#define PREFILL_BUDGET 512    /* prompt tokens prefilled per step (at least one sequence) */
+
+enum { REF_GROUP = 1, REF_GEN = 2 };
+
+/* One sample of a PROMPTS group in the engine (engine user pointer). */
+typedef struct gref {
+    int kind; /* REF_GROUP */
+    struct group *g;
+    int j;
+} gref;
 
 typedef struct group {
     int64_t step;
@@ -60,8 +84,27 @@ typedef struct group {
     uint64_t seed;
     char *label, *metadata;
     sl_gen_params gp;
+    gref *refs;         /* (n) */
+    sl_gen_sample *res; /* (n) results; tokens/logprobs owned */
+    int n_done;
     struct group *next;
 } group;
+
+/* One GENERATE in flight (engine user pointer). */
+typedef struct greq {
+    int kind; /* REF_GEN */
+    char sender[SL_MB_NAME_MAX];
+    uint64_t corr;
+    uint32_t flags;
+    uint64_t rid;
+    uint64_t handle;
+    int prompt_len;
+    char *stop[SL_GEN_MAX_STOP];
+    int n_stop;
+    int window; /* tokens decoded to look for a stop string */
+    struct rollout *ro;
+    struct greq *next;
+} greq;
 
 typedef struct rollout {
     sl_model *model;
@@ -80,27 +123,32 @@ typedef struct rollout {
     const sl_actor_spec *rewards[SL_RL_MAX_INSTANCES];
     int n_rewards, rr;
     const sl_actor_spec *buffer, *trainer;
-    group *q_head, *q_tail;
+    group *q_head, *q_tail; /* groups not yet in the engine */
     int n_queued;
-    /* the running or finished batch */
-    pthread_t th;
-    bool running;
-    atomic_int done;
-    volatile sig_atomic_t abort_flag;
-    group *batch;       /* its groups */
-    int n_batch;
-    sl_gen_request reqs[MAX_GROUPS_PER_CALL];
-    sl_gen_output out;
-    int gen_rc;
-    int next_pub;       /* first group of batch not yet published */
-    int *first_sample;  /* per group: index of its first sample in out */
+    group *in_engine;       /* groups whose samples are in the engine */
+    group *ready;           /* finished groups waiting for an arena slot */
+    /* generation service */
+    sl_tokenizer *tok;
+    sl_chat_format chat;
+    greq *gens;             /* in flight */
+    int n_gens, max_inflight;
+    int32_t eos[SL_ENGINE_MAX_STOP];
+    int n_eos;
     /* counters */
     uint64_t full_since_ms; /* the arena has been full since (0: not full) */
     uint64_t bad_prompts, groups_done, samples_done, waits_full, send_fail, reclaims;
+    uint64_t gen_ok, gen_refused, gen_aborted, reply_fail;
 } rollout;
 
 static void group_free(group *g) {
     if (!g) return;
+    if (g->res)
+        for (int j = 0; j < g->n; j++) {
+            free((void *)g->res[j].tokens);
+            free((void *)g->res[j].logprobs);
+        }
+    free(g->res);
+    free(g->refs);
     free(g->prompt);
     free(g->ids);
     free(g->label);
@@ -116,6 +164,12 @@ static void free_list(group *g) {
     }
 }
 
+static void greq_free(greq *r) {
+    if (!r) return;
+    for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
+    free(r);
+}
+
 /* ============================================================ weights */
 
 static void ask_weights(rollout *ro, sl_actor_ctx *ctx) {
@@ -125,9 +179,13 @@ static void ask_weights(rollout *ro, sl_actor_ctx *ctx) {
     if (e) sl_actor_log(ctx, SL_LOG_DEBUG, "WEIGHTS_REQ: %s", sl_strerror(e));
 }
 
-/* Apply the pending weights (worker idle). */
+/* Apply the pending weights once no sequence is decoding (the scheduler
+ * admits nothing while weights are pending, so the batch drains). */
 static void apply_pending(rollout *ro, sl_actor_ctx *ctx) {
     if (!ro->pending_w) return;
+    sl_engine_sched_stats st;
+    sl_engine_sched_stats_get(ro->engine, &st);
+    if (st.n_active > 0) return;
     ro->pending_w = false;
     size_t n = ro->model->n_params;
     uint64_t v = 0;
@@ -164,7 +222,7 @@ static void on_weights(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m) {
     ro->pending_w = true;
     ro->pending_desc = d;
     ro->pending_ver = v;
-    if (!ro->running) apply_pending(ro, ctx);
+    apply_pending(ro, ctx);
 }
 
 /* ============================================================ prompts */
@@ -249,58 +307,10 @@ bad:
     return SL_EINVAL;
 }
 
-static bool same_params(const sl_gen_params *a, const sl_gen_params *b) {
-    return a->temperature == b->temperature && a->top_p == b->top_p && a->top_k == b->top_k &&
-           a->max_new_tokens == b->max_new_tokens && a->n_stop_token_ids == b->n_stop_token_ids &&
-           memcmp(a->stop_token_ids, b->stop_token_ids,
-                  (size_t)a->n_stop_token_ids * sizeof(int32_t)) == 0;
-}
-
-/* ============================================================ generation */
-
-static void *gen_worker(void *arg) {
-    rollout *ro = arg;
-    ro->gen_rc = sl_engine_generate(ro->engine, ro->reqs, ro->n_batch, &ro->batch->gp, &ro->out);
-    atomic_store(&ro->done, 1);
-    return NULL;
-}
-
-static void start_batch(rollout *ro, sl_actor_ctx *ctx) {
-    if (ro->running || ro->batch || !ro->q_head || !ro->have_weights) return;
-    group *head = ro->q_head, *g = head, *last = NULL;
-    int ng = 0, ns = 0;
-    while (g && ng < MAX_GROUPS_PER_CALL && (ng == 0 || ns + g->n <= MAX_SAMPLES_PER_CALL) &&
-           same_params(&g->gp, &head->gp)) {
-        ro->reqs[ng] = (sl_gen_request){.prompt = g->prompt, .prompt_len = g->prompt_len,
-                                        .n_samples = g->n, .seed = g->seed, .sample_ids = g->ids};
-        ns += g->n;
-        ng++;
-        last = g;
-        g = g->next;
-    }
-    ro->q_head = g;
-    if (!g) ro->q_tail = NULL;
-    last->next = NULL;
-    ro->n_queued -= ng;
-    ro->batch = head;
-    ro->n_batch = ng;
-    ro->next_pub = 0;
-    memset(&ro->out, 0, sizeof ro->out);
-    atomic_store(&ro->done, 0);
-    if (pthread_create(&ro->th, NULL, gen_worker, ro) != 0) {
-        sl_actor_log(ctx, SL_LOG_ERROR, "cannot start the generation thread: %d group(s) dropped", ng);
-        free_list(ro->batch);
-        ro->batch = NULL;
-        return;
-    }
-    ro->running = true;
-    sl_actor_set_tick(ctx, 10);
-}
-
-/* Write group I of the finished batch into a slot and send SAMPLES.
+/* Write finished group G into a slot and send SAMPLES.
  * SL_EFULL: no free slot now (try again later). */
-static int publish_group(rollout *ro, sl_actor_ctx *ctx, int gi, const group *g, int first) {
-    const sl_gen_sample *s = &ro->out.samples[first];
+static int publish_group(rollout *ro, sl_actor_ctx *ctx, const group *g) {
+    const sl_gen_sample *s = g->res;
     sl_batch_dims dims = {.n_samples = (uint32_t)g->n, .flags = SL_BATCH_HAS_LOGPROBS};
     int maxlen = 0;
     for (int i = 0; i < g->n; i++) {
@@ -382,23 +392,74 @@ static int publish_group(rollout *ro, sl_actor_ctx *ctx, int gi, const group *g,
     }
     ro->groups_done++;
     ro->samples_done += (uint64_t)g->n;
-    (void)gi;
     return SL_OK;
 }
 
-/* Publish what is finished; free the batch when all groups are out. */
-static void flush_batch(rollout *ro, sl_actor_ctx *ctx) {
-    if (!ro->batch || ro->running) return;
-    if (ro->gen_rc) {
-        sl_actor_log(ctx, SL_LOG_ERROR, "generation failed (%s): %d group(s) dropped",
-                     sl_strerror(ro->gen_rc), ro->n_batch);
-        goto drop;
+/* ============================================================ groups */
+
+/* Move queued groups into the engine while no finished group waits for a
+ * slot and no weights are pending (bounded by the engine's queue). */
+static void feed_groups(rollout *ro, sl_actor_ctx *ctx) {
+    while (ro->q_head && !ro->ready && !ro->pending_w && ro->have_weights) {
+        sl_engine_sched_stats st;
+        sl_engine_sched_stats_get(ro->engine, &st);
+        if (st.n_waiting >= 256) return;
+        group *g = ro->q_head;
+        g->refs = calloc((size_t)g->n, sizeof *g->refs);
+        g->res = calloc((size_t)g->n, sizeof *g->res);
+        int e = (g->refs && g->res) ? SL_OK : SL_ENOMEM;
+        for (int j = 0; !e && j < g->n; j++) {
+            g->refs[j] = (gref){.kind = REF_GROUP, .g = g, .j = j};
+            sl_engine_seq_req r = {.prompt = g->prompt, .prompt_len = g->prompt_len,
+                                   .params = g->gp, .seed = g->seed, .seq_id = g->ids[j],
+                                   .share_key = g->group_id + 1, .user = &g->refs[j]};
+            e = sl_engine_submit(ro->engine, &r, NULL);
+        }
+        ro->q_head = g->next;
+        if (!ro->q_head) ro->q_tail = NULL;
+        ro->n_queued--;
+        if (e) {
+            /* only possible before any sample went in (the prompt was checked) */
+            sl_actor_log(ctx, SL_LOG_ERROR, "group %llu not generated: %s", (unsigned long long)g->group_id,
+                         sl_strerror(e));
+            group_free(g);
+            continue;
+        }
+        g->next = ro->in_engine;
+        ro->in_engine = g;
     }
-    int first = 0, gi = 0;
-    group *g = ro->batch;
-    for (; g && gi < ro->next_pub; g = g->next, gi++) first += g->n;
-    for (; g; g = g->next, gi++) {
-        int e = publish_group(ro, ctx, gi, g, first);
+}
+
+/* A finished sample of group g. */
+static void group_sample_done(rollout *ro, group *g, int j, sl_engine_done *d) {
+    sl_gen_sample *s = &g->res[j];
+    s->sample_id = g->ids[j];
+    s->index = j;
+    s->n_tokens = d->n_tokens;
+    s->tokens = d->tokens;
+    s->logprobs = d->logprobs;
+    s->finish = d->finish;
+    s->weight_version = d->weight_version;
+    d->tokens = NULL;
+    d->logprobs = NULL;
+    if (++g->n_done < g->n) return;
+    /* complete: in_engine -> ready (appended, publication order = completion order) */
+    for (group **pp = &ro->in_engine; *pp; pp = &(*pp)->next)
+        if (*pp == g) {
+            *pp = g->next;
+            break;
+        }
+    g->next = NULL;
+    group **tail = &ro->ready;
+    while (*tail) tail = &(*tail)->next;
+    *tail = g;
+}
+
+/* Publish finished groups; stop at the first that finds the arena full. */
+static void flush_ready(rollout *ro, sl_actor_ctx *ctx) {
+    while (ro->ready) {
+        group *g = ro->ready;
+        int e = publish_group(ro, ctx, g);
         if (e == SL_EFULL) {
             ro->waits_full++;
             uint64_t now = sl_now_ms();
@@ -421,31 +482,501 @@ static void flush_batch(rollout *ro, sl_actor_ctx *ctx) {
             return; /* retry at the next tick */
         }
         ro->full_since_ms = 0;
-        first += g->n;
-        ro->next_pub = gi + 1;
+        ro->ready = g->next;
+        group_free(g);
     }
-    sl_actor_log(ctx, SL_LOG_DEBUG, "%d group(s), %lld tokens in %.2fs", ro->n_batch,
-                 (long long)ro->out.gen_tokens, ro->out.seconds);
-drop:
-    sl_gen_output_fini(&ro->out);
-    free_list(ro->batch);
-    ro->batch = NULL;
-    ro->n_batch = 0;
+}
+
+/* ============================================================ service */
+
+/* Answer a request: a reply to its corr, or (corr 0) a one-way message to
+ * its sender; nothing for NOREPLY. */
+static int answer(sl_actor_ctx *ctx, const char *to, uint64_t corr, uint32_t flags, uint16_t type,
+                  const json_t *o) {
+    if (flags & SL_FLAG_NOREPLY) return SL_OK;
+    if (!corr) return sl_rl_json_send(ctx, to, type, o);
+    sl_msg req = {.type = type, .flags = flags, .corr = corr};
+    snprintf(req.sender, sizeof req.sender, "%s", to);
+    return sl_rl_json_reply(ctx, &req, type, o);
+}
+
+/* Refuse request M with CODE and a text naming the field. */
+static void refuse(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m, sl_err code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void refuse(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m, sl_err code, const char *fmt, ...) {
+    char why[320];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    ro->gen_refused++;
+    sl_actor_log(ctx, SL_LOG_DEBUG, "%s from %s refused: %s", sl_msg_type_name(m->type), m->sender, why);
+    if (m->flags & (SL_FLAG_NOREPLY | SL_FLAG_REPLY)) return;
+    if (m->corr) {
+        sl_actor_reply_error(ctx, m, code, why);
+    } else {
+        uint8_t buf[400];
+        size_t n = sl_frame_error_payload(buf, sizeof buf, (uint32_t)code, why);
+        sl_actor_send(ctx, m->sender, SL_MSG_ERROR, buf, n);
+    }
+}
+
+/* The first key of O not in ALLOWED (NULL-terminated), or NULL. */
+static const char *unknown_key(const json_t *o, const char *const *allowed) {
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)o, k, v) {
+        (void)v;
+        bool ok = false;
+        for (const char *const *a = allowed; *a; a++)
+            if (!strcmp(*a, k)) ok = true;
+        if (!ok) return k;
+    }
+    return NULL;
+}
+
+/* An optional bool field: 0/1 in *out, -1 when present but not a bool. */
+static int opt_bool(const json_t *o, const char *k, bool def, bool *out) {
+    json_t *v = json_object_get(o, k);
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_boolean(v)) return -1;
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* ids array of 1..max entries in [0, vocab): 0, or -1 with WHY set. */
+static int ids_field(const json_t *a, size_t min, size_t max, int32_t vocab, int32_t *out, char *why,
+                     size_t wl) {
+    if (!json_is_array(a)) {
+        snprintf(why, wl, "not an array of token ids");
+        return -1;
+    }
+    size_t n = json_array_size(a);
+    if (n < min || n > max) {
+        snprintf(why, wl, "%zu ids (%zu .. %zu allowed)", n, min, max);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(a, i);
+        if (!json_is_integer(v)) {
+            snprintf(why, wl, "entry %zu is not an integer", i);
+            return -1;
+        }
+        json_int_t x = json_integer_value(v);
+        if (x < 0 || x >= vocab) {
+            snprintf(why, wl, "entry %zu = %lld outside the vocabulary [0, %d)", i, (long long)x, vocab);
+            return -1;
+        }
+        if (out) out[i] = (int32_t)x;
+    }
+    return 0;
+}
+
+/* Stop strings: decode the newest tokens and look for any stop string. The
+ * earlier tokens were checked at their own step, so an occurrence found
+ * here ends in the newest token. */
+static int gen_stop_fn(void *user, const int32_t *ids, int n) {
+    greq *r = user;
+    if (!r->n_stop || !r->ro->tok) return 0;
+    int from = n > r->window ? n - r->window : 0;
+    char *text = NULL;
+    if (sl_tokenizer_decode(r->ro->tok, ids + from, (size_t)(n - from), 0, &text, NULL) != SL_OK)
+        return 0; /* an id the tokenizer lacks (model vocab > tokenizer's): no text */
+    int hit = 0;
+    for (int i = 0; i < r->n_stop && !hit; i++) hit = strstr(text, r->stop[i]) != NULL;
+    free(text);
+    return hit;
+}
+
+static void on_generate(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m) {
+    static const char *const keys[] = {"rid", "prompt", "max_tokens", "temperature", "top_p", "top_k",
+                                       "stop", "stop_token_ids", "seed", "session", "ignore_eos", NULL};
+    char why[256];
+    json_t *o = NULL;
+    greq *r = NULL;
+    int32_t *prompt = NULL;
+    if (m->flags & SL_FLAG_NOREPLY) {
+        refuse(ro, ctx, m, SL_EINVAL, "flags: a GENERATE that wants no reply");
+        return;
+    }
+    if (sl_rl_json_parse(m->payload, m->len, &o, why, sizeof why)) {
+        refuse(ro, ctx, m, SL_EINVAL, "payload: %s", why);
+        return;
+    }
+    const char *uk = unknown_key(o, keys);
+    uint64_t rid = 0, seed = 0;
+    int64_t max_tokens = 256, top_k = 0;
+    double temp = 1.0, top_p = 1.0;
+    bool ignore_eos = false;
+    const char *session = NULL;
+    json_t *pr = json_object_get(o, "prompt"), *stop = json_object_get(o, "stop"),
+           *sti = json_object_get(o, "stop_token_ids"), *sv = json_object_get(o, "session");
+    int max_prompt = ro->max_seq_len - 1;
+    if (uk) {
+        refuse(ro, ctx, m, SL_EINVAL, "%s: unknown key", uk);
+        goto out;
+    }
+    if (sl_rl_json_u64(o, "rid", &rid)) {
+        refuse(ro, ctx, m, SL_EINVAL, "rid: required, a non-negative integer");
+        goto out;
+    }
+    if (!pr) {
+        refuse(ro, ctx, m, SL_EINVAL, "prompt: required");
+        goto out;
+    }
+    if (json_is_array(pr) && json_array_size(pr) > (size_t)max_prompt) {
+        refuse(ro, ctx, m, SL_ERANGE, "prompt: %zu tokens, the engine holds at most %d (max positions %d, one for the response)",
+               json_array_size(pr), max_prompt, ro->max_seq_len);
+        goto out;
+    }
+    prompt = malloc((json_is_array(pr) && json_array_size(pr) ? json_array_size(pr) : 1) * sizeof *prompt);
+    if (!prompt) {
+        refuse(ro, ctx, m, SL_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (ids_field(pr, 1, (size_t)max_prompt, ro->vocab, prompt, why, sizeof why)) {
+        refuse(ro, ctx, m, SL_EINVAL, "prompt: %s", why);
+        goto out;
+    }
+    if (sl_rl_json_i64_opt(o, "max_tokens", 256, &max_tokens) || max_tokens < 1 ||
+        max_tokens > ro->max_seq_len) {
+        refuse(ro, ctx, m, SL_EINVAL, "max_tokens: an integer in [1, %d]", ro->max_seq_len);
+        goto out;
+    }
+    if (sl_rl_json_dbl_opt(o, "temperature", 1.0, &temp) || temp < 0 || temp > 100) {
+        refuse(ro, ctx, m, SL_EINVAL, "temperature: a number in [0, 100]");
+        goto out;
+    }
+    if (sl_rl_json_dbl_opt(o, "top_p", 1.0, &top_p) || !(top_p > 0 && top_p <= 1)) {
+        refuse(ro, ctx, m, SL_EINVAL, "top_p: a number in (0, 1]");
+        goto out;
+    }
+    if (sl_rl_json_i64_opt(o, "top_k", 0, &top_k) || top_k < -1 || top_k > INT_MAX) {
+        refuse(ro, ctx, m, SL_EINVAL, "top_k: an integer >= -1 (0 or -1: off)");
+        goto out;
+    }
+    if (json_object_get(o, "seed") && !json_is_null(json_object_get(o, "seed")) &&
+        sl_rl_json_u64(o, "seed", &seed)) {
+        refuse(ro, ctx, m, SL_EINVAL, "seed: a non-negative integer");
+        goto out;
+    }
+    if (opt_bool(o, "ignore_eos", false, &ignore_eos)) {
+        refuse(ro, ctx, m, SL_EINVAL, "ignore_eos: a boolean");
+        goto out;
+    }
+    if (sv && !json_is_null(sv)) {
+        if (!json_is_string(sv) || json_string_length(sv) < 1 || json_string_length(sv) > SL_GEN_MAX_SESSION ||
+            strlen(json_string_value(sv)) != json_string_length(sv)) {
+            refuse(ro, ctx, m, SL_EINVAL, "session: a string of 1..%d characters", SL_GEN_MAX_SESSION);
+            goto out;
+        }
+        session = json_string_value(sv);
+    }
+    sl_gen_params gp;
+    sl_gen_params_default(&gp);
+    gp.temperature = (float)temp;
+    gp.top_p = (float)top_p;
+    gp.top_k = top_k < 0 ? 0 : (int)top_k;
+    gp.max_new_tokens = (int)max_tokens;
+    if (sti && !json_is_null(sti)) {
+        if (ids_field(sti, 0, SL_GEN_MAX_STOP, ro->vocab, gp.stop_token_ids, why, sizeof why)) {
+            refuse(ro, ctx, m, SL_EINVAL, "stop_token_ids: %s", why);
+            goto out;
+        }
+        gp.n_stop_token_ids = (int)json_array_size(sti);
+    }
+    if (!ignore_eos)
+        for (int i = 0; i < ro->n_eos && gp.n_stop_token_ids < SL_ENGINE_MAX_STOP; i++)
+            gp.stop_token_ids[gp.n_stop_token_ids++] = ro->eos[i];
+    r = calloc(1, sizeof *r);
+    if (!r) {
+        refuse(ro, ctx, m, SL_ENOMEM, "out of memory");
+        goto out;
+    }
+    r->kind = REF_GEN;
+    r->ro = ro;
+    if (stop && !json_is_null(stop)) {
+        if (!json_is_array(stop) || json_array_size(stop) > SL_GEN_MAX_STOP) {
+            refuse(ro, ctx, m, SL_EINVAL, "stop: an array of at most %d strings", SL_GEN_MAX_STOP);
+            goto out;
+        }
+        if (json_array_size(stop) && !ro->tok) {
+            refuse(ro, ctx, m, SL_EUNSUPPORTED, "stop: this engine has no tokenizer (use stop_token_ids)");
+            goto out;
+        }
+        size_t maxlen = 0;
+        for (size_t i = 0; i < json_array_size(stop); i++) {
+            json_t *v = json_array_get(stop, i);
+            if (!json_is_string(v) || json_string_length(v) < 1 || json_string_length(v) > SL_GEN_MAX_STOP_LEN ||
+                strlen(json_string_value(v)) != json_string_length(v)) {
+                refuse(ro, ctx, m, SL_EINVAL, "stop: entry %zu is not a string of 1..%d bytes", i,
+                       SL_GEN_MAX_STOP_LEN);
+                goto out;
+            }
+            if (!(r->stop[r->n_stop] = strdup(json_string_value(v)))) {
+                refuse(ro, ctx, m, SL_ENOMEM, "out of memory");
+                goto out;
+            }
+            r->n_stop++;
+            if (json_string_length(v) > maxlen) maxlen = json_string_length(v);
+        }
+        r->window = 2 * (int)maxlen + 8;
+    }
+    for (greq *x = ro->gens; x; x = x->next)
+        if (x->rid == rid && !strcmp(x->sender, m->sender)) {
+            refuse(ro, ctx, m, SL_EINVAL, "rid: %llu is already in flight for %s", (unsigned long long)rid,
+                   m->sender);
+            goto out;
+        }
+    if (ro->n_gens >= ro->max_inflight) {
+        refuse(ro, ctx, m, SL_EFULL, "engine busy: %d requests in flight ([rollout] max_inflight)", ro->n_gens);
+        goto out;
+    }
+    snprintf(r->sender, sizeof r->sender, "%s", m->sender);
+    r->corr = m->corr;
+    r->flags = m->flags;
+    r->rid = rid;
+    r->prompt_len = (int)json_array_size(pr);
+    sl_engine_seq_req q = {.prompt = prompt, .prompt_len = r->prompt_len, .params = gp, .seed = seed,
+                           .seq_id = 0, .session = session, .stop_fn = r->n_stop ? gen_stop_fn : NULL,
+                           .user = r};
+    int e = sl_engine_submit(ro->engine, &q, &r->handle);
+    if (e) {
+        refuse(ro, ctx, m, e, "request refused by the engine: %s", sl_strerror(e));
+        goto out;
+    }
+    r->next = ro->gens;
+    ro->gens = r;
+    ro->n_gens++;
+    r = NULL;
+    sl_actor_set_tick(ctx, 1);
+out:
+    greq_free(r);
+    free(prompt);
+    json_decref(o);
+}
+
+static void gen_done(rollout *ro, sl_actor_ctx *ctx, greq *r, const sl_engine_done *d) {
+    for (greq **pp = &ro->gens; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    ro->n_gens--;
+    if (d->finish == SL_FINISH_ABORT) ro->gen_aborted++;
+    else ro->gen_ok++;
+    json_t *ids = json_array(), *lps = json_array();
+    for (int i = 0; ids && lps && i < d->n_tokens; i++) {
+        json_array_append_new(ids, json_integer(d->tokens[i]));
+        float v = d->logprobs[i];
+        json_array_append_new(lps, json_real(isfinite(v) ? (v > 0 ? 0 : v) : -1e30));
+    }
+    json_t *o = json_pack("{s:I, s:o, s:o, s:s, s:I, s:i, s:i}", "rid", (json_int_t)r->rid, "ids", ids,
+                          "logprobs", lps, "finish_reason", sl_finish_reason_name(d->finish),
+                          "weight_version", (json_int_t)d->weight_version, "prompt_tokens", d->prompt_len,
+                          "cached_tokens", d->cached_tokens);
+    int e = o ? answer(ctx, r->sender, r->corr, r->flags, SL_MSG_GENERATED, o) : SL_ENOMEM;
+    json_decref(o);
+    if (e) {
+        ro->reply_fail++;
+        sl_actor_log(ctx, SL_LOG_WARN, "GENERATED rid %llu to %s not sent: %s", (unsigned long long)r->rid,
+                     r->sender, sl_strerror(e));
+    }
+    greq_free(r);
+}
+
+/* Dispatch every finished sequence. */
+static void collect(rollout *ro, sl_actor_ctx *ctx) {
+    sl_engine_done d;
+    while (sl_engine_take_done(ro->engine, &d)) {
+        int kind = d.user ? *(int *)d.user : 0;
+        if (kind == REF_GROUP) {
+            gref *g = d.user;
+            group_sample_done(ro, g->g, g->j, &d);
+        } else if (kind == REF_GEN) {
+            gen_done(ro, ctx, d.user, &d);
+        }
+        sl_engine_done_fini(&d);
+    }
+}
+
+static void on_abort(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m) {
+    static const char *const keys[] = {"rid", "all", NULL};
+    char why[256];
+    json_t *o;
+    if (sl_rl_json_parse(m->payload, m->len, &o, why, sizeof why)) {
+        refuse(ro, ctx, m, SL_EINVAL, "payload: %s", why);
+        return;
+    }
+    const char *uk = unknown_key(o, keys);
+    bool all = false;
+    uint64_t rid = 0;
+    bool has_rid = json_object_get(o, "rid") != NULL;
+    if (uk) refuse(ro, ctx, m, SL_EINVAL, "%s: unknown key", uk);
+    else if (opt_bool(o, "all", false, &all)) refuse(ro, ctx, m, SL_EINVAL, "all: a boolean");
+    else if (has_rid && sl_rl_json_u64(o, "rid", &rid)) refuse(ro, ctx, m, SL_EINVAL, "rid: a non-negative integer");
+    else if (all == has_rid) refuse(ro, ctx, m, SL_EINVAL, "rid: give either \"rid\" or \"all\": true");
+    else {
+        int n = 0;
+        for (greq *r = ro->gens; r; r = r->next)
+            if (!strcmp(r->sender, m->sender) && (all || r->rid == rid) &&
+                sl_engine_cancel(ro->engine, r->handle) == SL_OK)
+                n++;
+        sl_actor_log(ctx, SL_LOG_DEBUG, "ABORT from %s: %d request(s)", m->sender, n);
+        collect(ro, ctx); /* answered at once */
+    }
+    json_decref(o);
+}
+
+static void on_tokenize(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m) {
+    static const char *const keys[] = {"text", "add_special_tokens", NULL};
+    char why[256];
+    json_t *o;
+    if (sl_rl_json_parse(m->payload, m->len, &o, why, sizeof why)) {
+        refuse(ro, ctx, m, SL_EINVAL, "payload: %s", why);
+        return;
+    }
+    const char *uk = unknown_key(o, keys);
+    json_t *t = json_object_get(o, "text");
+    bool add = false;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (uk) refuse(ro, ctx, m, SL_EINVAL, "%s: unknown key", uk);
+    else if (!ro->tok) refuse(ro, ctx, m, SL_EUNSUPPORTED, "text: this engine has no tokenizer");
+    else if (!json_is_string(t)) refuse(ro, ctx, m, SL_EINVAL, "text: required, a string");
+    else if (opt_bool(o, "add_special_tokens", false, &add)) refuse(ro, ctx, m, SL_EINVAL, "add_special_tokens: a boolean");
+    else if (sl_tokenizer_encode(ro->tok, json_string_value(t), json_string_length(t), &ids, &n))
+        refuse(ro, ctx, m, SL_ENOMEM, "text: cannot tokenize");
+    else {
+        int32_t bos = sl_tokenizer_bos_id(ro->tok);
+        json_t *a = json_array();
+        if (add && bos >= 0) json_array_append_new(a, json_integer(bos));
+        for (size_t i = 0; i < n; i++) json_array_append_new(a, json_integer(ids[i]));
+        json_t *r = json_pack("{s:o}", "ids", a);
+        int e = answer(ctx, m->sender, m->corr, m->flags, SL_MSG_TOKENIZED, r);
+        if (e == SL_ERANGE) refuse(ro, ctx, m, SL_ERANGE, "text: its %zu ids do not fit a reply", n);
+        json_decref(r);
+    }
+    free(ids);
+    json_decref(o);
+}
+
+static void on_detokenize(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m) {
+    static const char *const keys[] = {"ids", "skip_special_tokens", NULL};
+    char why[256];
+    json_t *o;
+    if (sl_rl_json_parse(m->payload, m->len, &o, why, sizeof why)) {
+        refuse(ro, ctx, m, SL_EINVAL, "payload: %s", why);
+        return;
+    }
+    const char *uk = unknown_key(o, keys);
+    json_t *a = json_object_get(o, "ids");
+    bool skip = false;
+    int32_t tv = ro->tok ? sl_tokenizer_vocab_size(ro->tok) : 0;
+    size_t n = json_is_array(a) ? json_array_size(a) : 0;
+    int32_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    char *text = NULL;
+    if (uk) refuse(ro, ctx, m, SL_EINVAL, "%s: unknown key", uk);
+    else if (!ro->tok) refuse(ro, ctx, m, SL_EUNSUPPORTED, "ids: this engine has no tokenizer");
+    else if (!ids) refuse(ro, ctx, m, SL_ENOMEM, "out of memory");
+    else if (!a) refuse(ro, ctx, m, SL_EINVAL, "ids: required");
+    else if (ids_field(a, 0, SIZE_MAX, tv, ids, why, sizeof why)) refuse(ro, ctx, m, SL_EINVAL, "ids: %s", why);
+    else if (opt_bool(o, "skip_special_tokens", false, &skip)) refuse(ro, ctx, m, SL_EINVAL, "skip_special_tokens: a boolean");
+    else if (sl_tokenizer_decode(ro->tok, ids, n, skip, &text, NULL)) refuse(ro, ctx, m, SL_EINVAL, "ids: cannot decode");
+    else {
+        json_t *r = json_pack("{s:s}", "text", text);
+        int e = r ? answer(ctx, m->sender, m->corr, m->flags, SL_MSG_DETOKENIZED, r) : SL_EINVAL;
+        if (e == SL_ERANGE) refuse(ro, ctx, m, SL_ERANGE, "ids: their text does not fit a reply");
+        json_decref(r);
+    }
+    free(text);
+    free(ids);
+    json_decref(o);
+}
+
+static void on_chat(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m) {
+    static const char *const keys[] = {"messages", "add_generation_prompt", NULL};
+    static const char *const mkeys[] = {"role", "content", NULL};
+    char why[256];
+    json_t *o;
+    if (sl_rl_json_parse(m->payload, m->len, &o, why, sizeof why)) {
+        refuse(ro, ctx, m, SL_EINVAL, "payload: %s", why);
+        return;
+    }
+    const char *uk = unknown_key(o, keys);
+    json_t *a = json_object_get(o, "messages");
+    bool agp = true;
+    size_t n = json_is_array(a) ? json_array_size(a) : 0;
+    sl_chat_msg *msgs = calloc(n ? n : 1, sizeof *msgs);
+    char *text = NULL;
+    int32_t *ids = NULL;
+    size_t nid = 0;
+    if (uk) refuse(ro, ctx, m, SL_EINVAL, "%s: unknown key", uk);
+    else if (!ro->tok) refuse(ro, ctx, m, SL_EUNSUPPORTED, "messages: this engine has no tokenizer");
+    else if (!msgs) refuse(ro, ctx, m, SL_ENOMEM, "out of memory");
+    else if (!json_is_array(a) || n < 1) refuse(ro, ctx, m, SL_EINVAL, "messages: required, a non-empty array");
+    else if (opt_bool(o, "add_generation_prompt", true, &agp))
+        refuse(ro, ctx, m, SL_EINVAL, "add_generation_prompt: a boolean");
+    else {
+        for (size_t i = 0; i < n; i++) {
+            json_t *x = json_array_get(a, i), *role = json_object_get(x, "role"),
+                   *content = json_object_get(x, "content");
+            const char *muk = json_is_object(x) ? unknown_key(x, mkeys) : NULL;
+            if (!json_is_object(x) || muk || !json_is_string(role) || !json_is_string(content) ||
+                strlen(json_string_value(content)) != json_string_length(content) ||
+                (strcmp(json_string_value(role), "system") && strcmp(json_string_value(role), "user") &&
+                 strcmp(json_string_value(role), "assistant"))) {
+                refuse(ro, ctx, m, SL_EINVAL,
+                       "messages: entry %zu must be {\"role\": \"system\"|\"user\"|\"assistant\", \"content\": string}%s%s",
+                       i, muk ? ", unknown key " : "", muk ? muk : "");
+                goto out;
+            }
+            msgs[i].role = json_string_value(role);
+            msgs[i].content = json_string_value(content);
+        }
+        sl_chat_opts opts;
+        sl_chat_opts_init(&opts);
+        opts.add_generation_prompt = agp;
+        int e = sl_chat_render(ro->chat, msgs, n, &opts, &text, NULL);
+        if (e) {
+            refuse(ro, ctx, m, e, "messages: cannot render the chat template (%s)", sl_strerror(e));
+            goto out;
+        }
+        if (sl_tokenizer_encode(ro->tok, text, strlen(text), &ids, &nid)) {
+            refuse(ro, ctx, m, SL_ENOMEM, "messages: cannot tokenize");
+            goto out;
+        }
+        json_t *ia = json_array();
+        for (size_t i = 0; i < nid; i++) json_array_append_new(ia, json_integer(ids[i]));
+        json_t *r = json_pack("{s:s, s:o}", "text", text, "ids", ia);
+        e = r ? answer(ctx, m->sender, m->corr, m->flags, SL_MSG_CHAT_TEMPLATED, r) : SL_EINVAL;
+        if (e == SL_ERANGE) refuse(ro, ctx, m, SL_ERANGE, "messages: the rendered chat does not fit a reply");
+        json_decref(r);
+    }
+out:
+    free(ids);
+    free(text);
+    free(msgs);
+    json_decref(o);
 }
 
 /* ============================================================ ops */
 
 static void rollout_free(rollout *ro) {
     if (!ro) return;
-    if (ro->running) {
-        ro->abort_flag = 1;
-        pthread_join(ro->th, NULL);
-    }
-    sl_gen_output_fini(&ro->out);
-    free_list(ro->batch);
     free_list(ro->q_head);
+    free_list(ro->in_engine);
+    free_list(ro->ready);
+    for (greq *r = ro->gens, *n; r; r = n) {
+        n = r->next;
+        greq_free(r);
+    }
     sl_engine_free(ro->engine);
     sl_model_free(ro->model);
+    sl_tokenizer_free(ro->tok);
     sl_weights_sub_free(ro->sub);
     sl_shm_arena_close(ro->arena);
     free(ro->scratch);
@@ -477,16 +1008,33 @@ static sl_err rollout_init(sl_actor_ctx *ctx, void **state) {
         goto fail;
     }
     ro->vocab = ro->model->cfg.vocab_size;
+    const sl_hf_config *c = &ro->model->cfg;
+    for (int i = 0; i < c->n_eos && ro->n_eos < SL_ENGINE_MAX_STOP; i++)
+        if (c->eos_token_ids[i] >= 0 && c->eos_token_ids[i] < ro->vocab) ro->eos[ro->n_eos++] = c->eos_token_ids[i];
     sl_engine_cfg ec;
     sl_engine_cfg_default(&ec, ro->model);
     ec.max_batch = max_batch;
     ec.max_seq_len = ro->max_seq_len;
+    ec.max_sessions = t ? (int)sl_topology_get_int(t, "rollout", "session_capacity") : 8;
+    if (ec.max_sessions < 0) ec.max_sessions = 0;
+    ro->max_inflight = t ? (int)sl_topology_get_int(t, "rollout", "max_inflight") : 1024;
+    if (ro->max_inflight < 1) ro->max_inflight = 1024;
     e = sl_engine_new(ro->model, &ec, &ro->engine, err, sizeof err);
     if (e) {
         sl_actor_log(ctx, SL_LOG_ERROR, "cannot create the engine: %s", err);
         goto fail;
     }
-    sl_engine_set_abort_flag(ro->engine, &ro->abort_flag);
+    /* the tokenizer serves TOKENIZE / DETOKENIZE / APPLY_CHAT_TEMPLATE and stop strings */
+    char terr[SL_TOKENIZER_ERRLEN];
+    if (sl_tokenizer_load(dir, &ro->tok, terr, sizeof terr)) {
+        sl_actor_log(ctx, SL_LOG_WARN, "no tokenizer (%s): TOKENIZE, DETOKENIZE, chat templates and stop strings refused",
+                     terr);
+        ro->tok = NULL;
+    } else {
+        ro->chat = sl_chat_format_from_template(sl_tokenizer_chat_template(ro->tok));
+        if (ro->chat == SL_CHAT_NONE && sl_chat_format_from_name(ro->model->cfg.model_type, &ro->chat))
+            ro->chat = SL_CHAT_NONE;
+    }
     ro->scratch = malloc(ro->model->n_params * sizeof(float));
     if (!ro->scratch) {
         e = SL_ENOMEM;
@@ -504,11 +1052,8 @@ static sl_err rollout_init(sl_actor_ctx *ctx, void **state) {
     if (ro->n_rewards > SL_RL_MAX_INSTANCES) ro->n_rewards = SL_RL_MAX_INSTANCES;
     ro->buffer = sl_rl_find_first(t, "buffer");
     ro->trainer = sl_rl_find_first(t, "trainer");
-    if (ro->n_rewards < 1) {
-        sl_actor_log(ctx, SL_LOG_ERROR, "the topology has no reward actor to send samples to");
-        e = SL_EINVAL;
-        goto fail;
-    }
+    if (ro->n_rewards < 1)
+        sl_actor_log(ctx, SL_LOG_INFO, "the topology has no reward actor: PROMPTS are refused, the generation service runs");
     /* a slot holds one group of up to n_samples_per_prompt full-length samples */
     int nspp = t ? (int)sl_topology_get_int(t, "rollout", "n_samples_per_prompt") : 8;
     if (nspp < 1) nspp = 1;
@@ -518,21 +1063,54 @@ static sl_err rollout_init(sl_actor_ctx *ctx, void **state) {
                           .flags = SL_BATCH_HAS_LOGPROBS};
     e = sl_batch_size(&dims, &ro->slot_bytes);
     if (e) goto fail;
-    char an[SL_SHM_NAME_MAX];
-    snprintf(an, sizeof an, "samples.%d", (int)getpid());
-    e = sl_shm_arena_create(an, N_SLOTS, ro->slot_bytes, &ro->arena);
-    if (e) {
-        sl_actor_log(ctx, SL_LOG_ERROR, "cannot create the samples arena: %s", sl_strerror(e));
-        goto fail;
+    if (ro->n_rewards > 0) {
+        char an[SL_SHM_NAME_MAX];
+        snprintf(an, sizeof an, "samples.%d", (int)getpid());
+        e = sl_shm_arena_create(an, N_SLOTS, ro->slot_bytes, &ro->arena);
+        if (e) {
+            sl_actor_log(ctx, SL_LOG_ERROR, "cannot create the samples arena: %s", sl_strerror(e));
+            goto fail;
+        }
     }
     ask_weights(ro, ctx);
-    sl_actor_log(ctx, SL_LOG_INFO, "rollout ready: %zu params, max_seq_len %d, %d reward(s); waiting for weights",
-                 ro->model->n_params, ro->max_seq_len, ro->n_rewards);
+    sl_actor_log(ctx, SL_LOG_INFO,
+                 "rollout ready: %zu params, max_seq_len %d, %d reward(s), %d session(s), chat %s; waiting for weights",
+                 ro->model->n_params, ro->max_seq_len, ro->n_rewards, ec.max_sessions, sl_chat_format_name(ro->chat));
     *state = ro;
     return SL_OK;
 fail:
     rollout_free(ro);
     return e ? e : SL_EINVAL;
+}
+
+/* Decode steps for up to STEP_BUDGET_MS, back to the loop as soon as the
+ * mailbox has input; finished work is answered / published. */
+static void work(rollout *ro, sl_actor_ctx *ctx) {
+    if (ro->have_weights) {
+        apply_pending(ro, ctx);
+        feed_groups(ro, ctx);
+        uint64_t t0 = sl_now_ms();
+        sl_mailbox *mb = sl_actor_mailbox(ctx);
+        for (;;) {
+            sl_engine_sched_stats st;
+            sl_engine_sched_stats_get(ro->engine, &st);
+            bool admit = !ro->pending_w;
+            if (st.n_active == 0 && (st.n_waiting == 0 || !admit)) break;
+            int e = sl_engine_step(ro->engine, admit, PREFILL_BUDGET);
+            if (e) sl_actor_log(ctx, SL_LOG_ERROR, "generation step failed: %s (active sequences aborted)", sl_strerror(e));
+            collect(ro, ctx);
+            if (ro->pending_w) apply_pending(ro, ctx);
+            if (sl_now_ms() - t0 >= STEP_BUDGET_MS || sl_mailbox_has_input(mb)) break;
+        }
+        collect(ro, ctx);
+        apply_pending(ro, ctx);
+        feed_groups(ro, ctx);
+    }
+    flush_ready(ro, ctx);
+    sl_engine_sched_stats st;
+    sl_engine_sched_stats_get(ro->engine, &st);
+    bool busy = ro->have_weights && (st.n_active > 0 || st.n_waiting > 0 || ro->q_head);
+    sl_actor_set_tick(ctx, busy ? 1 : ro->ready ? 10 : ro->have_weights ? 20 : 200);
 }
 
 static sl_err rollout_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
@@ -542,6 +1120,21 @@ static sl_err rollout_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
     case SL_MSG_WEIGHTS:
         on_weights(ro, ctx, m);
         return SL_OK;
+    case SL_MSG_GENERATE:
+        on_generate(ro, ctx, m);
+        return SL_OK;
+    case SL_MSG_ABORT:
+        on_abort(ro, ctx, m);
+        return SL_OK;
+    case SL_MSG_TOKENIZE:
+        on_tokenize(ro, ctx, m);
+        return SL_OK;
+    case SL_MSG_DETOKENIZE:
+        on_detokenize(ro, ctx, m);
+        return SL_OK;
+    case SL_MSG_APPLY_CHAT_TEMPLATE:
+        on_chat(ro, ctx, m);
+        return SL_OK;
     case SL_MSG_PROMPTS: {
         json_t *o;
         char why[256];
@@ -550,6 +1143,11 @@ static sl_err rollout_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
         if (!e) {
             e = parse_prompts(ro, o, &g, why, sizeof why);
             json_decref(o);
+        }
+        if (!e && ro->n_rewards < 1) {
+            group_free(g);
+            e = SL_EINVAL;
+            snprintf(why, sizeof why, "no reward actor in the topology");
         }
         if (e) {
             ro->bad_prompts++;
@@ -564,31 +1162,20 @@ static sl_err rollout_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
             ro->q_head = g;
         ro->q_tail = g;
         ro->n_queued++;
-        start_batch(ro, ctx);
+        sl_actor_set_tick(ctx, 1);
         return SL_OK;
     }
     default:
         if (sl_rl_is_request(m))
-            sl_actor_reply_error(ctx, m, SL_EPROTO, "rollout: unexpected message type");
+            sl_actor_reply_error(ctx, m, SL_EUNSUPPORTED, "rollout: unexpected message type");
         return SL_OK;
     }
 }
 
 static sl_err rollout_tick(void *state, sl_actor_ctx *ctx) {
     rollout *ro = state;
-    if (ro->running && atomic_load(&ro->done)) {
-        pthread_join(ro->th, NULL);
-        ro->running = false;
-    }
-    if (!ro->running) {
-        flush_batch(ro, ctx);
-        if (!ro->batch) {
-            apply_pending(ro, ctx); /* between generation batches */
-            start_batch(ro, ctx);
-        }
-    }
+    work(ro, ctx);
     if (!ro->have_weights && !ro->pending_w && sl_now_ms() - ro->last_req_ms > 2000) ask_weights(ro, ctx);
-    if (!ro->running && !ro->batch) sl_actor_set_tick(ctx, ro->have_weights ? 100 : 200);
     return SL_OK;
 }
 

@@ -124,6 +124,12 @@ static const sl_key_def keys[] = {
     MS("rollout", "rollout_timeout_ms", "120000", 100, 86400000,
        "A rollout instance that returns none of its groups for this long is presumed lost: its "
        "groups are dispatched again (same sample ids; late duplicates are dropped)."),
+    I("rollout", "session_capacity", "8", 0, 4096,
+      "Generation service: sessions whose KV (last prompt + generation) an engine keeps for "
+      "prefix reuse across turns, least recently used replaced; 0 = no session cache."),
+    I("rollout", "max_inflight", "1024", 1, 1000000,
+      "Generation service: GENERATE requests an engine holds (queued or decoding) before it "
+      "refuses new ones (ERROR EFULL)."),
     S("rollout", "workflow", "",
       "Name of a workflow actor (any [actor NAME], usually kind exec) that replaces the built-in "
       "rollout driver: the buffer sends it PROMPTS and takes its WF_SAMPLE messages (checked, "

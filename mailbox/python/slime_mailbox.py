@@ -404,3 +404,118 @@ class Mailbox:
         """PING TO with the u64 SEQ; True when its PONG echoes it."""
         r = self.request(to, PING, struct.pack("<Q", seq), timeout_ms)
         return r.type == PONG and r.payload == struct.pack("<Q", seq)
+
+
+# ------------------------------------------------------ generation service
+# PROTOCOL.md §11: any actor asks a rollout engine to generate, tokenize,
+# detokenize or apply the chat template (actors/rl_msg.h 0x0120..0x0128;
+# the C twin is actors/gen_client.h).
+
+GENERATE, GENERATED, ABORT = 0x0120, 0x0121, 0x0122
+TOKENIZE, TOKENIZED = 0x0123, 0x0124
+DETOKENIZE, DETOKENIZED = 0x0125, 0x0126
+APPLY_CHAT_TEMPLATE, CHAT_TEMPLATED = 0x0127, 0x0128
+TYPE_NAMES.update({GENERATE: "GENERATE", GENERATED: "GENERATED", ABORT: "ABORT",
+                   TOKENIZE: "TOKENIZE", TOKENIZED: "TOKENIZED", DETOKENIZE: "DETOKENIZE",
+                   DETOKENIZED: "DETOKENIZED", APPLY_CHAT_TEMPLATE: "APPLY_CHAT_TEMPLATE",
+                   CHAT_TEMPLATED: "CHAT_TEMPLATED"})
+
+
+class GenError(RuntimeError):
+    """The engine refused a request: .code (sl_err number) and .text (names the field)."""
+
+    def __init__(self, code, text):
+        RuntimeError.__init__(self, "error %d: %s" % (code, text))
+        self.code, self.text = code, text
+
+
+def _json():
+    import json
+    return json
+
+
+def generate_payload(rid, prompt, max_tokens=256, temperature=1.0, top_p=1.0, top_k=0,
+                     stop=None, stop_token_ids=None, seed=0, session=None, ignore_eos=False):
+    """The JSON payload (bytes) of a GENERATE."""
+    o = {"rid": int(rid), "prompt": [int(t) for t in prompt], "max_tokens": int(max_tokens)}
+    if temperature != 1.0:
+        o["temperature"] = float(temperature)
+    if top_p != 1.0:
+        o["top_p"] = float(top_p)
+    if top_k:
+        o["top_k"] = int(top_k)
+    if stop:
+        o["stop"] = list(stop)
+    if stop_token_ids:
+        o["stop_token_ids"] = [int(t) for t in stop_token_ids]
+    if seed:
+        o["seed"] = int(seed)
+    if session is not None:
+        o["session"] = session
+    if ignore_eos:
+        o["ignore_eos"] = True
+    return _json().dumps(o, separators=(",", ":")).encode()
+
+
+def parse_generated(msg):
+    """A GENERATED reply as a dict (rid, ids, logprobs, finish_reason,
+    weight_version, prompt_tokens, cached_tokens); raises GenError for an
+    ERROR reply, ValueError for anything else."""
+    if msg.is_error():
+        raise GenError(*msg.error())
+    if msg.type != GENERATED:
+        raise ValueError("not a GENERATED reply: %r" % (msg,))
+    r = _json().loads(msg.payload.decode())
+    if not isinstance(r, dict) or len(r.get("ids", ())) != len(r.get("logprobs", ())) or \
+            r.get("finish_reason") not in ("stop", "length", "abort"):
+        raise ValueError("malformed GENERATED: %r" % (r,))
+    return r
+
+
+def _call(mb, engine, type, want, obj, timeout_ms):
+    r = mb.request(engine, type, _json().dumps(obj).encode(), timeout_ms)
+    if r.is_error():
+        raise GenError(*r.error())
+    if r.type != want:
+        raise ValueError("unexpected reply %r" % (r,))
+    return _json().loads(r.payload.decode())
+
+
+def generate(mb, engine, prompt, rid=0, timeout_ms=60000, **params):
+    """Blocking GENERATE to ENGINE ("rollout"): token ids in, a dict out
+    (see parse_generated). PARAMS: max_tokens, temperature, top_p, top_k,
+    stop, stop_token_ids, seed, session, ignore_eos."""
+    r = mb.request(engine, GENERATE, generate_payload(rid, prompt, **params), timeout_ms)
+    return parse_generated(r)
+
+
+def generate_async(mb, engine, prompt, rid=0, **params):
+    """Send a GENERATE without waiting; returns its correlation id. Its
+    GENERATED (or ERROR) reply comes out of mb.recv() with that corr."""
+    corr = mb.new_corr()
+    mb.send(engine, GENERATE, generate_payload(rid, prompt, **params), 0, corr)
+    return corr
+
+
+def abort(mb, engine, rid=None):
+    """ABORT the caller's request RID, or all of them (rid None)."""
+    o = {"all": True} if rid is None else {"rid": int(rid)}
+    mb.send(engine, ABORT, _json().dumps(o).encode())
+
+
+def tokenize(mb, engine, text, add_special_tokens=False, timeout_ms=10000):
+    return _call(mb, engine, TOKENIZE, TOKENIZED,
+                 {"text": text, "add_special_tokens": bool(add_special_tokens)}, timeout_ms)["ids"]
+
+
+def detokenize(mb, engine, ids, skip_special_tokens=False, timeout_ms=10000):
+    return _call(mb, engine, DETOKENIZE, DETOKENIZED,
+                 {"ids": [int(t) for t in ids], "skip_special_tokens": bool(skip_special_tokens)},
+                 timeout_ms)["text"]
+
+
+def apply_chat_template(mb, engine, messages, add_generation_prompt=True, timeout_ms=10000):
+    """(text, ids) of MESSAGES ([{"role", "content"}]) in the engine model's chat format."""
+    r = _call(mb, engine, APPLY_CHAT_TEMPLATE, CHAT_TEMPLATED,
+              {"messages": messages, "add_generation_prompt": bool(add_generation_prompt)}, timeout_ms)
+    return r["text"], r["ids"]
