@@ -209,6 +209,9 @@ typedef struct buffer {
     sl_buffer_filter_fn bf;
     /* the step in training: accuracy and workflow metrics for its line */
     double tr_accuracy;
+    /* [sft] loss_mask_spans: the ids of OPEN and CLOSE */
+    int32_t *span_open, *span_close;
+    size_t n_span_open, n_span_close;
     int tr_n_wm;
     char tr_wm_name[MAX_WF_METRICS][SL_WF_METRIC_NAME_MAX];
     double tr_wm_mean[MAX_WF_METRICS];
@@ -269,6 +272,7 @@ static int arith_files(buffer *b, char *rl_path, char *eval_path, char *sft_path
                                                                                        : SL_ARITH_REVERSED;
     double sloppy = sl_topology_get_double(t, "data", "arith_sloppy");
     cfg.sloppy_permille = (int)(sloppy * 1000.0 + 0.5);
+    cfg.tool_permille = (int)(sl_topology_get_double(t, "data", "arith_tool_share") * 1000.0 + 0.5);
     char err[256];
     if (sl_arith_cfg_validate(&cfg, err, sizeof err) != 0) {
         blog(b, SL_LOG_ERROR, "[data] builtin:arith: %s", err);
@@ -303,6 +307,7 @@ static int arith_files(buffer *b, char *rl_path, char *eval_path, char *sft_path
     if (!rc && rl_train) {
         sl_arith_cfg rcfg = cfg;
         rcfg.sloppy_permille = 0; /* prompts and labels only */
+        rcfg.tool_permille = 0;
         rc = sl_arith_generate(&rcfg, SL_ARITH_TRAIN, b->seed + 2, n_rl_train, rt);
     }
     if (!rc) rc = rl_train ? sl_arith_write_jsonl(rl_path, rt, n_rl_train, 0)
@@ -662,6 +667,21 @@ static int send_train_batch(buffer *b, json_t *hdr, const void *data, size_t len
     return SL_OK; /* a lost message is seen as a missing TRAIN_DONE: the STATUS probe handles it */
 }
 
+/* [sft] loss_mask_spans: every OPEN ... CLOSE id run in the response
+ * (TOK[from..n)) gets mask 0 (tool output the model does not write). */
+static void mask_spans(buffer *b, const int32_t *tok, uint8_t *mask, uint32_t from, uint32_t n) {
+    size_t no = b->n_span_open, nc = b->n_span_close;
+    if (!no || !nc) return;
+    for (uint32_t i = from; i + no <= n; i++) {
+        if (memcmp(tok + i, b->span_open, no * sizeof *tok) != 0) continue;
+        uint32_t j = i + (uint32_t)no;
+        while (j + nc <= n && memcmp(tok + j, b->span_close, nc * sizeof *tok) != 0) j++;
+        if (j + nc > n) return; /* not closed: trained as written */
+        for (uint32_t k = i; k < j + nc; k++) mask[k] = 0;
+        i = j + (uint32_t)nc - 1;
+    }
+}
+
 /* The next SFT batch into a heap buffer. */
 static int build_sft(buffer *b, uint8_t **out, size_t *out_len, uint32_t *n_out) {
     size_t bs = (size_t)b->sft_bs;
@@ -696,6 +716,7 @@ static int build_sft(buffer *b, uint8_t **out, size_t *out_len, uint32_t *n_out)
         for (size_t k = 0; k < p->n_ids; k++) tok[n] = p->ids[k], mask[n++] = 0;
         for (size_t k = 0; k < p->n_response_ids; k++) tok[n] = p->response_ids[k], mask[n++] = 1;
         if (b->eos >= 0) tok[n] = b->eos, mask[n++] = 1;
+        mask_spans(b, tok, mask, (uint32_t)p->n_ids, n);
         sl_batch_sample_in s = {.tokens = tok, .n_tokens = n, .prompt_len = (uint32_t)p->n_ids,
                                 .loss_mask = mask, .sample_id = ids[i], .group_id = ids[i],
                                 .label = p->label};
@@ -2070,6 +2091,17 @@ static sl_err buffer_init(sl_actor_ctx *ctx, void **state) {
         }
     }
     if ((rc = load_filters(b))) return rc;
+    const char *spans = sl_topology_get_str(t, "sft", "loss_mask_spans");
+    if (spans && *spans) {
+        const char *bar = strchr(spans, '|');
+        size_t n1 = 0, n2 = 0;
+        if (!bar || bar == spans || !bar[1] || sl_tokenizer_encode(b->tok, spans, (size_t)(bar - spans), &b->span_open, &n1) ||
+            sl_tokenizer_encode(b->tok, bar + 1, strlen(bar + 1), &b->span_close, &n2) || !n1 || !n2) {
+            blog(b, SL_LOG_ERROR, "[sft] loss_mask_spans = \"%s\": not OPEN|CLOSE with two non-empty texts", spans);
+            return SL_EINVAL;
+        }
+        b->n_span_open = n1, b->n_span_close = n2;
+    }
     int64_t now = (int64_t)sl_now_ms();
     for (int i = 0; i < b->n_rollouts; i++) b->last_progress[i] = now;
     b->stage = ST_STATUS;
@@ -2094,6 +2126,7 @@ static void buffer_fini(void *state, sl_actor_ctx *ctx) {
     for (int i = 0; i < b->n_views; i++) sl_shm_view_close(b->views[i]);
     sl_shm_arena_close(b->arena);
     sl_shm_arena_close(b->wf_arena);
+    free(b->span_open), free(b->span_close);
     if (b->dsf_dl) dlclose(b->dsf_dl);
     if (b->bf_dl) dlclose(b->bf_dl);
     sl_wal_close(b->wal);

@@ -186,6 +186,7 @@ typedef struct wf_tool {
     char engines[MAX_ENGINES][SL_ACTOR_NAME_MAX];
     int n_engines;
     wgroup *groups;
+    uint64_t next_rid;
     uint64_t n_groups, n_samples, n_calls, n_call_errors, n_refused, n_gen_errors, n_resent;
 } wf_tool;
 
@@ -266,10 +267,11 @@ static void send_turn(wf_tool *w, wsample *s) {
     }
     static const char *const stop[] = {"</calc>"};
     char session[SL_GEN_MAX_SESSION];
-    snprintf(session, sizeof session, "wf-%llx-%u", (unsigned long long)g->gid, s->index);
+    snprintf(session, sizeof session, "wf-%c%lld-%llx-%u", g->eval ? 'e' : 'r', (long long)g->step,
+             (unsigned long long)g->gid, s->index);
     sl_gen_call c;
     sl_gen_call_default(&c);
-    c.rid = ((g->gid + s->index) << 3) | (uint64_t)(s->turn & 7);
+    c.rid = ++w->next_rid; /* unique among this caller's requests (eval and RL groups may share ids) */
     c.prompt = s->seq;
     c.prompt_len = (int)s->n_seq;
     c.max_tokens = budget;
