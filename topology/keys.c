@@ -138,9 +138,6 @@ static const sl_key_def keys[] = {
       "rollout driver: the buffer sends it PROMPTS and takes its WF_SAMPLE messages (checked, "
       "refusals counted per reason); samples without a reward go to the reward actors. Empty: "
       "the built-in driver. Its response budget is rollout_max_response_len (model + tool tokens)."),
-    P("rollout", "custom_generate_function_path", "",
-      "One sample's generation as a C plugin, FILE.so:SYMBOL (SYMBOL defaults to slime_generate; "
-      "signature in actors/workflow_plugin.h), called by the built-in rollout driver."),
     P("rollout", "dynamic_sampling_filter_path", "",
       "Group filter plugin, FILE.so:SYMBOL (default slime_dynamic_sampling_filter; "
       "actors/workflow_plugin.h) run by the buffer in place of DAPO's non-zero-std rule."),
