@@ -77,7 +77,12 @@ if "$PY" -c "import zmq" 2>/dev/null; then
     run py --set actor.tool.command="$PY $ROOT/bin/wf_tool.py"
     grep -q "wf_tool.py: tool ready" "$RUN/logs/tool.log" || fail "the Python workflow did not start"
     if grep -q "wf_tool.py: GENERATE for group" "$RUN/logs/tool.log"; then fail "engine errors in the Python workflow's log"; fi
-    echo "ok 2: Python tool workflow round trip"
+    # same seeds, same engine: the twins should make the same samples (informational)
+    same=$("$PY" -c "
+import json, sys
+def f(r): return [(x['reward_mean'], x['response_len_mean'], x['tool_calls']) for x in map(json.loads, open(r + '/metrics.jsonl')) if x['phase'] == 'rl']
+print('identical' if f(sys.argv[1]) == f(sys.argv[2]) else 'different')" "$T/c" "$T/py")
+    echo "ok 2: Python tool workflow round trip (per-step figures $same to the C workflow's)"
 else
     echo "no python3-zmq: case 2 skipped"
 fi
