@@ -15,6 +15,9 @@
 #      restarts it, its groups are dispatched again to the new instance, the
 #      run completes with every step in the ledger exactly once and no
 #      sample id twice.
+#   2b. hung: the same workflow stopped (slime-ctl inject wf hang, SIGSTOP)
+#      mid-group: the supervisor finds it hung (heartbeat), kills and
+#      restarts it; the run completes with a complete ledger.
 #   3. filter plugins (tests/rl/plugin_wf_filters.c, cc -shared):
 #      dynamic_sampling_filter_path drops the groups of prompt index % 3 == 0
 #      (more prompts are sampled), buffer_filter_path those of index % 5 == 1;
@@ -141,6 +144,27 @@ dups=$(grep -c "refused a sample from wf .*: duplicate: " "$RUN/logs/buffer.log"
 starts=$(grep -c "^start wf" "$RUN/events.log" 2>/dev/null || echo 0)
 [ "$starts" -ge 2 ] || fail "the workflow was not restarted ($starts start(s))"
 echo "ok 2: workflow killed mid-group, restarted; $redis group(s) dispatched again ($dups sample(s) already kept refused as duplicates); ledger complete"
+# ---------------------------------------------------------------- 2b. hung
+start hung 4 slow --set rollout.rollout_timeout_ms=2500 --set supervisor.heartbeat_ms=300 \
+    --set supervisor.heartbeat_timeout_ms=2000
+i=0
+while [ "$(cat "$RUN/ledger.jsonl" 2>/dev/null | wc -l)" -lt 1 ]; do
+    kill -0 "$SUP" 2>/dev/null || fail "the run ended before 1 RL step"
+    i=$((i + 1)); [ $i -gt 1800 ] && fail "no RL step within 180 s"
+    sleep 0.1
+done
+h0=$(grep -c "^half" "$RUN/wf_fake.log")
+i=0
+while [ "$(grep -c "^half" "$RUN/wf_fake.log")" -le "$h0" ]; do
+    i=$((i + 1)); [ $i -gt 600 ] && fail "the workflow sent no half group within 60 s"
+    sleep 0.05
+done
+"$BUILD/slime-ctl" --run-dir "$RUN" inject wf hang 60 > /dev/null || fail "inject wf hang"
+finish
+ledger 4
+grep -q "wf (pid [0-9]*) is hung" "$RUN/logs/supervisor.log" || fail "the hung workflow was not found hung"
+echo "ok 2b: workflow hung mid-group (SIGSTOP): killed by the supervisor, restarted, ledger complete"
+
 # ---------------------------------------------------------------- 3. filter plugins
 if command -v cc > /dev/null; then
     cc -shared -fPIC -O2 -Wall -Wextra -I"$ROOT/actors" -o "$T/filters.so" "$ROOT/tests/rl/plugin_wf_filters.c" ||
