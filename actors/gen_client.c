@@ -253,6 +253,24 @@ done:
     return e;
 }
 
+sl_err sl_gen_result_json(const sl_gen_result *r, char **json, size_t *len) {
+    if (!json) return SL_EINVAL;
+    *json = NULL;
+    if (len) *len = 0;
+    if (!r || r->n < 0 || (r->n && (!r->ids || !r->logprobs))) return SL_EINVAL;
+    json_t *ids = json_array(), *lps = json_array();
+    for (int i = 0; ids && lps && i < r->n; i++) {
+        json_array_append_new(ids, json_integer(r->ids[i]));
+        float v = r->logprobs[i];
+        json_array_append_new(lps, json_real(isfinite(v) ? (v > 0 ? 0 : v) : -1e30));
+    }
+    json_t *o = json_pack("{s:I, s:o, s:o, s:s, s:I, s:i, s:i}", "rid", (json_int_t)r->rid, "ids", ids,
+                          "logprobs", lps, "finish_reason", sl_finish_reason_name(r->finish),
+                          "weight_version", (json_int_t)r->weight_version, "prompt_tokens",
+                          r->prompt_tokens, "cached_tokens", r->cached_tokens);
+    return dump(o, json, len);
+}
+
 sl_err sl_gen_generate(sl_mailbox *mb, const char *engine, const sl_gen_call *c, int timeout_ms,
                        sl_gen_result *out) {
     if (!out) return SL_EINVAL;

@@ -105,6 +105,12 @@ sl_err sl_gen_send(sl_mailbox *mb, const char *engine, const sl_gen_call *c, uin
  * ERROR reply (text in out->error), SL_EPROTO for anything else. */
 sl_err sl_gen_result_parse(const sl_msg *reply, sl_gen_result *out);
 
+/* The JSON payload of a GENERATED for R (what the engine sends; fields in
+ * the order of PROTOCOL.md §11): malloc'd, NUL-terminated, *len bytes.
+ * Log-probs above 0 are written as 0, non-finite ones as -1e30.
+ * Errors: SL_EINVAL, SL_ERANGE (larger than a frame), SL_ENOMEM. */
+sl_err sl_gen_result_json(const sl_gen_result *r, char **json, size_t *len);
+
 /* ABORT the caller's request RID (all = false) or all of its requests
  * (all = true). One-way: each aborted request is answered with its
  * GENERATED (finish ABORT, the tokens so far) to its corr. */

@@ -768,18 +768,22 @@ static void gen_done(rollout *ro, sl_actor_ctx *ctx, greq *r, const sl_engine_do
     ro->n_gens--;
     if (d->finish == SL_FINISH_ABORT) ro->gen_aborted++;
     else ro->gen_ok++;
-    json_t *ids = json_array(), *lps = json_array();
-    for (int i = 0; ids && lps && i < d->n_tokens; i++) {
-        json_array_append_new(ids, json_integer(d->tokens[i]));
-        float v = d->logprobs[i];
-        json_array_append_new(lps, json_real(isfinite(v) ? (v > 0 ? 0 : v) : -1e30));
+    sl_gen_result view = {.rid = r->rid, .ids = d->tokens, .logprobs = d->logprobs, .n = d->n_tokens,
+                          .finish = d->finish, .weight_version = d->weight_version,
+                          .prompt_tokens = d->prompt_len, .cached_tokens = d->cached_tokens};
+    char *t = NULL;
+    size_t tl = 0;
+    int e = sl_gen_result_json(&view, &t, &tl);
+    if (!e) {
+        if (r->flags & SL_FLAG_NOREPLY) e = SL_OK;
+        else if (!r->corr) e = sl_actor_send(ctx, r->sender, SL_MSG_GENERATED, t, tl);
+        else {
+            sl_msg req = {.type = SL_MSG_GENERATE, .flags = r->flags, .corr = r->corr};
+            snprintf(req.sender, sizeof req.sender, "%s", r->sender);
+            e = sl_actor_reply(ctx, &req, SL_MSG_GENERATED, t, tl);
+        }
     }
-    json_t *o = json_pack("{s:I, s:o, s:o, s:s, s:I, s:i, s:i}", "rid", (json_int_t)r->rid, "ids", ids,
-                          "logprobs", lps, "finish_reason", sl_finish_reason_name(d->finish),
-                          "weight_version", (json_int_t)d->weight_version, "prompt_tokens", d->prompt_len,
-                          "cached_tokens", d->cached_tokens);
-    int e = o ? answer(ctx, r->sender, r->corr, r->flags, SL_MSG_GENERATED, o) : SL_ENOMEM;
-    json_decref(o);
+    free(t);
     if (e) {
         ro->reply_fail++;
         sl_actor_log(ctx, SL_LOG_WARN, "GENERATED rid %llu to %s not sent: %s", (unsigned long long)r->rid,

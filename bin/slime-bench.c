@@ -19,6 +19,7 @@ BENCH(wal)
 BENCH(model)
 BENCH(tokenizer)
 BENCH(rl_step)
+BENCH(gen)
 #undef BENCH
 
 static const struct {
@@ -32,6 +33,7 @@ static const struct {
     {"model", NULL, "CPU forward+backward tokens/s and decode tokens/s"},
     {"tokenizer", NULL, "BPE encoding MB/s on one core"},
     {"rl-step", NULL, "seconds per RL step split by phase"},
+    {"gen", NULL, "generation scheduler requests/s and tokens/s, 1 vs 8 in flight"},
 };
 
 static bench_fn lookup(const char *name) {
@@ -41,6 +43,7 @@ static bench_fn lookup(const char *name) {
     if (!strcmp(name, "model")) return bench_model;
     if (!strcmp(name, "tokenizer")) return bench_tokenizer;
     if (!strcmp(name, "rl-step")) return bench_rl_step;
+    if (!strcmp(name, "gen")) return bench_gen;
     return NULL;
 }
 
