@@ -77,7 +77,7 @@ TESTS := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(sort $(wildcard tests/unit/helper_*.c))
 TEST_HELPER_BINS := $(TEST_HELPERS:tests/unit/helper_%.c=$(BUILD)/tests/helper_%)
 
-.PHONY: all run test deps deps-check asan install clean info
+.PHONY: all run test deps deps-check asan install clean info cflags libs
 # keep program objects (they are intermediates of the link rules)
 .SECONDARY:
 .DEFAULT_GOAL := all
@@ -86,6 +86,14 @@ all: info deps-check $(LIB) $(BINS) $(TESTS) $(TEST_HELPER_BINS)
 
 info:
 	@echo "$(CUDA_MSG)"
+
+# Flags for a program built against build/libslime.a (a custom C actor, see
+# README "Attaching custom actors"), run from the repository root:
+#   cc $$(make -s cflags) -o my_actor my_actor.c $$(make -s libs)
+cflags:
+	@echo "$(CPPFLAGS) -std=c11 -pthread -fopenmp"
+libs:
+	@echo "$(LIB) $(LDLIBS_SLIME)"
 
 deps-check:
 ifneq ($(strip $(MISSING_HEADERS)),)

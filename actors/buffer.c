@@ -179,6 +179,7 @@ typedef struct buffer {
     /* the batch in training (for its metrics line) */
     double tr_reward_mean, tr_reward_std, tr_len_mean, tr_tokens_per_s;
     int64_t tr_n, tr_failed, tr_groups_total, tr_groups_kept;
+    int64_t tr_staleness, tr_zero_std_groups; /* max weight-version lag; trained groups of one reward */
     /* shm */
     sl_shm_arena *arena;
     size_t slot_bytes;
@@ -845,7 +846,7 @@ static int train_round(buffer *b, rround *r) {
     if (rc == 0) rc = sl_batch_writer_init(&w, buf, sz, &dims, (uint64_t)b->weight_version, (uint64_t)r->step, b->vocab);
     si = 0, ri = 0;
     double len_sum = 0;
-    int64_t n_failed = 0;
+    int64_t n_failed = 0, lag = 0, zero_std = 0;
     for (size_t s = 0; rc == 0 && s < take; s++) {
         group *g = &r->g[sel[s]];
         sl_batch_view v;
@@ -856,6 +857,12 @@ static int train_round(buffer *b, rround *r) {
             for (uint32_t t = 0; t < x.n_tokens; t++) fadv[t] = t >= x.prompt_len ? adv[ri++] : 0.f;
             len_sum += x.n_tokens - x.prompt_len;
             n_failed += g->failed[i];
+            if (b->weight_version - (int64_t)x.weight_version > lag) lag = b->weight_version - (int64_t)x.weight_version;
+            if (i == 0) {
+                double gm, gsd;
+                stats(g->rewards, v.n_samples, &gm, &gsd);
+                zero_std += gsd <= 1e-6;
+            }
             sl_batch_sample_in in = {.tokens = x.tokens, .n_tokens = x.n_tokens, .prompt_len = x.prompt_len,
                                      .logprobs = x.logprobs, .loss_mask = x.loss_mask,
                                      .advantages = adv_here ? fadv : NULL, .reward = g->rewards[i],
@@ -886,6 +893,7 @@ static int train_round(buffer *b, rround *r) {
             snprintf(b->tr_wm_name[k2], SL_WF_METRIC_NAME_MAX, "%s", r->wm_name[k2]);
             b->tr_wm_mean[k2] = r->wm_cnt[k2] ? r->wm_sum[k2] / (double)r->wm_cnt[k2] : 0;
         }
+        b->tr_staleness = lag, b->tr_zero_std_groups = zero_std;
     }
     json_t *h = NULL;
     char *htxt = NULL;
@@ -1410,6 +1418,67 @@ static int cmp_resend(const void *x, const void *y) {
     return a->step < c->step ? -1 : a->step > c->step;
 }
 
+/* The weight_version of RL step STEP in RUN_DIR/ledger.jsonl (-1: none). */
+static int64_t ledger_version(const buffer *b, int64_t step) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/ledger.jsonl", b->run_dir);
+    FILE *f = fopen(p, "r");
+    if (!f) return -1;
+    int64_t wv = -1;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        json_t *o = json_loadb(line, (size_t)n, 0, NULL);
+        json_t *s = json_object_get(o, "step"), *v = json_object_get(o, "weight_version");
+        if (json_is_integer(s) && json_integer_value(s) == step && json_is_integer(v)) wv = json_integer_value(v);
+        json_decref(o);
+    }
+    free(line);
+    fclose(f);
+    return wv;
+}
+
+/* Metrics lines of RL steps LAST+1..STEP, which the trainer finished but
+ * whose TRAIN_DONE never reached us (the run stopped in between), rebuilt
+ * from their WAL'd batches: the buffer's own figures (rewards, lengths,
+ * samples); the trainer's (loss, kl, ...) are lost: "recovered": true. */
+static void recover_metrics(buffer *b, const char *wal_path, int64_t last, int64_t step) {
+    resend *keep = b->resends;
+    size_t keep_n = b->n_resends;
+    b->resends = NULL, b->n_resends = 0;
+    wal_scan ws = {b, last, step};
+    sl_wal_replay(wal_path, wal_record, &ws, NULL);
+    qsort(b->resends, b->n_resends, sizeof *b->resends, cmp_resend);
+    for (size_t k = 0; k < b->n_resends; k++) {
+        resend *rs = &b->resends[k];
+        sl_batch_view v;
+        if (sl_batch_view_open(&v, rs->data, rs->len, 0, SL_BATCH_SKIP_CHECKSUM, NULL, 0) != 0 || !v.n_samples) continue;
+        double sum = 0, sum2 = 0, len = 0;
+        for (uint32_t i = 0; i < v.n_samples; i++) {
+            sl_batch_sample x;
+            sl_batch_view_sample(&v, i, &x);
+            sum += x.reward, sum2 += (double)x.reward * x.reward, len += x.n_tokens - x.prompt_len;
+        }
+        double n = v.n_samples, mean = sum / n;
+        double var = n > 1 ? (sum2 - n * mean * mean) / (n - 1) : 0;
+        b->samples_total += v.n_samples;
+        json_t *line = json_pack("{s:I,s:I,s:s,s:f,s:f,s:f,s:I,s:I,s:b}", "step", (json_int_t)(b->sft_steps + rs->step),
+                                 "rl_step", (json_int_t)rs->step, "phase", "rl", "reward_mean", mean, "reward_std",
+                                 var > 0 ? sqrt(var) : 0.0, "response_len_mean", len / n, "samples_trained",
+                                 (json_int_t)b->samples_total, "samples_step", (json_int_t)v.n_samples, "recovered", 1);
+        int64_t wv = ledger_version(b, rs->step);
+        if (line && wv >= 0) json_object_set_new(line, "weight_version", json_integer(wv));
+        if (line) sl_metrics_write(b->metrics, line);
+        json_decref(line);
+        blog(b, SL_LOG_INFO, "metrics of RL step %lld rebuilt from the WAL (its TRAIN_DONE was lost)",
+             (long long)rs->step);
+    }
+    for (size_t k = 0; k < b->n_resends; k++) free(b->resends[k].hdr), free(b->resends[k].data);
+    free(b->resends);
+    b->resends = keep, b->n_resends = keep_n;
+}
+
 static void on_status(buffer *b, const sl_msg *m) {
     json_t *o = NULL;
     uint64_t step = 0, wv = 0, sft_step = 0;
@@ -1448,6 +1517,8 @@ static void on_status(buffer *b, const sl_msg *m) {
     /* WAL'd batches the trainer has not trained */
     char wp[4200];
     snprintf(wp, sizeof wp, "%s/wal/buffer.wal", b->run_dir);
+    int64_t last_rl = resumed ? sl_metrics_last_rl_step(path) : 0;
+    if (resumed && b->metrics && last_rl < (int64_t)step) recover_metrics(b, wp, last_rl, (int64_t)step);
     wal_scan ws = {b, (int64_t)step, INT64_MAX};
     sl_wal_replay(wp, wal_record, &ws, NULL);
     if (b->n_resends) {
@@ -1519,6 +1590,8 @@ static void rl_trained(buffer *b, int64_t step, int64_t wv, json_t *mt) {
     if (line && isfinite(b->tr_tokens_per_s)) json_object_set_new(line, "tokens_per_s", json_real(b->tr_tokens_per_s));
     if (line) json_object_set_new(line, "accuracy", json_real(b->tr_accuracy));
     if (line && b->wf) wf_metrics_into(b, line, b->tr_n_wm, b->tr_wm_name, b->tr_wm_mean);
+    if (line) json_object_set_new(line, "staleness", json_integer(b->tr_staleness));
+    if (line) json_object_set_new(line, "groups_zero_std", json_integer(b->tr_zero_std_groups));
     static const char *keys[] = {"loss", "pg_loss", "kl", "kl_loss", "entropy", "grad_norm", "clipfrac", "lr",
                                  "train_rollout_logprob_abs_diff", "train_s"};
     for (size_t i = 0; line && i < SL_ARRAY_LEN(keys); i++) copy_metric(line, mt, keys[i]);

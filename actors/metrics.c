@@ -218,7 +218,8 @@ int sl_metrics_truncate(const char *path, bool keep_sft, int64_t max_rl_step, in
     return rc;
 }
 
-int64_t sl_metrics_last_samples_trained(const char *path) {
+/* The integer FIELD of PATH's last rl line that has it (0 when none). */
+static int64_t last_rl_int(const char *path, const char *field) {
     int missing;
     size_t len = 0;
     char *buf = slurp(path, &len, &missing);
@@ -229,7 +230,7 @@ int64_t sl_metrics_last_samples_trained(const char *path) {
         size_t ll = e ? (size_t)(e - p) : (size_t)(buf + len - p);
         json_t *o = json_loadb(p, ll, 0, NULL);
         const char *ph = json_string_value(json_object_get(o, "phase"));
-        json_t *st = json_object_get(o, "samples_trained");
+        json_t *st = json_object_get(o, field);
         if (ph && strcmp(ph, "rl") == 0 && json_is_integer(st)) last = json_integer_value(st);
         json_decref(o);
         p += ll + (e ? 1 : 0);
@@ -237,6 +238,10 @@ int64_t sl_metrics_last_samples_trained(const char *path) {
     free(buf);
     return last;
 }
+
+int64_t sl_metrics_last_samples_trained(const char *path) { return last_rl_int(path, "samples_trained"); }
+
+int64_t sl_metrics_last_rl_step(const char *path) { return last_rl_int(path, "rl_step"); }
 
 static size_t fmt_dur(double s, char *b, size_t cap) {
     if (!isfinite(s) || s < 0) return (size_t)snprintf(b, cap, "?");
@@ -288,6 +293,9 @@ void sl_metrics_progress(sl_metrics *m, const sl_progress *p) {
     struct iovec iov = {nl, n + 1};
     (void)sl_file_write_atomic(m->progress_path, &iov, 1);
     if (m->tty_fd < 0) return;
+    /* run.log_level warn or error (slime-supervisor --quiet): only the
+     * final line reaches the user */
+    if (sl_log_get_level() < SL_LOG_INFO && !(p->phase && strcmp(p->phase, "done") == 0)) return;
     if (m->is_tty) {
         char out[540];
         int w = snprintf(out, sizeof out, "\r\033[K%s", line);
@@ -300,4 +308,65 @@ void sl_metrics_progress(sl_metrics *m, const sl_progress *p) {
     } else {
         (void)!write(m->tty_fd, nl, n + 1);
     }
+}
+
+/* ====================================================== long operations */
+
+static struct {
+    char name[64];
+    int fd;            /* the user's stderr; -1 none, -2 not opened yet */
+    bool tty;
+    char what[48];     /* the operation in progress */
+    double start, last;
+    bool shown;
+    double after_s;    /* operations shorter than this stay silent */
+} task = {.fd = -2, .after_s = 1.0};
+
+static void fmt_bytes(uint64_t b, char *out, size_t cap) {
+    if (b >= (1ull << 30)) snprintf(out, cap, "%.2f GB", (double)b / 1073741824.0);
+    else snprintf(out, cap, "%.1f MB", (double)b / 1048576.0);
+}
+
+static void task_hook(const char *what, uint64_t done, uint64_t total) {
+    if (sl_log_get_level() < SL_LOG_INFO) return; /* --quiet */
+    double now = now_s();
+    if (done == 0 || strncmp(task.what, what, sizeof task.what - 1) != 0) {
+        snprintf(task.what, sizeof task.what, "%s", what);
+        task.start = now;
+        task.last = 0;
+        task.shown = false;
+    }
+    bool end = done >= total;
+    /* short operations stay silent; long ones update 4x a second on a
+     * terminal, every 5 s elsewhere, and end with one line */
+    if (end ? !task.shown : (now - task.start < task.after_s || now - task.last < (task.tty ? 0.25 : 5.0))) {
+        if (end) task.what[0] = 0;
+        return;
+    }
+    if (task.fd == -2) {
+        task.fd = open_user_stderr();
+        task.tty = task.fd >= 0 && isatty(task.fd);
+    }
+    if (task.fd < 0) return;
+    char d[32], t[32], line[256];
+    fmt_bytes(done, d, sizeof d);
+    fmt_bytes(total, t, sizeof t);
+    int n;
+    if (end)
+        n = snprintf(line, sizeof line, "%s[%s] %s: %s done in %.1f s\n", task.tty ? "\r\033[K" : "", task.name,
+                     what, t, now - task.start);
+    else
+        n = snprintf(line, sizeof line, "%s[%s] %s %.0f%% (%s of %s)%s", task.tty ? "\r\033[K" : "", task.name,
+                     what, total ? 100.0 * (double)done / (double)total : 0.0, d, t, task.tty ? "" : "\n");
+    if (n > 0) (void)!write(task.fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    task.shown = !end;
+    task.last = now;
+    if (end) task.what[0] = 0;
+}
+
+void sl_metrics_task_progress_install(const char *name) {
+    snprintf(task.name, sizeof task.name, "%s", name ? name : "slime");
+    const char *e = getenv("SL_PROGRESS_AFTER_MS"); /* tests: show short operations too */
+    if (e && *e) task.after_s = atof(e) / 1000.0;
+    sl_progress_set_hook(task_hook);
 }

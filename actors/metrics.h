@@ -26,7 +26,8 @@
  * the supervisor's stderr, opened as /proc/PPID/fd/2 (O_APPEND) when the
  * parent is slime-supervisor. On a terminal it is refreshed in place
  * ("\r" + clear line); otherwise one plain line per update. SL_PROGRESS=0
- * in the environment turns (2) off.
+ * in the environment turns (2) off; so does a log level below info
+ * (slime-supervisor --quiet), except for the final "done" line.
  *
  * What it is not: no aggregation across actors (the buffer computes the
  * figures), no reading of metrics (report.h reads them).
@@ -71,6 +72,9 @@ int sl_metrics_truncate(const char *path, bool keep_sft, int64_t max_rl_step, in
  * for a resumed run. */
 int64_t sl_metrics_last_samples_trained(const char *path);
 
+/* The rl_step of PATH's last rl line (0 when none). */
+int64_t sl_metrics_last_rl_step(const char *path);
+
 /* One progress update. NAN for a figure that is unknown. */
 typedef struct sl_progress {
     const char *phase; /* "sft", "rl", "eval", "done" */
@@ -90,5 +94,17 @@ size_t sl_progress_format(const sl_progress *p, char *buf, size_t cap);
  * phase changed or is "done". Never fails: output errors are
  * ignored (progress is a convenience). */
 void sl_metrics_progress(sl_metrics *m, const sl_progress *p);
+
+/* Show the library's long operations (sl_progress_report in base.h:
+ * loading weights, writing a checkpoint's weights) where the progress
+ * line goes: "[NAME] loading weights 45% (1.20 GB of 2.65 GB)", refreshed
+ * in place on a terminal (4 times a second at most), one plain line every
+ * 5 s otherwise, then "[NAME] loading weights: 2.65 GB done in 3.1 s".
+ * Operations shorter than a second (SL_PROGRESS_AFTER_MS in the
+ * environment changes it) show nothing; so does a log level
+ * below info (slime-supervisor --quiet). Installs a process-wide hook
+ * (sl_progress_set_hook); NAME (the actor's) is copied. sl_actor_main
+ * calls it for every actor. Not thread safe: one operation at a time. */
+void sl_metrics_task_progress_install(const char *name);
 
 #endif /* SL_METRICS_H */

@@ -79,7 +79,8 @@ int sl_rl_model_dir_for(const char *model_path, const char *run_dir, char *out, 
         remove_tree_shallow(tmp);
         return SL_EIO;
     }
-    const char *files[] = {"config.json", "tokenizer.json", "tokenizer_config.json"};
+    const char *files[] = {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                           "special_tokens_map.json"};
     for (size_t i = 0; i < SL_ARRAY_LEN(files); i++) {
         char p[PATH_MAX];
         if ((size_t)snprintf(p, sizeof p, "%s/%s", tmp, files[i]) < sizeof p) fsync_path(p, 0);

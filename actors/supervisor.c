@@ -118,6 +118,37 @@ static void sv_log(sv *s, sl_log_level lvl, const char *fmt, ...) {
     }
 }
 
+/* The final summary: one INFO line on stderr whatever the log level (so
+ * --quiet still ends with it) and in logs/supervisor.log: exit status,
+ * restarts per actor, the last progress line of the run (RUN_DIR/progress,
+ * metrics.h) when there is one. */
+static void summary(sv *s, int rc) {
+    char msg[1024];
+    int n = snprintf(msg, sizeof msg, "summary: exit status %d, %d actors", rc, s->n);
+    int restarts = 0;
+    for (int i = 0; i < s->n; i++) restarts += s->c[i].restarts;
+    if (n > 0 && (size_t)n < sizeof msg) n += snprintf(msg + n, sizeof msg - (size_t)n, ", %d restarts", restarts);
+    for (int i = 0; i < s->n && restarts && n > 0 && (size_t)n < sizeof msg; i++)
+        if (s->c[i].restarts)
+            n += snprintf(msg + n, sizeof msg - (size_t)n, " %s:%d", s->c[i].spec->name, s->c[i].restarts);
+    char path[1200], last[512] = "";
+    if ((size_t)snprintf(path, sizeof path, "%s/progress", s->run_dir) < sizeof path) {
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(last, sizeof last, f)) last[0] = 0;
+            fclose(f);
+            last[strcspn(last, "\r\n")] = 0;
+        }
+    }
+    if (last[0] && n > 0 && (size_t)n < sizeof msg)
+        n += snprintf(msg + n, sizeof msg - (size_t)n, "; last progress: %s", last);
+    if (n > 0 && (size_t)n < sizeof msg) snprintf(msg + n, sizeof msg - (size_t)n, "; run dir %s", s->run_dir);
+    sl_log_level lvl = sl_log_get_level();
+    if (lvl < SL_LOG_INFO) sl_log_init(NULL, SL_LOG_INFO);
+    sv_log(s, SL_LOG_INFO, "%s", msg);
+    if (lvl < SL_LOG_INFO) sl_log_init(NULL, lvl);
+}
+
 /* ================================================================ run dir */
 
 static sl_err mkdirs(const char *path, char *why, size_t whycap) {
@@ -353,6 +384,17 @@ static sl_err child_spawn(sv *s, child *c) {
     c->ping_floor = s->ping_seq + 1;
     c->state = c->spec->heartbeat == SL_HEARTBEAT_NONE ? SL_CHILD_RUNNING : SL_CHILD_STARTING;
     sv_log(s, SL_LOG_INFO, "started %s (%s) pid %ld", c->spec->name, c->spec->kind_name, (long)pid);
+    if (sl_log_get_level() >= SL_LOG_DEBUG) {
+        char cmd[512];
+        size_t n = 0;
+        cmd[0] = 0;
+        for (char **a = c->argv; *a && n + 2 < sizeof cmd; a++) {
+            int w = snprintf(cmd + n, sizeof cmd - n, "%s%s", n ? " " : "", *a);
+            if (w < 0) break;
+            n += (size_t)w < sizeof cmd - n ? (size_t)w : sizeof cmd - n - 1;
+        }
+        sl_debug("%s: exec %s; log %s", c->spec->name, cmd, c->log_path);
+    }
     return SL_OK;
 }
 
@@ -616,6 +658,28 @@ static void check_hung(sv *s) {
 
 /* ================================================================ control */
 
+/* The mailbox counters the child's runtime writes to RUN_DIR/stats/NAME.json
+ * (actor.c), when the file is this pid's: "msgs_in", "msgs_out",
+ * "msgs_time_ms"; null otherwise (not started yet, or a custom actor that
+ * does not write it). The file is hostile: only integers are taken. */
+static void add_msg_stats(const sv *s, const child *c, json_t *a) {
+    json_t *in = NULL, *out = NULL, *tm = NULL, *f = NULL;
+    char path[1200];
+    if (c->pid > 0 &&
+        (size_t)snprintf(path, sizeof path, "%s/stats/%s.json", s->run_dir, c->spec->name) < sizeof path)
+        f = json_load_file(path, JSON_DISABLE_EOF_CHECK, NULL);
+    if (json_is_object(f) && json_integer_value(json_object_get(f, "pid")) == (json_int_t)c->pid) {
+        json_t *v;
+        if (json_is_integer(v = json_object_get(f, "msgs_in"))) in = json_integer(json_integer_value(v));
+        if (json_is_integer(v = json_object_get(f, "msgs_out"))) out = json_integer(json_integer_value(v));
+        if (json_is_integer(v = json_object_get(f, "time_ms"))) tm = json_integer(json_integer_value(v));
+    }
+    json_decref(f);
+    json_object_set_new(a, "msgs_in", in ? in : json_null());
+    json_object_set_new(a, "msgs_out", out ? out : json_null());
+    json_object_set_new(a, "msgs_time_ms", tm ? tm : json_null());
+}
+
 static json_t *status_json(sv *s) {
     json_t *root = json_object();
     json_object_set_new(root, "run_dir", json_string(s->run_dir));
@@ -637,6 +701,7 @@ static json_t *status_json(sv *s) {
         json_object_set_new(a, "heartbeat_age_ms",
                             c->pid > 0 && c->last_seen_ms ? json_integer((json_int_t)(now - c->last_seen_ms))
                                                           : json_null());
+        add_msg_stats(s, c, a);
         json_array_append_new(arr, a);
     }
     json_object_set_new(root, "actors", arr);
@@ -905,6 +970,7 @@ int sl_supervisor_run(const sl_topology *topo, const sl_supervisor_opts *opts) {
     rc = s->exit_code;
     shutdown_all(s);
     sv_log(s, SL_LOG_INFO, "supervisor exits with status %d", rc);
+    summary(s, rc);
 
 out:
     if (s->c)

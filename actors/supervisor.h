@@ -40,7 +40,10 @@
  *                    "pid" (0: not running),"state","restarts","last_exit"
  *                    (null: never exited; "exit N", "signal N", "hung",
  *                    "spawn failed"),"restart","heartbeat",
- *                    "heartbeat_age_ms"}],"bad_requests"}
+ *                    "heartbeat_age_ms","msgs_in","msgs_out","msgs_time_ms"
+ *                    (mailbox counters the child's runtime writes to
+ *                    RUN_DIR/stats/NAME.json about once a second, and when;
+ *                    null when it has not)}],"bad_requests"}
  *   stop             {"ok":true,"stopping":true}, then an orderly stop
  *   inject ACTOR kill|term|pause|resume|hang SECONDS
  *                    SIGKILL | SIGTERM | SIGSTOP | SIGCONT | SIGSTOP now
@@ -49,7 +52,8 @@
  *
  * RUN_DIR layout: topology.conf (the resolved copy children read),
  * control and heartbeat (nng sockets), mb/ (mailboxes), logs/NAME.log (each
- * child's stdout+stderr), logs/supervisor.log, supervisor.lock.
+ * child's stdout+stderr), logs/supervisor.log, supervisor.lock, stats/NAME.json (each
+ * actor runtime's mailbox counters).
  *
  * What it is not: an actor (it runs no ops table), and not a scheduler
  * across machines.

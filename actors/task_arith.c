@@ -354,7 +354,13 @@ int sl_arith_write_tokenizer(const char *dir, char *err, size_t errlen) {
                     1024, "clean_up_tokenization_spaces", 0, "tokenizer_class", "PreTrainedTokenizerFast",
                     "chat_template", CHATML_TEMPLATE);
     if (!cfg) { rc = SL_ENOMEM; goto out; }
-    rc = write_json_atomic(p2, cfg, JSON_INDENT(2), err, errlen);
+    if ((rc = write_json_atomic(p2, cfg, JSON_INDENT(2), err, errlen))) goto out;
+    json_decref(cfg);
+    cfg = json_pack("{s:s, s:s, s:s}", "eos_token", "<|im_end|>", "pad_token", "<|endoftext|>", "unk_token", "<unk>");
+    char *p3 = join(dir, "special_tokens_map.json");
+    if (!cfg || !p3) rc = SL_ENOMEM;
+    else rc = write_json_atomic(p3, cfg, JSON_INDENT(2), err, errlen);
+    free(p3);
 out:
     if (rc == SL_ENOMEM) fail(err, errlen, rc, "out of memory");
     json_decref(root);
@@ -427,6 +433,16 @@ int sl_arith_write_model_config(const char *dir, const sl_arith_model_cfg *m, ch
     }
     rc = write_json_atomic(path, c, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(12), err, errlen);
     json_decref(c);
+    free(path);
+    if (rc) return rc;
+    /* generation_config.json as transformers writes it: generation stops
+     * at <|im_end|>, pads with <|endoftext|> */
+    path = join(dir, "generation_config.json");
+    json_t *g = json_pack("{s:n, s:i, s:i, s:s}", "bos_token_id", "eos_token_id", SL_ARITH_IM_END_ID,
+                          "pad_token_id", SL_ARITH_ENDOFTEXT_ID, "transformers_version", "4.51.0");
+    if (!path || !g) rc = fail(err, errlen, SL_ENOMEM, "out of memory");
+    else rc = write_json_atomic(path, g, JSON_INDENT(2), err, errlen);
+    json_decref(g);
     free(path);
     return rc;
 }

@@ -156,8 +156,9 @@ int sl_arith_write_jsonl(const char *path, const sl_arith_item *items, size_t n,
 #define SL_ARITH_IM_START_ID 98
 #define SL_ARITH_IM_END_ID 99
 
-/* Write DIR/tokenizer.json and DIR/tokenizer_config.json (eos
- * "<|im_end|>", pad "<|endoftext|>", no bos, a ChatML chat_template).
+/* Write DIR/tokenizer.json, DIR/tokenizer_config.json (eos
+ * "<|im_end|>", pad "<|endoftext|>", no bos, a ChatML chat_template) and
+ * DIR/special_tokens_map.json.
  * DIR is created (0755) when missing. Errors: SL_EIO (with err), SL_ENOMEM. */
 int sl_arith_write_tokenizer(const char *dir, char *err, size_t errlen);
 
@@ -179,7 +180,8 @@ void sl_arith_model_cfg_init(sl_arith_model_cfg *m);
 
 /* Write DIR/config.json for a model of shape *m (NULL = defaults) with
  * vocab_size SL_ARITH_VOCAB_SIZE, eos_token_id <|im_end|>, pad_token_id
- * <|endoftext|>, dtype float32, in the form transformers writes. DIR is
+ * <|endoftext|>, dtype float32, in the form transformers writes, and
+ * DIR/generation_config.json (eos <|im_end|>, pad <|endoftext|>). DIR is
  * created when missing. Errors: SL_EINVAL (a bad shape, with err), SL_EIO. */
 int sl_arith_write_model_config(const char *dir, const sl_arith_model_cfg *m, char *err, size_t errlen);
 

@@ -5,23 +5,33 @@
  *   slime-ctl [--run-dir DIR] [--timeout MS] status [--json]
  *   slime-ctl [--run-dir DIR] stop
  *   slime-ctl [--run-dir DIR] inject ACTOR kill|term|hang SECONDS|pause|resume
+ *   slime-ctl [--run-dir DIR] top [--once] [--interval MS] [--count N]
  *
+ * `top` is the live view (actors/top.h): refreshed in place every MS
+ * (default 1000) on a terminal, one plain snapshot after another otherwise;
+ * --once prints one snapshot (taken over ~1 s, so that CPU % and
+ * messages/s are rates), --count N stops after N snapshots. It ends with 0
+ * when the supervisor goes away after the first snapshot.
  * RUN_DIR defaults to $SL_RUN_DIR. `status --json` prints the supervisor's
  * one JSON object unchanged: {"run_dir":..., "actors":[{"name","kind","pid",
  * "state","restarts","last_exit",...}]}.
  * Exit: 0 done, 1 the supervisor refused or cannot be reached, 2 usage.
  */
 #include "control.h"
+#include "top.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static void usage(FILE *f) {
     fprintf(f, "usage: slime-ctl [--run-dir DIR] [--timeout MS] status [--json]\n"
                "       slime-ctl [--run-dir DIR] stop\n"
                "       slime-ctl [--run-dir DIR] inject ACTOR kill|term|hang SECONDS|pause|resume\n"
+               "       slime-ctl [--run-dir DIR] top [--once] [--interval MS] [--count N]\n"
                "RUN_DIR defaults to $SL_RUN_DIR.\n");
 }
 
@@ -40,6 +50,96 @@ static void print_table(json_t *o) {
                (long long)json_integer_value(json_object_get(a, "restarts")),
                json_is_string(le) ? json_string_value(le) : "-");
     }
+}
+
+static uint64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+/* The supervisor's status as an object, or NULL (message on stderr when
+ * LOUD). */
+static json_t *get_status(const char *run_dir, int timeout, bool loud) {
+    char *reply = NULL;
+    sl_err e = sl_control_request(run_dir, "status --json", &reply, timeout);
+    if (e) {
+        if (!loud) return NULL;
+        if (e == SL_ECLOSED) fprintf(stderr, "slime-ctl: no supervisor is running in %s\n", run_dir);
+        else fprintf(stderr, "slime-ctl: %s: %s\n", run_dir, sl_strerror(e));
+        return NULL;
+    }
+    json_t *o = json_loads(reply, 0, NULL);
+    free(reply);
+    if (!json_is_object(o) || !json_is_array(json_object_get(o, "actors"))) {
+        if (loud) fprintf(stderr, "slime-ctl: the supervisor's status is not the expected JSON object\n");
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static int run_top(const char *run_dir, int timeout, bool once, long interval, long count) {
+    sl_top *t = NULL;
+    if (sl_top_new(run_dir, &t)) return 1;
+    bool tty = isatty(STDOUT_FILENO);
+    int rc = 0;
+    if (once) {
+        /* a silent first sample, so that the printed one shows rates */
+        json_t *o = get_status(run_dir, timeout, true);
+        if (!o) {
+            sl_top_free(t);
+            return 1;
+        }
+        FILE *nul = fopen("/dev/null", "w");
+        if (nul) {
+            sl_top_render(t, o, mono_ms(), nul);
+            fclose(nul);
+        }
+        json_decref(o);
+        sleep_ms(interval < 1100 ? 1100 : interval);
+        count = 1;
+    }
+    for (long k = 0; count <= 0 || k < count; k++) {
+        if (k > 0) sleep_ms(interval);
+        json_t *o = get_status(run_dir, timeout, k == 0);
+        if (!o) {
+            if (k > 0) printf("the supervisor in %s is gone\n", run_dir);
+            rc = k > 0 ? 0 : 1;
+            break;
+        }
+        char *frame = NULL;
+        size_t flen = 0;
+        FILE *mf = open_memstream(&frame, &flen);
+        if (!mf) {
+            json_decref(o);
+            rc = 1;
+            break;
+        }
+        int e = sl_top_render(t, o, mono_ms(), mf);
+        fclose(mf);
+        json_decref(o);
+        if (e) {
+            free(frame);
+            fprintf(stderr, "slime-ctl: cannot show the status: %s\n", sl_strerror(e));
+            rc = 1;
+            break;
+        }
+        /* on a terminal: cursor home, clear, the whole frame in one write */
+        if (tty && !once) fputs("\033[H\033[2J", stdout);
+        else if (k > 0) fputc('\n', stdout);
+        fwrite(frame, 1, flen, stdout);
+        fflush(stdout);
+        free(frame);
+    }
+    sl_top_free(t);
+    return rc;
 }
 
 int main(int argc, char **argv) {
@@ -86,6 +186,32 @@ int main(int argc, char **argv) {
             return 2;
         }
         json = nargs == 1;
+    } else if (strcmp(cmd, "top") == 0) {
+        bool once = false;
+        long interval = 1000, count = 0;
+        for (int k = i + 1; k < argc; k++) {
+            if (strcmp(argv[k], "--once") == 0) {
+                once = true;
+            } else if ((strcmp(argv[k], "--interval") == 0 || strcmp(argv[k], "--count") == 0) &&
+                       k + 1 < argc) {
+                char *end = NULL;
+                long v = strtol(argv[k + 1], &end, 10);
+                bool iv = argv[k][2] == 'i';
+                if (!end || *end || end == argv[k + 1] || v < (iv ? 100 : 1) || v > 86400000) {
+                    fprintf(stderr, "slime-ctl: %s needs %s, not '%s'\n", argv[k],
+                            iv ? "milliseconds in 100..86400000" : "a positive count", argv[k + 1]);
+                    return 2;
+                }
+                if (iv) interval = v;
+                else count = v;
+                k++;
+            } else {
+                fprintf(stderr, "slime-ctl: top: unknown argument '%s'\n", argv[k]);
+                usage(stderr);
+                return 2;
+            }
+        }
+        return run_top(run_dir, timeout, once, interval, count);
     } else if (strcmp(cmd, "stop") == 0) {
         if (nargs != 0) {
             usage(stderr);

@@ -4,7 +4,7 @@
  *
  *   slime-model info DIR
  *   slime-model tokenize DIR_OR_TOKENIZER_FILE [--decode]
- *   slime-model score DIR
+ *   slime-model score DIR [--max-len N] [--logits]
  *   slime-model generate DIR --prompt TEXT [--chat] [--max-tokens N]
  *                        [--temperature T] [--top-p P] [--top-k K] [--seed S]
  *
@@ -32,7 +32,7 @@
 static const char *usage_text =
     "usage: slime-model info DIR\n"
     "       slime-model tokenize DIR_OR_TOKENIZER_FILE [--decode]   (JSON lines on stdin)\n"
-    "       slime-model score DIR [--max-len N]                     (JSON lines on stdin)\n"
+    "       slime-model score DIR [--max-len N] [--logits]          (JSON lines on stdin)\n"
     "       slime-model generate DIR --prompt TEXT [--chat] [--max-tokens N]\n"
     "                            [--temperature T] [--top-p P] [--top-k K] [--seed S] [--json]\n";
 
@@ -378,6 +378,7 @@ typedef struct score_ctx {
     int max_len;
     float *lp;
     int32_t *cu;
+    float *logits; /* --logits: (max_len, vocab) */
 } score_ctx;
 
 static int score_line(void *vctx, json_t *obj, size_t lineno) {
@@ -411,6 +412,25 @@ static int score_line(void *vctx, json_t *obj, size_t lineno) {
         for (size_t i = 0; i + 1 < n; i++) json_array_append_new(out, json_real(c->lp[i]));
     }
     json_t *o = json_pack("{s:O}", "logprobs", out);
+    if (o && c->logits && n >= 1) {
+        /* every position's logits (n, vocab), for comparing with other
+         * implementations (tests/gpu/check_hf_export.py) */
+        int32_t cu[2] = {0, (int32_t)n};
+        int e = sl_model_forward_logits(c->m, v, cu, 1, c->logits);
+        if (e) {
+            json_decref(o);
+            rc = fail_with(exit_of(e), "stdin line %zu: forward failed: %s", lineno, sl_strerror(e));
+            goto done;
+        }
+        size_t V = (size_t)c->m->cfg.vocab_size;
+        json_t *rows = json_array();
+        for (size_t i = 0; i < n; i++) {
+            json_t *row = json_array();
+            for (size_t k = 0; k < V; k++) json_array_append_new(row, json_real(c->logits[i * V + k]));
+            json_array_append_new(rows, row);
+        }
+        json_object_set_new(o, "logits", rows);
+    }
     if (!o || put_line(o)) rc = fail_with(SL_EXIT_FAIL, "stdout: write failed");
     json_decref(o);
 done:
@@ -422,8 +442,11 @@ done:
 static int cmd_score(int argc, char **argv) {
     const char *dir = NULL;
     long max_len = 0;
+    int want_logits = 0;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--max-len")) {
+        if (!strcmp(argv[i], "--logits")) {
+            want_logits = 1;
+        } else if (!strcmp(argv[i], "--max-len")) {
             if (i + 1 >= argc || parse_long(argv[++i], 2, 1 << 20, &max_len))
                 return usage("score: --max-len needs an integer in [2, 1048576]");
         } else if (argv[i][0] == '-') return usage("score: unknown option");
@@ -446,9 +469,11 @@ static int cmd_score(int argc, char **argv) {
     rc = load_model(dir, c.max_len, &c.m);
     if (rc) return exit_of(rc);
     c.lp = malloc((size_t)c.max_len * sizeof *c.lp);
-    if (!c.lp) rc = fail_with(SL_EXIT_FAIL, "out of memory");
+    if (want_logits) c.logits = malloc((size_t)c.max_len * (size_t)c.m->cfg.vocab_size * sizeof *c.logits);
+    if (!c.lp || (want_logits && !c.logits)) rc = fail_with(SL_EXIT_FAIL, "out of memory");
     else rc = each_line(score_line, &c);
     free(c.lp);
+    free(c.logits);
     sl_model_free(c.m);
     return rc;
 }

@@ -27,7 +27,9 @@ static void usage(FILE *f) {
             "                  actor.NAME.count=3 (repeatable)\n"
             "  --check         validate the topology and exit (0 valid, 2 not)\n"
             "  --help-config   print every section and key with type, default and meaning\n"
-            "  --quiet         log warnings and errors only; --verbose: debug lines too\n"
+            "  --quiet         warnings and errors only (supervisor and every actor: run.log_level=warn),\n"
+            "                  no progress line but the final one, then the summary line\n"
+            "  --verbose       debug lines too (run.log_level=debug)\n"
             "environment: SL_ACTOR_BIN overrides the path of slime-actor (default: beside this program)\n");
 }
 
@@ -57,7 +59,7 @@ static void actor_bin(char *out, size_t cap) {
 
 int main(int argc, char **argv) {
     const char *path = NULL, *run_dir = NULL;
-    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
+    const char **sets = calloc((size_t)argc + 2, sizeof *sets); /* + the log level of --quiet/--verbose */
     int n_sets = 0;
     bool check = false;
     sl_log_level lvl = SL_LOG_INFO;
@@ -116,6 +118,9 @@ int main(int argc, char **argv) {
         free(sets);
         return SL_EXIT_USAGE;
     }
+    /* --quiet / --verbose reach every actor through the resolved topology
+     * they read (run.log_level), after any --set so that the flag wins */
+    if (lvl_forced) sets[n_sets++] = lvl == SL_LOG_WARN ? "run.log_level=warn" : "run.log_level=debug";
     sl_topology *topo = NULL;
     int rc = sl_topology_cli_load(path, sets, n_sets, &topo);
     free(sets);

@@ -74,6 +74,17 @@ void sl_log(sl_log_level level, const char *fmt, ...) {
     va_end(ap);
 }
 
+/* --------------------------------------------------------------- progress */
+
+static sl_progress_hook progress_hook;
+
+void sl_progress_set_hook(sl_progress_hook fn) { progress_hook = fn; }
+
+void sl_progress_report(const char *what, uint64_t done, uint64_t total) {
+    sl_progress_hook h = progress_hook;
+    if (h) h(what ? what : "", done, total);
+}
+
 /* -------------------------------------------------------------- checksums */
 
 uint32_t sl_crc32(const void *data, size_t len) {

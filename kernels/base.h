@@ -69,6 +69,18 @@ void sl_vlog(sl_log_level level, const char *fmt, va_list ap);
         if (sl_log_get_level() >= SL_LOG_DEBUG) sl_log(SL_LOG_DEBUG, __VA_ARGS__); \
     } while (0)
 
+/* -------------------------------------------------------------- progress */
+
+/* Progress of a long operation inside the library (loading a model's
+ * weights, writing them): the library reports, the program decides where
+ * it shows (actors: the user's terminal, metrics.h). WHAT is a short
+ * label ("loading weights"), DONE/TOTAL in bytes; DONE == TOTAL ends the
+ * operation. The hook is process-wide, NULL (the default) shows nothing;
+ * set it once at start-up. A hook must be cheap and must not fail. */
+typedef void (*sl_progress_hook)(const char *what, uint64_t done, uint64_t total);
+void sl_progress_set_hook(sl_progress_hook fn);
+void sl_progress_report(const char *what, uint64_t done, uint64_t total);
+
 /* ------------------------------------------------------------- checksums */
 
 /* CRC-32 (IEEE 802.3, the one zlib and Python's zlib.crc32 compute), used

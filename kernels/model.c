@@ -397,6 +397,8 @@ int sl_model_load_hf(const char *dir, const sl_ops *ops, int max_tokens, sl_mode
     if (rc) goto fail;
     int on_host = ops == sl_ops_cpu();
     float *tmp = NULL;
+    uint64_t bytes_done = 0, bytes_all = (uint64_t)m->n_params * sizeof(float);
+    sl_progress_report("loading weights", 0, bytes_all);
     for (int i = 0; i < m->n_tensors && rc == SL_OK; i++) {
         const sl_model_tensor *t = &m->tensors[i];
         float *dst = m->params_mem + t->offset;
@@ -410,6 +412,8 @@ int sl_model_load_hf(const char *dir, const sl_ops *ops, int max_tokens, sl_mode
         }
         rc = sl_safetensors_read_f32(st, t->name, t->shape, t->ndim, dst, err, errlen);
         if (rc == SL_OK && !on_host) ops->copy_in(m->params_mem + t->offset, tmp, sizeof(float) * t->numel);
+        bytes_done += (uint64_t)t->numel * sizeof(float);
+        if (rc == SL_OK) sl_progress_report("loading weights", bytes_done, bytes_all);
     }
     free(tmp);
     if (rc) goto fail;

@@ -776,6 +776,8 @@ static int write_one(const char *path, const wt *w, size_t n, sl_dtype dtype, ch
         atomic_write_end(path, tmp, fd, 0, err, errlen);
         goto nomem;
     }
+    uint64_t done = 0;
+    sl_progress_report("writing weights", 0, off);
     for (size_t i = 0; i < n && ok; i++) {
         const float *src = w[i].t->data;
         for (uint64_t at = 0; at < w[i].numel && ok; at += CH) {
@@ -794,6 +796,8 @@ static int write_one(const char *path, const wt *w, size_t n, sl_dtype dtype, ch
                 ok = write_all(fd, buf, m * 2) == 0;
             }
         }
+        done += w[i].numel * es;
+        if (ok) sl_progress_report("writing weights", done, off);
     }
     if (!ok) seterr(err, errlen, SL_EIO, "%s: write: %s", tmp, strerror(errno));
     rc = atomic_write_end(path, tmp, fd, ok, err, errlen);

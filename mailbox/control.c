@@ -186,6 +186,9 @@ sl_err sl_control_request(const char *run_dir, const char *request, char **reply
     nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, timeout_ms);
     nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, timeout_ms);
     nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, SL_CONTROL_MAX_REPLY + 16);
+    /* Never resend: commands such as "inject NAME kill" are not idempotent,
+     * and no resend means no REQ retry timer (see the surveyor below). */
+    nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
     /* A synchronous dial fails at once when nobody listens: that is the
      * "no supervisor here" answer, not a timeout. */
     rv = nng_dial(s, ep, NULL, 0);

@@ -4,6 +4,13 @@ package and check that every scalar we wrote is there (tags, steps, values).
 
     build/tests/helper_tb_write OUT
     python3 tests/tboard_check.py OUT/tb OUT/expected.json
+    python3 tests/tboard_check.py --slime-build build      (runs helper_tb_write itself)
+    python3 tests/tboard_check.py --run-dir RUN_DIR        (a real run: RUN_DIR/tb
+                                                            against RUN_DIR/metrics.jsonl)
+
+With --run-dir the expected scalars are derived from metrics.jsonl the way
+actors/tboard.h maps a line: every numeric (not boolean) field but "step"
+and "time" becomes the scalar "PHASE/FIELD" at the line's step.
 
 EXPECTED.json: {"scalars": [{"tag": T, "step": S, "value": V}, ...]} (as
 written by tests/unit/helper_tb_write.c). Passes when the set of scalar tags
@@ -13,22 +20,66 @@ Exit 0 pass, 1 mismatch, 2 usage, 77 tensorboard not installed.
 """
 import json
 import math
+import os
+import subprocess
 import sys
+import tempfile
+
+
+def expected_from_metrics(path):
+    """The scalars actors/tboard.c writes for the lines of metrics.jsonl."""
+    out = []
+    with open(path) as f:
+        for line in f:
+            try:
+                o = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(o, dict) or "step" not in o:
+                continue
+            phase = o.get("phase")
+            for k, v in o.items():
+                if k in ("step", "phase", "time") or isinstance(v, bool):
+                    continue
+                if isinstance(v, (int, float)):
+                    tag = f"{phase}/{k}" if isinstance(phase, str) else k
+                    out.append({"tag": tag, "step": int(o["step"]), "value": float(v)})
+    return out
 
 
 def main():
-    if len(sys.argv) != 3:
-        print(__doc__, file=sys.stderr)
-        return 2
+    args = sys.argv[1:]
     try:
         from tensorboard.backend.event_processing.event_accumulator import (
             EventAccumulator, SCALARS)
     except ImportError as e:
         print(f"tensorboard is not installed ({e}): skipped")
         return 77
-    events_dir, expected_path = sys.argv[1], sys.argv[2]
-    with open(expected_path) as f:
-        expected = json.load(f)["scalars"]
+    tmp = None
+    if len(args) == 2 and args[0] == "--slime-build":
+        helper = os.path.join(args[1], "tests", "helper_tb_write")
+        if not os.access(helper, os.X_OK):
+            print(f"{helper} is not built (make {helper})", file=sys.stderr)
+            return 2
+        tmp = tempfile.TemporaryDirectory(prefix="sltb")
+        r = subprocess.run([helper, tmp.name])
+        if r.returncode != 0:
+            print(f"FAIL: {helper} exit {r.returncode}")
+            return 1
+        args = [os.path.join(tmp.name, "tb"), os.path.join(tmp.name, "expected.json")]
+    if len(args) == 2 and args[0] == "--run-dir":
+        events_dir = os.path.join(args[1], "tb")
+        expected = expected_from_metrics(os.path.join(args[1], "metrics.jsonl"))
+        if not expected:
+            print(f"FAIL: no metrics in {args[1]}/metrics.jsonl")
+            return 1
+    elif len(args) == 2 and not args[0].startswith("--"):
+        events_dir, expected_path = args
+        with open(expected_path) as f:
+            expected = json.load(f)["scalars"]
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
     want = {}
     for s in expected:
         want.setdefault(s["tag"], []).append((int(s["step"]), float(s["value"])))
