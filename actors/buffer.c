@@ -50,6 +50,18 @@
  * .buffer_session) keeps its WAL and metrics and resumes as with
  * resume = auto.
  *
+ * Workflow actors ([rollout] workflow = NAME, actors/workflow.h): PROMPTS
+ * go to NAME's instances instead of the rollouts; each WF_SAMPLE is checked
+ * (refusals answered with WF_ACK ok=false, counted per reason in
+ * metrics.jsonl "wf_refused" and logged); a group whose n samples are all
+ * in is written as one batch and, unless every sample brought its own
+ * reward, published from the buffer's "buffer-wf" arena to a reward actor
+ * (SCORED comes back as for a rollout's group). A group not complete
+ * within rollout_timeout_ms is dispatched again (accepted samples kept); a
+ * group whose SCORED is lost is scored again. Plugins ([rollout]
+ * dynamic_sampling_filter_path, buffer_filter_path, workflow_plugin.h)
+ * choose the groups trained.
+ *
  * What it is not: no generation, scoring or training (rollout, reward,
  * trainer actors).
  */
