@@ -50,9 +50,22 @@
  * .buffer_session) keeps its WAL and metrics and resumes as with
  * resume = auto.
  *
+ * Workflow actors ([rollout] workflow = NAME, actors/workflow.h): PROMPTS
+ * go to NAME's instances instead of the rollouts; each WF_SAMPLE is checked
+ * (refusals answered with WF_ACK ok=false, counted per reason in
+ * metrics.jsonl "wf_refused" and logged); a group whose n samples are all
+ * in is written as one batch and, unless every sample brought its own
+ * reward, published from the buffer's "buffer-wf" arena to a reward actor
+ * (SCORED comes back as for a rollout's group). A group not complete
+ * within rollout_timeout_ms is dispatched again (accepted samples kept); a
+ * group whose SCORED is lost is scored again. Plugins ([rollout]
+ * dynamic_sampling_filter_path, buffer_filter_path, workflow_plugin.h)
+ * choose the groups trained.
+ *
  * What it is not: no generation, scoring or training (rollout, reward,
  * trainer actors).
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -76,6 +89,8 @@
 #include "task_arith.h"
 #include "tokenizer.h"
 #include "wal.h"
+#include "workflow.h"
+#include "workflow_plugin.h"
 
 #define MAX_ROLLOUTS SL_RL_MAX_INSTANCES
 #define MAX_VIEWS 32
@@ -102,7 +117,17 @@ typedef struct group {
     float *rewards;
     uint8_t *failed;
     int64_t resp_tokens;
+    /* workflow runs: the samples accepted so far, then the scoring */
+    sl_wf_sample *wf;    /* (n) */
+    uint8_t *wf_taken;   /* (n) */
+    uint32_t wf_n_taken;
+    float *wf_given;     /* (n) rewards the workflow gave */
+    uint8_t *wf_has;     /* (n) 1 where it gave one */
+    int wf_scoring;      /* all samples in; SAMPLES sent to a reward actor */
+    int64_t wf_score_ms;
 } group;
+
+#define MAX_WF_METRICS SL_WF_MAX_METRICS
 
 typedef struct rround {
     int phase;
@@ -112,6 +137,11 @@ typedef struct rround {
     int64_t start_ms, end_ms;
     int oversample_rounds;
     sl_data_cursor cursor_after; /* data cursor after this rround's prompts */
+    /* workflow metrics of the samples gathered (their "metrics" objects) */
+    int n_wm;
+    char wm_name[MAX_WF_METRICS][SL_WF_METRIC_NAME_MAX];
+    double wm_sum[MAX_WF_METRICS];
+    int64_t wm_cnt[MAX_WF_METRICS];
 } rround;
 
 typedef struct resend {
@@ -178,10 +208,36 @@ typedef struct buffer {
     int64_t probe_ms;      /* last STATUS probe */
     uint64_t probe_corr;   /* its correlation id (0 = none outstanding) */
     int train_retries;     /* refusals of the batch in training */
+    /* workflow actor ([rollout] workflow): rollouts[] then names its instances */
+    bool wf;
+    sl_wf_limits wf_lim;
+    const sl_actor_spec *rewards[MAX_ROLLOUTS];
+    int n_rewards, rr_reward;
+    sl_shm_arena *wf_arena; /* complete workflow groups published to the reward actors */
+    size_t wf_slot_bytes;
+    uint64_t wf_refused[SL_WF_N_REASONS], wf_accepted, wf_rescored;
+    /* plugins (workflow_plugin.h) */
+    void *dsf_dl, *bf_dl;
+    sl_dynamic_sampling_filter_fn dsf;
+    sl_buffer_filter_fn bf;
+    /* the step in training: accuracy and workflow metrics for its line */
+    double tr_accuracy;
+    /* [sft] loss_mask_spans: the ids of OPEN and CLOSE */
+    int32_t *span_open, *span_close;
+    size_t n_span_open, n_span_close;
+    int tr_n_wm;
+    char tr_wm_name[MAX_WF_METRICS][SL_WF_METRIC_NAME_MAX];
+    double tr_wm_mean[MAX_WF_METRICS];
     /* counters */
     uint64_t n_dup, n_stale, n_bad, n_redispatch, n_failed_samples;
     uint64_t n_rewinds, n_refused, n_late_done;
 } buffer;
+
+/* the workflow section (below) */
+static void wf_on_scored(buffer *b, rround *r, group *g, json_t *o);
+static bool group_keep(buffer *b, group *g, int64_t step);
+static void buffer_filter(buffer *b, rround *r, uint8_t *keep);
+static void wf_metrics_into(buffer *b, json_t *line, int n, char name[][SL_WF_METRIC_NAME_MAX], const double *mean);
 
 /* ================================================================ helpers */
 
@@ -229,6 +285,7 @@ static int arith_files(buffer *b, char *rl_path, char *eval_path, char *sft_path
                                                                                        : SL_ARITH_REVERSED;
     double sloppy = sl_topology_get_double(t, "data", "arith_sloppy");
     cfg.sloppy_permille = (int)(sloppy * 1000.0 + 0.5);
+    cfg.tool_permille = (int)(sl_topology_get_double(t, "data", "arith_tool_share") * 1000.0 + 0.5);
     char err[256];
     if (sl_arith_cfg_validate(&cfg, err, sizeof err) != 0) {
         blog(b, SL_LOG_ERROR, "[data] builtin:arith: %s", err);
@@ -263,6 +320,7 @@ static int arith_files(buffer *b, char *rl_path, char *eval_path, char *sft_path
     if (!rc && rl_train) {
         sl_arith_cfg rcfg = cfg;
         rcfg.sloppy_permille = 0; /* prompts and labels only */
+        rcfg.tool_permille = 0;
         rc = sl_arith_generate(&rcfg, SL_ARITH_TRAIN, b->seed + 2, n_rl_train, rt);
     }
     if (!rc) rc = rl_train ? sl_arith_write_jsonl(rl_path, rt, n_rl_train, 0)
@@ -369,6 +427,9 @@ static sl_shm_view *view_for(buffer *b, const sl_shm_desc *d) {
 /* ============================================================== rounds */
 
 static void group_fini(group *g) {
+    if (g->wf)
+        for (uint32_t i = 0; i < g->n; i++) sl_wf_sample_fini(&g->wf[i]);
+    free(g->wf), free(g->wf_taken), free(g->wf_given), free(g->wf_has);
     free(g->batch);
     free(g->rewards);
     free(g->failed);
@@ -503,15 +564,23 @@ static int on_scored(buffer *b, const sl_msg *m) {
         json_decref(o);
         return SL_OK;
     }
-    sl_shm_view *v = view_for(b, &d);
-    const void *ptr = NULL;
-    size_t len = 0;
-    int rc = v ? sl_shm_read(v, &d, SL_SHM_READ_TRUST_DATA, &ptr, &len) : SL_ECLOSED;
     int phase = strcmp(ph, "eval") == 0 ? PH_EVAL : PH_RL;
     rround *r = round_find(b, phase, (int64_t)step);
     group *g = NULL;
     for (size_t i = 0; r && i < r->n; i++)
         if (r->g[i].gid == gid) g = &r->g[i];
+    if (b->wf) {
+        /* workflow groups: the slot was the reward's alone; the buffer has its copy */
+        if (g && !g->done && g->wf_scoring) wf_on_scored(b, r, g, o);
+        else if (g) b->n_dup++;
+        else b->n_stale++;
+        json_decref(o);
+        return SL_OK;
+    }
+    sl_shm_view *v = view_for(b, &d);
+    const void *ptr = NULL;
+    size_t len = 0;
+    int rc = v ? sl_shm_read(v, &d, SL_SHM_READ_TRUST_DATA, &ptr, &len) : SL_ECLOSED;
     if (!g || g->done) {
         if (g) b->n_dup++;
         else b->n_stale++;
@@ -611,6 +680,21 @@ static int send_train_batch(buffer *b, json_t *hdr, const void *data, size_t len
     return SL_OK; /* a lost message is seen as a missing TRAIN_DONE: the STATUS probe handles it */
 }
 
+/* [sft] loss_mask_spans: every OPEN ... CLOSE id run in the response
+ * (TOK[from..n)) gets mask 0 (tool output the model does not write). */
+static void mask_spans(buffer *b, const int32_t *tok, uint8_t *mask, uint32_t from, uint32_t n) {
+    size_t no = b->n_span_open, nc = b->n_span_close;
+    if (!no || !nc) return;
+    for (uint32_t i = from; i + no <= n; i++) {
+        if (memcmp(tok + i, b->span_open, no * sizeof *tok) != 0) continue;
+        uint32_t j = i + (uint32_t)no;
+        while (j + nc <= n && memcmp(tok + j, b->span_close, nc * sizeof *tok) != 0) j++;
+        if (j + nc > n) return; /* not closed: trained as written */
+        for (uint32_t k = i; k < j + nc; k++) mask[k] = 0;
+        i = j + (uint32_t)nc - 1;
+    }
+}
+
 /* The next SFT batch into a heap buffer. */
 static int build_sft(buffer *b, uint8_t **out, size_t *out_len, uint32_t *n_out) {
     size_t bs = (size_t)b->sft_bs;
@@ -645,6 +729,7 @@ static int build_sft(buffer *b, uint8_t **out, size_t *out_len, uint32_t *n_out)
         for (size_t k = 0; k < p->n_ids; k++) tok[n] = p->ids[k], mask[n++] = 0;
         for (size_t k = 0; k < p->n_response_ids; k++) tok[n] = p->response_ids[k], mask[n++] = 1;
         if (b->eos >= 0) tok[n] = b->eos, mask[n++] = 1;
+        mask_spans(b, tok, mask, (uint32_t)p->n_ids, n);
         sl_batch_sample_in s = {.tokens = tok, .n_tokens = n, .prompt_len = (uint32_t)p->n_ids,
                                 .loss_mask = mask, .sample_id = ids[i], .group_id = ids[i],
                                 .label = p->label};
@@ -701,8 +786,17 @@ static int train_round(buffer *b, rround *r) {
     if (!keep || !all_r) return SL_ENOMEM;
     for (size_t gi = 0; gi < n_groups; gi++) memcpy(all_r + gi * n_per, r->g[gi].rewards, n_per * sizeof(float));
     size_t kept = n_groups;
-    if (b->dyn) sl_rl_dynamic_sampling_filter(all_r, n_groups * n_per, n_per, keep, &kept);
-    else memset(keep, 1, n_groups);
+    if (b->dyn && !b->dsf) sl_rl_dynamic_sampling_filter(all_r, n_groups * n_per, n_per, keep, &kept);
+    else if (b->dsf) {
+        kept = 0;
+        for (size_t gi = 0; gi < n_groups; gi++) kept += keep[gi] = group_keep(b, &r->g[gi], r->step);
+    } else
+        memset(keep, 1, n_groups);
+    if (b->bf) {
+        buffer_filter(b, r, keep);
+        kept = 0;
+        for (size_t gi = 0; gi < n_groups; gi++) kept += keep[gi];
+    }
     if (kept == 0) { /* nothing informative: train on all (zero advantages) rather than stall */
         memset(keep, 1, n_groups);
         kept = n_groups;
@@ -803,6 +897,14 @@ static int train_round(buffer *b, rround *r) {
         b->tr_len_mean = n_groups ? (double)toks / (double)(n_groups * n_per) : 0;
         b->tr_tokens_per_s = secs > 0 ? (double)toks / secs : NAN;
         b->tr_n = n, b->tr_failed = n_failed, b->tr_groups_total = (int64_t)n_groups, b->tr_groups_kept = (int64_t)kept;
+        size_t correct = 0;
+        for (size_t k2 = 0; k2 < n_groups * n_per; k2++) correct += all_r[k2] == 1.0f;
+        b->tr_accuracy = n_groups ? (double)correct / (double)(n_groups * n_per) : 0;
+        b->tr_n_wm = r->n_wm;
+        for (int k2 = 0; k2 < r->n_wm; k2++) {
+            snprintf(b->tr_wm_name[k2], SL_WF_METRIC_NAME_MAX, "%s", r->wm_name[k2]);
+            b->tr_wm_mean[k2] = r->wm_cnt[k2] ? r->wm_sum[k2] / (double)r->wm_cnt[k2] : 0;
+        }
         b->tr_staleness = lag, b->tr_zero_std_groups = zero_std;
     }
     json_t *h = NULL;
@@ -853,6 +955,367 @@ static int train_round(buffer *b, rround *r) {
     return rc;
 }
 
+/* ============================================================ workflow */
+
+/* dlopen FILE.so[:SYMBOL] for a [rollout] plugin key. NULL path = none. */
+static int load_plugin(buffer *b, const char *key, const char *def_sym, void **dl, void **fn) {
+    const char *v = sl_topology_get_str(b->t, "rollout", key);
+    if (!v || !*v) return SL_OK;
+    char file[4096], sym[256];
+    const char *c = strrchr(v, ':');
+    if (c && c != v && !strchr(c, '/')) {
+        snprintf(file, sizeof file, "%.*s", (int)(c - v), v);
+        snprintf(sym, sizeof sym, "%s", c + 1);
+    } else {
+        snprintf(file, sizeof file, "%s", v);
+        snprintf(sym, sizeof sym, "%s", def_sym);
+    }
+    *dl = dlopen(file, RTLD_NOW | RTLD_LOCAL);
+    if (!*dl) {
+        blog(b, SL_LOG_ERROR, "[rollout] %s: cannot load %s: %s", key, file, dlerror());
+        return SL_EINVAL;
+    }
+    *fn = dlsym(*dl, sym);
+    if (!*fn) {
+        blog(b, SL_LOG_ERROR, "[rollout] %s: %s has no symbol %s", key, file, sym);
+        return SL_EINVAL;
+    }
+    blog(b, SL_LOG_INFO, "[rollout] %s: %s:%s loaded", key, file, sym);
+    return SL_OK;
+}
+
+static int load_filters(buffer *b) {
+    void *f1 = NULL, *f2 = NULL;
+    int rc = load_plugin(b, "dynamic_sampling_filter_path", SL_DYNAMIC_FILTER_DEFAULT_SYMBOL, &b->dsf_dl, &f1);
+    if (!rc) rc = load_plugin(b, "buffer_filter_path", SL_BUFFER_FILTER_DEFAULT_SYMBOL, &b->bf_dl, &f2);
+    b->dsf = (sl_dynamic_sampling_filter_fn)(uintptr_t)f1;
+    b->bf = (sl_buffer_filter_fn)(uintptr_t)f2;
+    return rc;
+}
+
+/* The filter view of a complete group (arrays: caller's, n entries each). */
+static void filter_input(buffer *b, const group *g, int64_t step, sl_group_filter_input *in, uint32_t *rlen,
+                         const int32_t **tok, uint32_t *ntok) {
+    sl_batch_view v;
+    memset(in, 0, sizeof *in);
+    in->abi_version = SL_WORKFLOW_PLUGIN_ABI;
+    in->n_samples = g->n, in->step = step, in->group_id = g->gid;
+    in->rewards = g->rewards, in->failed = g->failed;
+    in->response_len = rlen, in->tokens = tok, in->n_tokens = ntok;
+    (void)b;
+    if (sl_batch_view_open(&v, g->batch, g->batch_len, 0, SL_BATCH_SKIP_CHECKSUM, NULL, 0) != 0) return;
+    for (uint32_t i = 0; i < v.n_samples && i < g->n; i++) {
+        sl_batch_sample x;
+        sl_batch_view_sample(&v, i, &x);
+        rlen[i] = x.n_tokens - x.prompt_len, tok[i] = x.tokens, ntok[i] = x.n_tokens;
+        if (i == 0) in->prompt_len = x.prompt_len, in->label = x.label, in->metadata = x.metadata;
+    }
+}
+
+/* Whether a complete RL group is kept: the dynamic-sampling filter plugin,
+ * or DAPO's rule (rewards not all equal). */
+static bool group_keep(buffer *b, group *g, int64_t step) {
+    if (!b->dsf) {
+        double m, sd;
+        stats(g->rewards, g->n, &m, &sd);
+        return sd > 1e-6;
+    }
+    uint32_t *rlen = calloc(g->n, sizeof *rlen), *ntok = calloc(g->n, sizeof *ntok);
+    const int32_t **tok = calloc(g->n, sizeof *tok);
+    int k = 1;
+    if (rlen && ntok && tok) {
+        sl_group_filter_input in;
+        filter_input(b, g, step, &in, rlen, tok, ntok);
+        k = b->dsf(&in);
+        if (k != 0 && k != 1) {
+            blog(b, SL_LOG_WARN, "dynamic_sampling_filter returned %d for group %llu: kept", k,
+                 (unsigned long long)g->gid);
+            k = 1;
+        }
+    }
+    free(rlen), free(ntok), free(tok);
+    return k != 0;
+}
+
+/* The buffer filter plugin over rround R's groups (KEEP updated in place). */
+static void buffer_filter(buffer *b, rround *r, uint8_t *keep) {
+    size_t n = r->n;
+    sl_group_filter_input *in = calloc(n ? n : 1, sizeof *in);
+    uint32_t **rl = calloc(n ? n : 1, sizeof *rl), **nt = calloc(n ? n : 1, sizeof *nt);
+    const int32_t ***tk = calloc(n ? n : 1, sizeof *tk);
+    uint8_t *k2 = malloc(n ? n : 1);
+    bool ok = in && rl && nt && tk && k2;
+    for (size_t i = 0; ok && i < n; i++) {
+        rl[i] = calloc(r->g[i].n, sizeof **rl), nt[i] = calloc(r->g[i].n, sizeof **nt);
+        tk[i] = calloc(r->g[i].n, sizeof **tk);
+        ok = rl[i] && nt[i] && tk[i];
+        if (ok) filter_input(b, &r->g[i], r->step, &in[i], rl[i], tk[i], nt[i]);
+    }
+    if (ok) {
+        memcpy(k2, keep, n);
+        int rc = b->bf(r->step, in, n, k2);
+        if (rc == 0)
+            for (size_t i = 0; i < n; i++) keep[i] = keep[i] && k2[i];
+        else
+            blog(b, SL_LOG_WARN, "buffer_filter returned %d at step %lld: ignored", rc, (long long)r->step);
+    }
+    for (size_t i = 0; i < n && rl && nt && tk; i++) free(rl[i]), free(nt[i]), free(tk[i]);
+    free(in), free(rl), free(nt), free(tk), free(k2);
+}
+
+static int sender_index(buffer *b, const char *name) {
+    for (int i = 0; i < b->n_rollouts; i++)
+        if (strcmp(b->rollouts[i], name) == 0) return i;
+    return -1;
+}
+
+static void wf_ack(buffer *b, const sl_msg *m, uint64_t gid, uint32_t index, sl_wf_reason r) {
+    json_t *o = json_pack("{s:I,s:i,s:b,s:s}", "group", (json_int_t)gid, "index", (int)index, "ok", r == SL_WF_OK,
+                          "reason", r == SL_WF_OK ? "" : sl_wf_reason_name(r));
+    if (!o) return;
+    if (sl_rl_is_request(m)) sl_rl_json_reply(b->ctx, m, SL_MSG_WF_ACK, o);
+    else sl_rl_json_send(b->ctx, m->sender, SL_MSG_WF_ACK, o);
+    json_decref(o);
+}
+
+/* Publish group G's batch to a reward actor (SAMPLES, consumer = that
+ * reward only: the buffer keeps its own copy in g->batch). */
+static int wf_send_scoring(buffer *b, group *g) {
+    void *ptr;
+    uint32_t slot;
+    int rc = sl_shm_slot_acquire(b->wf_arena, &ptr, &slot);
+    if (rc == SL_EFULL) {
+        /* a reward that died holding slots never releases them: drop every
+         * reward hold (a live reward then reads a stale slot, refuses it, and
+         * the group is scored again after the timeout) */
+        int n = 0;
+        for (int i = 0; i < b->n_rewards; i++)
+            n += sl_shm_arena_reclaim(b->wf_arena, SL_RL_CONSUMER_REWARD_BASE + (unsigned)b->rewards[i]->index);
+        blog(b, SL_LOG_WARN, "workflow samples arena full: dropped %d reward hold(s)", n);
+        rc = sl_shm_slot_acquire(b->wf_arena, &ptr, &slot);
+    }
+    if (rc) return rc;
+    if (g->batch_len > b->wf_slot_bytes) {
+        sl_shm_slot_cancel(b->wf_arena, slot);
+        return SL_ERANGE;
+    }
+    memcpy(ptr, g->batch, g->batch_len);
+    int ri = b->rr_reward++ % b->n_rewards;
+    unsigned rcid = SL_RL_CONSUMER_REWARD_BASE + (unsigned)b->rewards[ri]->index;
+    sl_shm_desc d;
+    rc = sl_shm_slot_publish_mask(b->wf_arena, slot, g->batch_len, 1u << rcid, &d);
+    if (rc) {
+        sl_shm_slot_cancel(b->wf_arena, slot);
+        return rc;
+    }
+    char hex[SL_RL_DESC_HEX_LEN + 1];
+    sl_rl_desc_to_hex(&d, hex);
+    sl_batch_view v;
+    uint64_t wv = 0;
+    if (sl_batch_view_open(&v, g->batch, g->batch_len, 0, SL_BATCH_SKIP_CHECKSUM, NULL, 0) == 0) wv = v.weight_version;
+    json_t *o = json_pack("{s:s,s:I,s:s,s:I,s:I,s:{s:i}}", "desc", hex, "step", (json_int_t)g->step, "phase",
+                          g->phase == PH_EVAL ? "eval" : "rl", "group", (json_int_t)g->gid, "weight_version",
+                          (json_int_t)wv, "consumers", "reward", (int)rcid);
+    rc = o ? sl_rl_json_send(b->ctx, b->rewards[ri]->name, SL_MSG_SAMPLES, o) : SL_ENOMEM;
+    json_decref(o);
+    if (rc) blog(b, SL_LOG_WARN, "SAMPLES of workflow group %llu to %s: %s (sent again after the timeout)",
+                 (unsigned long long)g->gid, b->rewards[ri]->name, sl_strerror(rc));
+    g->wf_scoring = 1;
+    g->wf_score_ms = (int64_t)sl_now_ms();
+    return SL_OK;
+}
+
+/* Group G of rround R is scored: REWARDS (NULL: the workflow's own) and
+ * FAILED (may be NULL). */
+static void wf_group_done(buffer *b, rround *r, group *g, const float *rewards, const uint8_t *failed) {
+    sl_batch_view v;
+    g->resp_tokens = 0;
+    if (sl_batch_view_open(&v, g->batch, g->batch_len, 0, SL_BATCH_SKIP_CHECKSUM, NULL, 0) == 0)
+        for (uint32_t i = 0; i < v.n_samples; i++) g->resp_tokens += (int64_t)(v.offsets[i + 1] - v.offsets[i] - v.prompt_len[i]);
+    for (uint32_t i = 0; i < g->n; i++) {
+        bool own = g->wf_has[i] || !rewards;
+        g->rewards[i] = own ? g->wf_given[i] : rewards[i];
+        g->failed[i] = !own && failed ? failed[i] : 0;
+        b->n_failed_samples += g->failed[i];
+    }
+    g->done = 1;
+    g->wf_scoring = 0;
+    r->n_done++;
+    if (r->n_done == r->n) r->end_ms = (int64_t)sl_now_ms();
+}
+
+/* Every sample of G is in: write the group batch, then score it. */
+static int wf_group_complete(buffer *b, rround *r, group *g) {
+    const sl_dataset *ds = g->phase == PH_EVAL ? b->eval_ds : b->rl_ds;
+    const sl_prompt *p = sl_dataset_get_id(ds, g->gid);
+    const char *label = p ? p->label : NULL;
+    sl_batch_dims dims = {g->n, 0, 0, SL_BATCH_HAS_LOGPROBS};
+    for (uint32_t i = 0; i < g->n; i++) {
+        dims.n_tokens += g->wf[i].n_tokens;
+        dims.meta_bytes += sl_batch_meta_bytes(label, g->wf[i].metadata ? g->wf[i].metadata : (p ? p->metadata : NULL));
+    }
+    size_t sz = batch_bytes(dims.n_samples, dims.n_tokens, dims.meta_bytes, dims.flags);
+    g->batch = sz ? aligned_alloc(8, (sz + 7) & ~(size_t)7) : NULL;
+    g->rewards = calloc(g->n, sizeof(float));
+    g->failed = calloc(g->n, 1);
+    if (!g->batch || !g->rewards || !g->failed) return SL_ENOMEM;
+    sl_batch_writer w;
+    int rc = sl_batch_writer_init(&w, g->batch, sz, &dims, g->wf[0].weight_version, (uint64_t)g->step, b->vocab);
+    for (uint32_t i = 0; rc == 0 && i < g->n; i++) {
+        sl_wf_sample *s = &g->wf[i];
+        sl_batch_sample_in in = {.tokens = s->tokens, .n_tokens = s->n_tokens, .prompt_len = s->prompt_len,
+                                 .logprobs = s->logprobs, .loss_mask = s->loss_mask,
+                                 .reward = s->has_reward ? (float)s->reward : 0.f, .sample_id = s->sample_id,
+                                 .group_id = g->gid, .weight_version = s->weight_version,
+                                 .flags = g->phase == PH_EVAL ? SL_SAMPLE_EVAL : 0, .label = label,
+                                 .metadata = s->metadata ? s->metadata : (p ? p->metadata : NULL)};
+        rc = sl_batch_writer_add(&w, &in);
+    }
+    size_t len = 0;
+    if (rc == 0) rc = sl_batch_writer_finish(&w, &len);
+    if (rc) {
+        blog(b, SL_LOG_ERROR, "workflow group %llu: cannot write its batch: %s", (unsigned long long)g->gid,
+             sl_strerror(rc));
+        free(g->batch), g->batch = NULL;
+        return rc;
+    }
+    g->batch_len = len;
+    /* the workflow's metrics, averaged per step */
+    for (uint32_t i = 0; i < g->n; i++)
+        for (int k = 0; k < g->wf[i].n_metrics; k++) {
+            int j = 0;
+            while (j < r->n_wm && strcmp(r->wm_name[j], g->wf[i].metric_name[k]) != 0) j++;
+            if (j == r->n_wm) {
+                if (r->n_wm == MAX_WF_METRICS) continue;
+                snprintf(r->wm_name[j], SL_WF_METRIC_NAME_MAX, "%s", g->wf[i].metric_name[k]);
+                r->n_wm++;
+            }
+            r->wm_sum[j] += g->wf[i].metric_value[k];
+            r->wm_cnt[j]++;
+        }
+    bool all_given = true;
+    for (uint32_t i = 0; i < g->n; i++) all_given = all_given && g->wf_has[i];
+    for (uint32_t i = 0; i < g->n; i++) sl_wf_sample_fini(&g->wf[i]);
+    free(g->wf), g->wf = NULL;
+    if (all_given) {
+        wf_group_done(b, r, g, NULL, NULL);
+        return SL_OK;
+    }
+    rc = wf_send_scoring(b, g);
+    if (rc) {
+        /* retried by the timeout (wf_scoring with an old time) */
+        g->wf_scoring = 1;
+        g->wf_score_ms = 0;
+        blog(b, SL_LOG_WARN, "workflow group %llu: scoring not sent (%s): retried", (unsigned long long)g->gid,
+             sl_strerror(rc));
+    }
+    return SL_OK;
+}
+
+/* WF_SAMPLE: check, acknowledge, keep. */
+static int on_wf_sample(buffer *b, const sl_msg *m) {
+    sl_wf_sample s;
+    char why[256];
+    sl_wf_reason r = b->wf ? sl_wf_sample_parse(m->payload, m->len, &b->wf_lim, &s, why, sizeof why)
+                           : SL_WF_UNKNOWN_GROUP;
+    if (!b->wf) {
+        memset(&s, 0, sizeof s);
+        snprintf(why, sizeof why, "this run has no workflow actor");
+    }
+    rround *rd = NULL;
+    group *g = NULL;
+    if (r == SL_WF_OK) {
+        rd = round_find(b, s.eval ? PH_EVAL : PH_RL, s.step);
+        for (size_t i = 0; rd && i < rd->n; i++)
+            if (rd->g[i].gid == s.group) g = &rd->g[i];
+        const sl_dataset *ds = s.eval ? b->eval_ds : b->rl_ds;
+        const sl_prompt *p = g ? sl_dataset_get_id(ds, g->gid) : NULL;
+        uint64_t *ids = g ? calloc(g->n, sizeof *ids) : NULL;
+        int32_t *pr = p && p->n_ids ? malloc(p->n_ids * sizeof *pr) : NULL;
+        for (uint32_t i = 0; ids && i < g->n; i++) ids[i] = g->gid + i;
+        for (size_t i = 0; pr && i < p->n_ids; i++) pr[i] = p->ids[i];
+        if (g && !g->wf_taken && !g->done) {
+            g->wf = calloc(g->n, sizeof *g->wf);
+            g->wf_taken = calloc(g->n, 1);
+            g->wf_given = calloc(g->n, sizeof(float));
+            g->wf_has = calloc(g->n, 1);
+        }
+        sl_wf_expect e = {.found = g && p && ids && pr, .complete = g && (g->done || g->wf_scoring),
+                          .n = g ? g->n : 0, .sample_ids = ids, .prompt = pr,
+                          .prompt_len = p ? (uint32_t)p->n_ids : 0, .taken = g ? g->wf_taken : NULL};
+        if (g && !e.complete && (!g->wf || !g->wf_taken || !g->wf_given || !g->wf_has)) e.found = 0;
+        r = sl_wf_sample_check(&s, &e, why, sizeof why);
+        free(ids), free(pr);
+    }
+    wf_ack(b, m, s.group, s.index, r);
+    if (r != SL_WF_OK) {
+        b->wf_refused[r]++;
+        blog(b, SL_LOG_WARN, "refused a sample from %s (group %llu, index %u, %s step %lld): %s: %s", m->sender,
+             (unsigned long long)s.group, s.index, s.eval ? "eval" : "rl", (long long)s.step, sl_wf_reason_name(r),
+             why);
+        sl_wf_sample_fini(&s);
+        return SL_OK;
+    }
+    b->wf_accepted++;
+    g->wf[s.index] = s; /* moved */
+    g->wf_taken[s.index] = 1;
+    g->wf_has[s.index] = (uint8_t)s.has_reward;
+    g->wf_given[s.index] = (float)s.reward;
+    g->wf_n_taken++;
+    int si = sender_index(b, m->sender);
+    if (si >= 0) b->last_progress[si] = (int64_t)sl_now_ms();
+    if (g->wf_n_taken == g->n) return wf_group_complete(b, rd, g);
+    return SL_OK;
+}
+
+/* SCORED for a workflow group (its batch is the buffer's own copy). */
+static void wf_on_scored(buffer *b, rround *r, group *g, json_t *o) {
+    json_t *rw = json_object_get(o, "rewards"), *fl = json_object_get(o, "failed");
+    if (json_array_size(rw) != g->n) {
+        b->n_bad++;
+        blog(b, SL_LOG_WARN, "SCORED for workflow group %llu with %zu rewards (expected %u): scored again later",
+             (unsigned long long)g->gid, json_array_size(rw), g->n);
+        return;
+    }
+    float *rv = calloc(g->n, sizeof *rv);
+    uint8_t *fv = calloc(g->n, 1);
+    if (!rv || !fv) {
+        free(rv), free(fv);
+        return;
+    }
+    for (uint32_t i = 0; i < g->n; i++) {
+        json_t *x = json_array_get(rw, i);
+        double v = json_is_number(x) ? json_number_value(x) : 0;
+        rv[i] = isfinite(v) ? (float)v : 0.f;
+        fv[i] = json_is_integer(json_array_get(fl, i)) && json_integer_value(json_array_get(fl, i)) != 0;
+    }
+    wf_group_done(b, r, g, rv, fv);
+    free(rv), free(fv);
+}
+
+/* Complete workflow groups whose SCORED did not come: score them again. */
+static void wf_rescore_lost(buffer *b, int64_t now) {
+    for (int ri = 0; ri < b->n_rounds; ri++) {
+        rround *r = b->rounds[ri];
+        for (size_t i = 0; i < r->n; i++) {
+            group *g = &r->g[i];
+            if (g->done || !g->wf_scoring || now - g->wf_score_ms < b->timeout_ms) continue;
+            b->wf_rescored++;
+            blog(b, SL_LOG_WARN, "workflow group %llu: no SCORED after %lld ms: scored again",
+                 (unsigned long long)g->gid, (long long)(now - g->wf_score_ms));
+            if (wf_send_scoring(b, g) != SL_OK) g->wf_score_ms = now;
+        }
+    }
+}
+
+/* The refusal counts as a JSON object (reasons with a count only). */
+static json_t *wf_refused_json(buffer *b) {
+    json_t *o = json_object();
+    for (int i = 1; o && i < SL_WF_N_REASONS; i++)
+        if (b->wf_refused[i]) json_object_set_new(o, sl_wf_reason_name((sl_wf_reason)i), json_integer((json_int_t)b->wf_refused[i]));
+    return o;
+}
+
 /* ============================================================ metrics */
 
 static double eta_s(buffer *b) {
@@ -861,6 +1324,16 @@ static double eta_s(buffer *b) {
     double per = (double)((int64_t)sl_now_ms() - b->rl_start_ms) / 1000.0 / (double)done;
     double left = per * (double)(b->num_steps - b->rl_done);
     return left;
+}
+
+/* A workflow run's extra keys in a metrics line: the per-sample metrics'
+ * means (a name the line already has is left alone), the samples accepted
+ * and the refusals per reason so far. */
+static void wf_metrics_into(buffer *b, json_t *line, int n, char name[][SL_WF_METRIC_NAME_MAX], const double *mean) {
+    for (int k = 0; k < n; k++)
+        if (!json_object_get(line, name[k])) json_object_set_new(line, name[k], json_real(mean[k]));
+    json_object_set_new(line, "wf_accepted", json_integer((json_int_t)b->wf_accepted));
+    json_object_set_new(line, "wf_refused", wf_refused_json(b));
 }
 
 static void progress(buffer *b, const char *phase, int64_t step, int64_t total) {
@@ -895,6 +1368,11 @@ static void finish_eval(buffer *b, rround *r) {
                           "weight_version", (json_int_t)b->weight_version, "eval_n", (json_int_t)total,
                           "samples_trained", (json_int_t)b->samples_total);
     if (o && secs > 0) json_object_set_new(o, "tokens_per_s", json_real((double)toks / secs));
+    if (o && b->wf) {
+        double mean_wm[MAX_WF_METRICS];
+        for (int k = 0; k < r->n_wm; k++) mean_wm[k] = r->wm_cnt[k] ? r->wm_sum[k] / (double)r->wm_cnt[k] : 0;
+        wf_metrics_into(b, o, r->n_wm, r->wm_name, mean_wm);
+    }
     if (o) sl_metrics_write(b->metrics, o);
     json_decref(o);
     b->last_eval = acc;
@@ -1122,6 +1600,8 @@ static void rl_trained(buffer *b, int64_t step, int64_t wv, json_t *mt) {
                              (json_int_t)b->samples_total, "samples_step", (json_int_t)b->tr_n, "groups_kept",
                              (json_int_t)b->tr_groups_kept, "reward_failed", (json_int_t)b->tr_failed);
     if (line && isfinite(b->tr_tokens_per_s)) json_object_set_new(line, "tokens_per_s", json_real(b->tr_tokens_per_s));
+    if (line) json_object_set_new(line, "accuracy", json_real(b->tr_accuracy));
+    if (line && b->wf) wf_metrics_into(b, line, b->tr_n_wm, b->tr_wm_name, b->tr_wm_mean);
     if (line) json_object_set_new(line, "staleness", json_integer(b->tr_staleness));
     if (line) json_object_set_new(line, "groups_zero_std", json_integer(b->tr_zero_std_groups));
     static const char *keys[] = {"loss", "pg_loss", "kl", "kl_loss", "entropy", "grad_norm", "clipfrac", "lr",
@@ -1343,7 +1823,7 @@ static void redispatch_lost(buffer *b) {
         rround *r = b->rounds[ri];
         for (size_t i = 0; i < r->n; i++) {
             group *g = &r->g[i];
-            if (g->done) continue;
+            if (g->done || g->wf_scoring) continue;
             int64_t since = g->sent_ms;
             if (g->rollout >= 0 && b->last_progress[g->rollout] > since) since = b->last_progress[g->rollout];
             if (now - since < b->timeout_ms) continue;
@@ -1429,11 +1909,7 @@ static void rl_tick(buffer *b) {
         if (r && r->n_done == r->n && r->n > 0) {
             if (b->dyn) {
                 size_t kept = 0;
-                for (size_t i = 0; i < r->n; i++) {
-                    double m, sd;
-                    stats(r->g[i].rewards, r->g[i].n, &m, &sd);
-                    kept += sd > 1e-6;
-                }
+                for (size_t i = 0; i < r->n; i++) kept += group_keep(b, &r->g[i], r->step);
                 if ((int64_t)kept < b->rbs && r->oversample_rounds < MAX_OVERSAMPLE_ROUNDS) {
                     r->oversample_rounds++;
                     /* more prompts continue from the rround's own cursor only when it is the newest */
@@ -1496,6 +1972,7 @@ static sl_err buffer_tick(void *state, sl_actor_ctx *ctx) {
         break;
     case ST_RL:
         redispatch_lost(b);
+        if (b->wf) wf_rescore_lost(b, now);
         probe_trainer(b, now);
         rl_tick(b);
         break;
@@ -1522,6 +1999,8 @@ static sl_err buffer_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
         return SL_OK;
     case SL_MSG_SCORED:
         return on_scored(b, m);
+    case SL_MSG_WF_SAMPLE:
+        return on_wf_sample(b, m);
     case SL_MSG_TRAIN_DONE:
         on_train_done(b, m);
         return SL_OK;
@@ -1595,8 +2074,19 @@ static sl_err buffer_init(sl_actor_ctx *ctx, void **state) {
     const sl_actor_spec *tr = sl_rl_find_first(t, "trainer");
     const sl_actor_spec *ro[MAX_ROLLOUTS];
     b->n_rollouts = sl_rl_find_kind(t, "rollout", ro, MAX_ROLLOUTS);
-    if (!tr || b->n_rollouts < 1 || b->n_rollouts > MAX_ROLLOUTS || !sl_rl_find_first(t, "reward")) {
-        blog(b, SL_LOG_ERROR, "the topology needs a trainer, 1..%d rollout and a reward actor", MAX_ROLLOUTS);
+    const char *wfn = sl_topology_get_str(t, "rollout", "workflow");
+    b->wf = wfn && *wfn;
+    if (b->wf) {
+        /* the workflow actor's instances take the PROMPTS */
+        b->n_rollouts = 0;
+        for (int i = 0; i < t->n_actors; i++)
+            if (strcmp(t->actors[i].group, wfn) == 0 && b->n_rollouts < MAX_ROLLOUTS) ro[b->n_rollouts++] = &t->actors[i];
+    }
+    b->n_rewards = sl_rl_find_kind(t, "reward", b->rewards, MAX_ROLLOUTS);
+    if (b->n_rewards > MAX_ROLLOUTS) b->n_rewards = MAX_ROLLOUTS;
+    if (!tr || b->n_rollouts < 1 || b->n_rollouts > MAX_ROLLOUTS || b->n_rewards < 1) {
+        blog(b, SL_LOG_ERROR, "the topology needs a trainer, 1..%d %s and a reward actor", MAX_ROLLOUTS,
+             b->wf ? "workflow instances" : "rollout");
         return SL_EINVAL;
     }
     snprintf(b->trainer, sizeof b->trainer, "%s", tr->name);
@@ -1651,6 +2141,7 @@ static sl_err buffer_init(sl_actor_ctx *ctx, void **state) {
         uint64_t mb = sl_batch_meta_bytes(pr->label, pr->metadata);
         if (mb > meta) meta = mb;
     }
+    if (b->wf) meta += SL_WF_MAX_METADATA + 1; /* a workflow's own metadata per sample */
     uint64_t n_rl = (uint64_t)b->rbs * (uint64_t)b->n_per;
     size_t rl_sz = batch_bytes((uint32_t)n_rl, n_rl * (max_prompt + (uint64_t)b->max_new + 1), n_rl * meta,
                                SL_BATCH_FLAGS_KNOWN);
@@ -1669,16 +2160,43 @@ static sl_err buffer_init(sl_actor_ctx *ctx, void **state) {
         blog(b, SL_LOG_ERROR, "cannot create the train-batch arena (%zu bytes a slot)", b->slot_bytes);
         return rc ? rc : SL_ERANGE;
     }
+    if (b->wf) {
+        size_t mp = max_prompt;
+        if (b->eval_ds && sl_dataset_stats_get(b->eval_ds)->max_prompt_tokens_seen > mp)
+            mp = sl_dataset_stats_get(b->eval_ds)->max_prompt_tokens_seen;
+        b->wf_lim.vocab = b->vocab;
+        b->wf_lim.max_response = (uint32_t)b->max_new;
+        b->wf_lim.max_prompt = (uint32_t)mp;
+        uint64_t np = (uint64_t)b->n_per;
+        b->wf_slot_bytes = batch_bytes((uint32_t)np, np * (mp + (uint64_t)b->max_new + 1), np * meta,
+                                       SL_BATCH_HAS_LOGPROBS) + 4096;
+        if ((rc = sl_shm_arena_create("buffer-wf", 64, b->wf_slot_bytes, &b->wf_arena))) {
+            blog(b, SL_LOG_ERROR, "cannot create the workflow samples arena (%zu bytes a slot)", b->wf_slot_bytes);
+            return rc;
+        }
+    }
+    if ((rc = load_filters(b))) return rc;
+    const char *spans = sl_topology_get_str(t, "sft", "loss_mask_spans");
+    if (spans && *spans) {
+        const char *bar = strchr(spans, '|');
+        size_t n1 = 0, n2 = 0;
+        if (!bar || bar == spans || !bar[1] || sl_tokenizer_encode(b->tok, spans, (size_t)(bar - spans), &b->span_open, &n1) ||
+            sl_tokenizer_encode(b->tok, bar + 1, strlen(bar + 1), &b->span_close, &n2) || !n1 || !n2) {
+            blog(b, SL_LOG_ERROR, "[sft] loss_mask_spans = \"%s\": not OPEN|CLOSE with two non-empty texts", spans);
+            return SL_EINVAL;
+        }
+        b->n_span_open = n1, b->n_span_close = n2;
+    }
     int64_t now = (int64_t)sl_now_ms();
     for (int i = 0; i < b->n_rollouts; i++) b->last_progress[i] = now;
     b->stage = ST_STATUS;
     b->status_sent_ms = now - STATUS_RETRY_MS;
     sl_actor_set_tick(ctx, TICK_MS);
     blog(b, SL_LOG_INFO,
-         "buffer: %lld RL steps x %lld prompts x %lld samples (%s%s), %d rollout(s), trainer %s, SFT %lld x %lld, "
+         "buffer: %lld RL steps x %lld prompts x %lld samples (%s%s), %d %s, trainer %s, SFT %lld x %lld, "
          "eval %lld prompts every %lld steps",
          (long long)b->num_steps, (long long)b->rbs, (long long)b->n_per, sl_adv_estimator_name(b->est),
-         b->async ? ", async" : "", b->n_rollouts, b->trainer, (long long)b->sft_steps, (long long)b->sft_bs,
+         b->async ? ", async" : "", b->n_rollouts, b->wf ? "workflow instance(s)" : "rollout(s)", b->trainer, (long long)b->sft_steps, (long long)b->sft_bs,
          (long long)b->eval_n, (long long)b->eval_interval);
     return SL_OK;
 }
@@ -1692,6 +2210,10 @@ static void buffer_fini(void *state, sl_actor_ctx *ctx) {
     free(b->resends);
     for (int i = 0; i < b->n_views; i++) sl_shm_view_close(b->views[i]);
     sl_shm_arena_close(b->arena);
+    sl_shm_arena_close(b->wf_arena);
+    free(b->span_open), free(b->span_close);
+    if (b->dsf_dl) dlclose(b->dsf_dl);
+    if (b->bf_dl) dlclose(b->bf_dl);
     sl_wal_close(b->wal);
     sl_metrics_close(b->metrics);
     sl_dataset_free(b->rl_ds);

@@ -220,8 +220,15 @@ int sl_rl_advantages(const sl_rl_adv_config *cfg, size_t n_samples,
                 adv_out[t] = (float)r;
             break;
         case SL_ADV_REINFORCE_PLUS_PLUS_BASELINE:
-            for (size_t t = a; t < b; t++)
-                adv_out[t] = (float)(r - kc * (kl ? kl[t] : 0.0f));
+            /* slime's value on every token; a token outside the loss
+             * (mask 0) whose KL is not finite gets r (never read by the
+             * loss, but kept finite) */
+            for (size_t t = a; t < b; t++) {
+                double k = kl ? kl[t] : 0.0f;
+                if (loss_mask[t] == 0.0f && !isfinite(k))
+                    k = 0.0;
+                adv_out[t] = (float)(r - kc * k);
+            }
             break;
         case SL_ADV_REINFORCE_PLUS_PLUS: {
             size_t last = b;
@@ -232,7 +239,7 @@ int sl_rl_advantages(const sl_rl_adv_config *cfg, size_t n_samples,
                 return SL_EINVAL; /* slime asserts: fully masked sample */
             double g = 0.0, gamma = cfg->gamma;
             for (size_t t = b; t-- > a;) {
-                double tr = -kc * (double)(kl ? kl[t] : 0.0f) * loss_mask[t];
+                double tr = loss_mask[t] != 0.0f ? -kc * (double)(kl ? kl[t] : 0.0f) * loss_mask[t] : 0.0;
                 if (t == last)
                     tr += r;
                 g = tr + gamma * g;
@@ -249,6 +256,8 @@ int sl_rl_advantages(const sl_rl_adv_config *cfg, size_t n_samples,
         double s = 0.0, s2 = 0.0, m = 0.0;
         for (size_t t = 0; t < T; t++) {
             double v = adv_out[t], w = loss_mask[t];
+            if (w == 0.0)
+                continue; /* outside the loss: its value never counts */
             s += v * w;
             s2 += v * v * w;
             m += w;
@@ -409,6 +418,10 @@ int sl_rl_loss(const sl_rl_loss_config *cfg, const sl_rl_loss_input *in,
         for (size_t t = a; t < b; t++)
             M += mask[t];
         m->n_tokens += M;
+        /* A token with mask 0 (prompt, or tool output inserted by a
+         * workflow) contributes nothing: its values are never read, so NaN
+         * or infinite log-probs, advantages or entropies there cannot leak
+         * in through 0 * inf; its gradients are exactly 0. */
         const double Mc = M > 1.0 ? M : 1.0;
         const double scale = 1.0 / ((cfg->calculate_per_token_loss ? 1.0 : Mc) * D);
 
@@ -416,6 +429,8 @@ int sl_rl_loss(const sl_rl_loss_config *cfg, const sl_rl_loss_input *in,
         double seq_kl = 0.0;
         if (gspo) {
             for (size_t t = a; t < b; t++) {
+                if (mask[t] == 0.0f)
+                    continue;
                 double old = in->old_logp ? in->old_logp[t] : in->logp[t];
                 seq_kl += (old - (double)in->logp[t]) * mask[t];
             }
@@ -424,6 +439,13 @@ int sl_rl_loss(const sl_rl_loss_config *cfg, const sl_rl_loss_input *in,
         double gspo_acc = 0.0; /* sum_t w_t * d pg_t / d ratio_seq */
 
         for (size_t t = a; t < b; t++) {
+            if (mask[t] == 0.0f) {
+                if (grad_logp)
+                    grad_logp[t] = 0.0f;
+                if (grad_entropy)
+                    grad_entropy[t] = 0.0f;
+                continue;
+            }
             const double w = (double)mask[t] * scale;
             const double lp = in->logp[t];
             double g = 0.0;
@@ -477,7 +499,8 @@ int sl_rl_loss(const sl_rl_loss_config *cfg, const sl_rl_loss_input *in,
             /* ratio_seq = exp(sum_s mask_s (logp_s - old_s) / Mc) */
             const double k = gspo_acc * exp(-seq_kl) / Mc;
             for (size_t t = a; t < b; t++)
-                grad_logp[t] = (float)((double)grad_logp[t] + k * mask[t]);
+                if (mask[t] != 0.0f)
+                    grad_logp[t] = (float)((double)grad_logp[t] + k * mask[t]);
         }
     }
 

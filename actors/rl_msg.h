@@ -123,13 +123,27 @@
 
 _Static_assert(SL_MSG_CHAT_TEMPLATED <= SL_MSG_RL_LAST, "generation messages lie in the RL range");
 
+/* WF_SAMPLE  workflow actor -> buffer (request), one per sample, when
+ * [rollout] workflow names the actor that answers PROMPTS instead of the
+ * built-in rollout driver (mailbox/PROTOCOL.md, actors/workflow.h):
+ *   {"step": int, "phase": "rl"|"eval", "group": u64, "index": int,
+ *    "sample_id": u64, "tokens": [ids, prompt + response], "prompt_len": int,
+ *    "loss_mask": [0|1 per response token], "logprobs": [f per response
+ *    token; any finite value where loss_mask is 0], "weight_version": int,
+ *    "reward": f (optional), "metadata": str (optional),
+ *    "metrics": {name: number} (optional: averaged into metrics.jsonl)}
+ * WF_ACK     the reply.  {"group": u64, "index": int, "ok": bool,
+ *    "reason": str ("" when ok; else one of workflow.h's reason names)} */
+#define SL_MSG_WF_SAMPLE 0x0130
+#define SL_MSG_WF_ACK 0x0131
+
 /* Consumer ids for shared-memory holders (mailbox/shm.h). */
 #define SL_RL_CONSUMER_REWARD_BASE 0  /* reward instance i -> i (0..15) */
 #define SL_RL_CONSUMER_ROLLOUT_BASE 16 /* rollout instance i -> 16 + i (weights) */
 #define SL_RL_CONSUMER_BUFFER 30
 #define SL_RL_CONSUMER_TRAINER 31 /* trainer reading the buffer's train batches */
 
-_Static_assert(SL_MSG_PROMPTS >= SL_MSG_RL_FIRST && SL_MSG_REWARD <= SL_MSG_RL_LAST,
+_Static_assert(SL_MSG_PROMPTS >= SL_MSG_RL_FIRST && SL_MSG_WF_ACK <= SL_MSG_RL_LAST,
                "RL message types lie in frame.h's RL range");
 
 #endif /* SL_RL_MSG_H */

@@ -56,6 +56,8 @@ int sl_arith_cfg_validate(const sl_arith_cfg *c, char *err, size_t errlen) {
     if (c->target != SL_ARITH_PLAIN && c->target != SL_ARITH_REVERSED) return fail(err, errlen, SL_EINVAL, "bad target");
     if (c->heldout_permille < 1 || c->heldout_permille > 999)
         return fail(err, errlen, SL_EINVAL, "heldout_permille %d outside 1..999", c->heldout_permille);
+    if (c->tool_permille < 0 || c->tool_permille > 1000)
+        return fail(err, errlen, SL_EINVAL, "tool_permille %d outside 0..1000", c->tool_permille);
     if (c->sloppy_permille < 0 || c->sloppy_permille > 1000)
         return fail(err, errlen, SL_EINVAL, "sloppy_permille %d outside 0..1000", c->sloppy_permille);
     return 0;
@@ -124,6 +126,13 @@ int sl_arith_make_sloppy(const sl_arith_cfg *cfg, sl_arith_item *it) {
     rev[n] = 0;
     if (cfg->target == SL_ARITH_REVERSED) snprintf(it->target, sizeof it->target, "%s\n#### %s", rev, ans);
     else snprintf(it->target, sizeof it->target, "#### %s", ans);
+    return 0;
+}
+
+int sl_arith_make_tool(sl_arith_item *it) {
+    if (!it) return SL_EINVAL;
+    snprintf(it->target, sizeof it->target, "<calc>%" PRId64 "%c%" PRId64 "</calc><result>%s</result>#### %s", it->a,
+             it->op, it->b, it->label, it->label);
     return 0;
 }
 
@@ -212,6 +221,10 @@ int sl_arith_generate(const sl_arith_cfg *cfg, sl_arith_split split, uint64_t se
             /* a stream of its own (item index), so the problems do not change */
             uint64_t ss = seed ^ 0x5107C4A7E5ull ^ ((uint64_t)got * 0x9E3779B97F4A7C15ull);
             if ((int)(splitmix64(&ss) % 1000) < cfg->sloppy_permille) sl_arith_make_sloppy(cfg, &out[got]);
+        }
+        if (split == SL_ARITH_TRAIN && cfg->tool_permille > 0) {
+            uint64_t ss = seed ^ 0x7001CA1Cull ^ ((uint64_t)got * 0xD1B54A32D192ED03ull);
+            if ((int)(splitmix64(&ss) % 1000) < cfg->tool_permille) sl_arith_make_tool(&out[got]);
         }
         got++;
     }

@@ -81,6 +81,10 @@ typedef struct sl_arith_cfg {
                               is written by the sloppy teacher (see
                               sl_arith_carryless); default 0. Which items:
                               deterministic in (seed, item index). */
+    int tool_permille;     /* 0 .. 1000: share of TRAIN-split items whose target
+                              uses the calculator tool (sl_arith_make_tool);
+                              default 0. Deterministic in (seed, item index),
+                              a stream apart from the sloppy teacher's. */
 } sl_arith_cfg;
 
 /* Fill the defaults above. */
@@ -94,7 +98,7 @@ typedef struct sl_arith_item {
     int64_t a, b, answer;
     char op;          /* '+', '-', '*' */
     char prompt[48];  /* NUL-terminated */
-    char target[64];  /* the SFT response */
+    char target[112]; /* the SFT response */
     char label[24];   /* the answer */
 } sl_arith_item;
 
@@ -124,6 +128,12 @@ int64_t sl_arith_carryless(const sl_arith_item *it);
  * the true answer). A product or a negative answer keeps its target.
  * Errors: SL_EINVAL (NULL). */
 int sl_arith_make_sloppy(const sl_arith_cfg *cfg, sl_arith_item *it);
+
+/* Rewrite it->target in the tool form of the example tool workflow
+ * (actors/wf_tool.h): "<calc>A op B</calc><result>ANSWER</result>#### ANSWER"
+ * (the calculator's exact answer; the "<result>...</result>" part is what
+ * the workflow inserts, with loss_mask 0). Errors: SL_EINVAL (NULL). */
+int sl_arith_make_tool(sl_arith_item *it);
 
 /* Write items as JSON lines {"input": prompt, "label": label} plus
  * "response": target when with_response (the dataset's default keys; an

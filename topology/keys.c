@@ -102,6 +102,9 @@ static const sl_key_def keys[] = {
     D("data", "arith_sloppy", "0", 0, 1,
       "builtin:arith: share of SFT targets written by a sloppy teacher who forgets every carry and "
       "borrow (RL with the exact reward then has a habit to fix); 0 = every target right."),
+    D("data", "arith_tool_share", "0", 0, 1,
+      "builtin:arith: share of SFT targets written with the calculator tool of the example tool "
+      "workflow: \"<calc>47+38</calc><result>85</result>#### 85\" (conf/tool.conf)."),
     E("data", "arith_rl_split", "train", "train|heldout",
       "builtin:arith: RL prompts: train = fresh train-split problems (num_steps x rollout_batch_size, "
       "a seed stream apart from the SFT data); heldout = arith_heldout_size held-out problems. "
@@ -130,6 +133,17 @@ static const sl_key_def keys[] = {
     I("rollout", "max_inflight", "1024", 1, 1000000,
       "Generation service: GENERATE requests an engine holds (queued or decoding) before it "
       "refuses new ones (ERROR EFULL)."),
+    S("rollout", "workflow", "",
+      "Name of a workflow actor (any [actor NAME], usually kind exec) that replaces the built-in "
+      "rollout driver: the buffer sends it PROMPTS and takes its WF_SAMPLE messages (checked, "
+      "refusals counted per reason); samples without a reward go to the reward actors. Empty: "
+      "the built-in driver. Its response budget is rollout_max_response_len (model + tool tokens)."),
+    P("rollout", "dynamic_sampling_filter_path", "",
+      "Group filter plugin, FILE.so:SYMBOL (default slime_dynamic_sampling_filter; "
+      "actors/workflow_plugin.h) run by the buffer in place of DAPO's non-zero-std rule."),
+    P("rollout", "buffer_filter_path", "",
+      "Buffer filter plugin, FILE.so:SYMBOL (default slime_buffer_filter; actors/workflow_plugin.h): "
+      "picks which gathered groups of a step are trained."),
 
     /* ----------------------------------------------------------- [reward] */
     E("reward", "rm_type", "math", "math|gsm8k|exact|f1|format|custom|remote",
@@ -196,6 +210,9 @@ static const sl_key_def keys[] = {
     P("sft", "prompt_data", "",
       "SFT dataset (.jsonl with a response field); empty: the builtin:arith train split."),
     S("sft", "response_key", "response", "Field of an SFT dataset object that holds the target."),
+    S("sft", "loss_mask_spans", "",
+      "OPEN|CLOSE: target text from OPEN through CLOSE gets loss_mask 0 in SFT batches (tool output "
+      "a workflow inserts, e.g. \"<result>|</result>\"); empty: every target token is trained."),
 
     /* ------------------------------------------------------------- [eval] */
     I("eval", "n_prompts", "200", 1, 1000000, "Held-out prompts per evaluation (greedy, one sample each)."),

@@ -985,6 +985,20 @@ static void validate_whole(loader *L) {
         where(p, rw, good(p, "reward", "rm_type") ? "rm_type" : NULL, &f, &ln);
         err_at(L, f, ln, "rm_type custom needs custom_rm_path (the reward plugin)");
     }
+    int rol = find_sec(p, "rollout");
+    if (rol >= 0 && (e = good(p, "rollout", "workflow")) && *e->value) {
+        /* the workflow actor must be an [actor NAME] of this topology, not a built-in RL kind */
+        int found = -1;
+        for (int sj = 0; sj < p->n_secs; sj++)
+            if (p->secs[sj].actor && strcmp(p->secs[sj].name + 6, e->value) == 0) found = sj;
+        const ent *wk = found >= 0 ? good(p, p->secs[found].name, "kind") : NULL;
+        if (found < 0)
+            err_at(L, e->file, e->line, "workflow '%s' names no [actor] section", Q(e->value));
+        else if (wk && (strcmp(wk->value, "buffer") == 0 || strcmp(wk->value, "trainer") == 0 ||
+                        strcmp(wk->value, "reward") == 0 || strcmp(wk->value, "rollout") == 0))
+            err_at(L, e->file, e->line, "workflow '%s' is a %s actor (a workflow actor is usually kind exec)",
+                   Q(e->value), wk->value);
+    }
     int al = find_sec(p, "algorithm");
     if (al >= 0 && good(p, "algorithm", "eps_clip_c")) {
         double c = dbl_of(p, "algorithm", "eps_clip_c");

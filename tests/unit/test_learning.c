@@ -350,7 +350,7 @@ static void sft(learner *L)
         L->off[0] = 0;
         for (int i = 0; i < c->sft_batch; i++) {
             const sl_arith_item *it = &L->train[next++ % L->n_train];
-            char target[64];
+            char target[sizeof it->target];
             int sloppy = c->sft_noise > 0 &&
                          sl_sampler_uniform(c->seed, next, 7) < c->sft_noise;
             sft_target(it, c->reversed, sloppy, target, sizeof(target));
