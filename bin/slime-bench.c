@@ -19,6 +19,8 @@ BENCH(wal)
 BENCH(model)
 BENCH(tokenizer)
 BENCH(rl_step)
+BENCH(gpu_train)
+BENCH(gpu_sync)
 #undef BENCH
 
 static const struct {
@@ -32,6 +34,8 @@ static const struct {
     {"model", NULL, "CPU forward+backward tokens/s and decode tokens/s"},
     {"tokenizer", NULL, "BPE encoding MB/s on one core"},
     {"rl-step", NULL, "seconds per RL step split by phase"},
+    {"gpu-train", NULL, "GPU bf16 training step of a Qwen2.5-0.5B shape: tokens/s, MFU, memory"},
+    {"gpu-sync", NULL, "CUDA IPC weight sync latency of the 0.5B bf16 weights"},
 };
 
 static bench_fn lookup(const char *name) {
@@ -41,6 +45,8 @@ static bench_fn lookup(const char *name) {
     if (!strcmp(name, "model")) return bench_model;
     if (!strcmp(name, "tokenizer")) return bench_tokenizer;
     if (!strcmp(name, "rl-step")) return bench_rl_step;
+    if (!strcmp(name, "gpu-train")) return bench_gpu_train;
+    if (!strcmp(name, "gpu-sync")) return bench_gpu_sync;
     return NULL;
 }
 
