@@ -107,7 +107,9 @@ int bench_gpu_train(int argc, char **argv)
     }
     for (int s = 0; s <= B; s++) cu[s] = s * S;
     double loss0 = 0, loss = 0, gn = 0;
+    double prof[SL_GPUM_PROF_N];
     for (int i = -2; i < steps; i++) {
+        if (i == 0) sl_gpum_profile(g, prof, SL_GPUM_PROF_N); /* reset after warm-up */
         uint64_t a = sl_now_ns();
         if (sl_gpum_forward(g, tok, cu, B, NULL, NULL, NULL, &loss)) return SL_EXIT_FAIL;
         sl_gpum_sync(g);
@@ -121,6 +123,7 @@ int bench_gpu_train(int argc, char **argv)
         if (i == -2) loss0 = loss;
         if (i >= 0) tf[i] = (b - a) / 1e6, tb[i] = (d - b) / 1e6, to[i] = (e - d) / 1e6, ts[i] = (e - a) / 1e6;
     }
+    int profiled = sl_gpum_profile(g, prof, SL_GPUM_PROF_N);
     size_t free1;
     sl_gpu_mem_info(&free1, &total);
     sl_gpum_info info;
@@ -137,11 +140,17 @@ int bench_gpu_train(int argc, char **argv)
            "\"backward_ms\":%.2f,\"adamw_ms\":%.2f,\"tokens_per_s\":%.0f,\"model_tflop_per_step\":%.3f,"
            "\"achieved_tflops\":%.1f,\"gemm_bf16_tflops\":%.1f,\"mfu_vs_gemm\":%.3f,"
            "\"device_alloc_gib\":%.2f,\"gpu_mem_used_gib\":%.2f,\"loss_first\":%.4f,"
-           "\"loss_last\":%.4f,\"grad_norm_last\":%.4f,\"host_init_s\":%.1f}\n",
+           "\"loss_last\":%.4f,\"grad_norm_last\":%.4f,\"host_init_s\":%.1f",
            layers, info.n_params, B, S, steps, step_ms, median(tf, steps), median(tb, steps),
            median(to, steps), tps, flops / 1e12, flops / (step_ms / 1e3) / 1e12, gemm,
            flops / (step_ms / 1e3) / 1e12 / gemm, info.device_bytes / 1073741824.0,
            (double)(free0 - free1) / 1073741824.0, loss0, loss, gn, init_s);
+    if (profiled)
+        printf(",\"profile_ms_per_step\":{\"gemm\":%.2f,\"attn_fwd\":%.2f,\"attn_bwd\":%.2f,"
+               "\"norm\":%.2f,\"lm_head\":%.2f,\"elementwise\":%.2f,\"adamw\":%.2f}",
+               prof[0] / steps, prof[1] / steps, prof[2] / steps, prof[3] / steps,
+               prof[4] / steps, prof[5] / steps, prof[6] / steps);
+    printf("}\n");
     free(tok), free(cu), free(tf), free(tb), free(to), free(ts);
     sl_gpum_free(g);
     sl_model_free(h);

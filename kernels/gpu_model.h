@@ -75,6 +75,13 @@ void sl_gpum_grads_to_host(sl_gpum *g, float *host);
 void sl_gpum_params_to_host(sl_gpum *g, float *host);
 /* The flat bf16 weight buffer (device pointer) and its size. */
 void *sl_gpum_weights(sl_gpum *g, size_t *bytes);
+/* With SL_GPUM_PROFILE=1 in the environment at sl_gpum_new, device time
+ * per kind of op is summed (events between ops, so it slows the model):
+ * ms[0..SL_GPUM_PROF_N) = gemm, attention forward, attention backward,
+ * norms, LM head (its GEMMs included), other elementwise, optimizer;
+ * returned and reset here. Returns 0 when profiling is off. */
+#define SL_GPUM_PROF_N 7
+int sl_gpum_profile(sl_gpum *g, double *ms, int n);
 /* Wait for the device (timing). */
 void sl_gpum_sync(sl_gpum *g);
 /* Measurement helpers: median bf16 GEMM rate (n x n x n, random data,

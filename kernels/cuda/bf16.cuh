@@ -83,10 +83,11 @@ void sl_bf_attn_fwd(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const b
                     int sk, int sv, const sl_att_tile *tiles, int n_tiles, int T, int NH, int NKV,
                     int HD, float scale);
 /* dq (T, NH*HD) fp32, zeroed here and accumulated; dk, dv bf16 with row
- * strides sdk, sdv; Dbuf (T*NH) fp32 scratch. */
+ * strides sdk, sdv; Dbuf (T*NH) and dkv (2*T*NKV*HD) fp32 scratch (one
+ * block per key tile and query head: the group's heads add dk/dv there). */
 void sl_bf_attn_bwd(float *dq, bf16 *dk, bf16 *dv, int sdk, int sdv, const bf16 *dout,
                     const bf16 *out, const float *lse, const bf16 *q, const bf16 *k,
-                    const bf16 *v, int sq, int sk, int sv, float *Dbuf,
+                    const bf16 *v, int sq, int sk, int sv, float *Dbuf, float *dkv,
                     const sl_att_tile *tiles, int n_tiles, int T, int NH, int NKV, int HD,
                     float scale);
 

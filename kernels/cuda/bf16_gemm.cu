@@ -34,7 +34,9 @@ void sl_bf_init(void)
     if (g_init) return;
     LT_CHECK(cublasLtCreate(&g_lt));
     CUDA_CHECK(cudaMalloc(&g_ws, WS_BYTES));
-    CUDA_CHECK(cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking));
+    /* a blocking stream: ordered with the legacy default stream, so plain
+     * cudaMemcpy / cudaMemset elsewhere cannot race with its kernels */
+    CUDA_CHECK(cudaStreamCreate(&g_stream));
     g_init = 1;
 }
 

@@ -84,29 +84,42 @@ k_attn_fwd(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, i
             wmma::store_matrix_sync(S + r0 * SP + n * 16, acc, SP, wmma::mem_row_major);
         }
         __syncwarp();
-        /* online softmax on the warp's 16 rows */
-        for (int i = 0; i < 16; i++) {
-            int row = r0 + i, qi = q0 + row;
-            float s0 = S[row * SP + lane] * sl2, s1 = S[row * SP + lane + 32] * sl2;
-            int k0i = kt + lane, k1i = kt + lane + 32;
-            bool v0 = k0i <= qi && k0i < tl.end && qi < tl.end;
-            bool v1 = k1i <= qi && k1i < tl.end && qi < tl.end;
-            if (!v0) s0 = -INFINITY;
-            if (!v1) s1 = -INFINITY;
-            float mx = warp_max(fmaxf(s0, s1));
-            float mo = mrow[row], mn = fmaxf(mo, mx);
-            float p0 = 0.f, p1 = 0.f, alpha = 1.f;
-            if (mn != -INFINITY) {
-                p0 = v0 ? exp2f(s0 - mn) : 0.f;
-                p1 = v1 ? exp2f(s1 - mn) : 0.f;
-                alpha = mo == -INFINITY ? 0.f : exp2f(mo - mn);
+        /* online softmax on the warp's 16 rows: lane pair (2i, 2i+1) owns
+         * row r0+i, each lane 32 of its 64 columns */
+        {
+            int row = r0 + (lane >> 1), hf = lane & 1, qi = q0 + row;
+            const float *sr = S + row * SP + hf * 32;
+            float sv[32], mx = -INFINITY;
+#pragma unroll
+            for (int j = 0; j < 32; j += 4) {
+                float4 f = *(const float4 *)(sr + j);
+                sv[j] = f.x, sv[j + 1] = f.y, sv[j + 2] = f.z, sv[j + 3] = f.w;
             }
-            float ps = warp_sum(p0 + p1);
-            Ps[row * P + lane] = __float2bfloat16(p0);
-            Ps[row * P + lane + 32] = __float2bfloat16(p1);
-            for (int c = lane; c < HD; c += 32) O[row * OP + c] *= alpha;
+            int kb = kt + hf * 32;
+#pragma unroll
+            for (int j = 0; j < 32; j++) {
+                int kj = kb + j;
+                bool ok = kj <= qi && kj < tl.end && qi < tl.end;
+                sv[j] = ok ? sv[j] * sl2 : -INFINITY;
+                mx = fmaxf(mx, sv[j]);
+            }
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            float mo = mrow[row], mn = fmaxf(mo, mx), alpha = 1.f, ps = 0.f;
+            bool live = mn != -INFINITY;
+            if (live) alpha = mo == -INFINITY ? 0.f : exp2f(mo - mn);
+            bf16 *pr = Ps + row * P + hf * 32;
+#pragma unroll
+            for (int j = 0; j < 32; j += 2) {
+                float p0 = live ? exp2f(sv[j] - mn) : 0.f, p1 = live ? exp2f(sv[j + 1] - mn) : 0.f;
+                ps += p0 + p1;
+                *(__nv_bfloat162 *)(pr + j) = __floats2bfloat162_rn(p0, p1);
+            }
+            ps += __shfl_xor_sync(0xffffffffu, ps, 1);
+            float *orow = O + row * OP + hf * (HD / 2);
+#pragma unroll
+            for (int c = 0; c < HD / 2; c++) orow[c] *= alpha;
             __syncwarp();
-            if (lane == 0) mrow[row] = mn, lrow[row] = lrow[row] * alpha + ps;
+            if (hf == 0) mrow[row] = mn, lrow[row] = lrow[row] * alpha + ps;
         }
         __syncwarp();
         /* O_w += P_w V */
@@ -177,7 +190,7 @@ __global__ void k_attn_D(float *D, const bf16 *dout, const bf16 *out, int T, int
 
 template <int HD>
 __global__ void __launch_bounds__(NW * 32)
-k_attn_bwd(float *dq, bf16 *dk, bf16 *dv, int sdk, int sdv, const bf16 *dout, const float *lse,
+k_attn_bwd(float *dq, float *dkf, float *dvf, const bf16 *dout, const float *lse,
            const bf16 *q, const bf16 *k, const bf16 *v, int sq, int sk, int sv, const float *Dg,
            const sl_att_tile *tiles, int NH, int NKV, float scale)
 {
@@ -189,7 +202,7 @@ k_attn_bwd(float *dq, bf16 *dk, bf16 *dv, int sdk, int sdv, const bf16 *dout, co
           *D_s = lse_s + BT;
 
     sl_att_tile tl = tiles[blockIdx.x];
-    int kvh = blockIdx.y, G = NH / NKV;
+    int h = blockIdx.y, G = NH / NKV, kvh = h / G;
     int w = threadIdx.x / 32, lane = threadIdx.x & 31, r0 = w * 16;
     int k0 = tl.r0;
     float sl2 = scale * LOG2E;
@@ -201,8 +214,7 @@ k_attn_bwd(float *dq, bf16 *dk, bf16 *dv, int sdk, int sdv, const bf16 *dout, co
 #pragma unroll
     for (int n = 0; n < HD / 16; n++) wmma::fill_fragment(dK[n], 0.f), wmma::fill_fragment(dV[n], 0.f);
 
-    for (int g = 0; g < G; g++) {
-        int h = kvh * G + g;
+    {
         for (int q0 = k0; q0 < tl.end; q0 += BT) {
             __syncthreads();
             load_tile<HD>(Qs, q + (size_t)h * HD, sq, q0, tl.end);
@@ -319,14 +331,13 @@ k_attn_bwd(float *dq, bf16 *dk, bf16 *dv, int sdk, int sdv, const bf16 *dout, co
             wmma::store_matrix_sync(stg + r0 * pitch + n * 16, f, pitch, wmma::mem_row_major);
         }
         __syncwarp();
-        bf16 *dst = pass == 0 ? dk : dv;
-        int sd = pass == 0 ? sdk : sdv;
+        float *dst = pass == 0 ? dkf : dvf;
         float f = pass == 0 ? scale : 1.f;
         for (int i = 0; i < 16; i++) {
             int kj = k0 + r0 + i;
             if (kj >= tl.end) break;
-            bf16 *o = dst + (size_t)kj * sd + (size_t)kvh * HD;
-            for (int c = lane; c < HD; c += 32) o[c] = __float2bfloat16(stg[(r0 + i) * pitch + c] * f);
+            float *o = dst + (size_t)kj * NKV * HD + (size_t)kvh * HD;
+            for (int c = lane; c < HD; c += 32) atomicAdd(o + c, stg[(r0 + i) * pitch + c] * f);
         }
         __syncwarp();
     }
@@ -339,28 +350,45 @@ static size_t bwd_smem(void)
            2 * BT * 4;
 }
 
+__global__ void k_dkv_out(bf16 *dk, bf16 *dv, int sdk, int sdv, const float *dkf,
+                          const float *dvf, int T, int KD)
+{
+    size_t n = (size_t)T * KD;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t t = i / KD, c = i % KD;
+        dk[t * sdk + c] = __float2bfloat16(dkf[i]);
+        dv[t * sdv + c] = __float2bfloat16(dvf[i]);
+    }
+}
+
 void sl_bf_attn_bwd(float *dq, bf16 *dk, bf16 *dv, int sdk, int sdv, const bf16 *dout,
                     const bf16 *out, const float *lse, const bf16 *q, const bf16 *k,
-                    const bf16 *v, int sq, int sk, int sv, float *Dbuf,
+                    const bf16 *v, int sq, int sk, int sv, float *Dbuf, float *dkv,
                     const sl_att_tile *tiles, int n_tiles, int T, int NH, int NKV, int HD,
                     float scale)
 {
     cudaStream_t s = sl_bf_stream();
+    size_t KN = (size_t)T * NKV * HD;
+    float *dkf = dkv, *dvf = dkv + KN;
     CUDA_CHECK(cudaMemsetAsync(dq, 0, sizeof(float) * (size_t)T * NH * HD, s));
+    CUDA_CHECK(cudaMemsetAsync(dkv, 0, sizeof(float) * 2 * KN, s));
     size_t rows = (size_t)T * NH;
     k_attn_D<<<cdiv_u(rows, 8), 256, 0, s>>>(Dbuf, dout, out, T, NH, HD);
     LAUNCH_CHECK();
-    dim3 g(n_tiles, NKV);
+    dim3 g(n_tiles, NH);
     if (HD == 64) {
         size_t sm = bwd_smem<64>();
         CUDA_CHECK(cudaFuncSetAttribute(k_attn_bwd<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm));
-        k_attn_bwd<64><<<g, NW * 32, sm, s>>>(dq, dk, dv, sdk, sdv, dout, lse, q, k, v, sq, sk, sv, Dbuf, tiles, NH, NKV, scale);
+        k_attn_bwd<64><<<g, NW * 32, sm, s>>>(dq, dkf, dvf, dout, lse, q, k, v, sq, sk, sv, Dbuf, tiles, NH, NKV, scale);
     } else if (HD == 128) {
         size_t sm = bwd_smem<128>();
         CUDA_CHECK(cudaFuncSetAttribute(k_attn_bwd<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm));
-        k_attn_bwd<128><<<g, NW * 32, sm, s>>>(dq, dk, dv, sdk, sdv, dout, lse, q, k, v, sq, sk, sv, Dbuf, tiles, NH, NKV, scale);
+        k_attn_bwd<128><<<g, NW * 32, sm, s>>>(dq, dkf, dvf, dout, lse, q, k, v, sq, sk, sv, Dbuf, tiles, NH, NKV, scale);
     } else {
         sl_cuda_die("sl_bf_attn_bwd", "head_dim must be 64 or 128", __func__, __FILE__, __LINE__);
     }
+    LAUNCH_CHECK();
+    k_dkv_out<<<ew_grid(KN, 256), 256, 0, s>>>(dk, dv, sdk, sdv, dkf, dvf, T, NKV * HD);
     LAUNCH_CHECK();
 }

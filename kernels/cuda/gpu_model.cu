@@ -46,7 +46,7 @@ struct sl_gpum {
     float *res, *res_mid, *rstd1, *rstd2, *lse, *rstdf, *hlse, *hlp, *hent;
     bf16 *ln1, *qkv, *att, *ln2, *gu, *act, *lnf, *logits;
     /* backward */
-    float *dres, *dln, *dq, *Dbuf, *dlp, *dent;
+    float *dres, *dln, *dq, *Dbuf, *dkv, *dlp, *dent;
     bf16 *dres_b, *datt, *dqkv, *dact, *dgu;
     double *d_norm;
     /* host state */
@@ -55,7 +55,31 @@ struct sl_gpum {
     sl_att_tile *h_tiles;
     float *h_lp, *h_tmp;
     size_t dev_bytes;
+    /* SL_GPUM_PROFILE=1: device time per kind of op (events between ops) */
+    int prof, n_ev;
+    cudaEvent_t ev[2048];
+    int ev_cat[2048];
+    double prof_ms[SL_GPUM_PROF_N];
 };
+
+static void mark(sl_gpum *g, int cat)
+{
+    if (!g->prof || g->n_ev >= 2048) return;
+    CUDA_CHECK(cudaEventRecord(g->ev[g->n_ev], sl_bf_stream()));
+    g->ev_cat[g->n_ev++] = cat;
+}
+static void prof_flush(sl_gpum *g)
+{
+    if (!g->prof || g->n_ev == 0) return;
+    CUDA_CHECK(cudaEventSynchronize(g->ev[g->n_ev - 1]));
+    for (int i = 0; i + 1 < g->n_ev; i++) {
+        float ms = 0;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, g->ev[i], g->ev[i + 1]));
+        g->prof_ms[g->ev_cat[i]] += ms;
+    }
+    g->n_ev = 0;
+}
+enum { P_GEMM, P_ATTN_F, P_ATTN_B, P_NORM, P_HEAD, P_EW, P_OPT, P_END };
 
 static int dmalloc(sl_gpum *g, void **p, size_t bytes)
 {
@@ -157,10 +181,12 @@ extern "C" void sl_gpum_free(sl_gpum *g)
     void *ptrs[] = {g->P, g->G, g->M, g->Vm, g->Wb, g->cos_t, g->sin_t, g->d_tok, g->d_tgt,
                     g->d_pos, g->d_tiles, g->res, g->res_mid, g->rstd1, g->rstd2, g->lse,
                     g->rstdf, g->hlse, g->hlp, g->hent, g->ln1, g->qkv, g->att, g->ln2, g->gu,
-                    g->act, g->lnf, g->logits, g->dres, g->dln, g->dq, g->Dbuf, g->dlp, g->dent,
+                    g->act, g->lnf, g->logits, g->dres, g->dln, g->dq, g->Dbuf, g->dkv, g->dlp, g->dent,
                     g->dres_b, g->datt, g->dqkv, g->dact, g->dgu, g->d_norm};
     for (size_t i = 0; i < sizeof(ptrs) / sizeof(ptrs[0]); i++)
         if (ptrs[i]) cudaFree(ptrs[i]);
+    if (g->prof)
+        for (int i = 0; i < 2048; i++) cudaEventDestroy(g->ev[i]);
     free(g->ly);
     free(g->segs);
     free(g->h_tgt);
@@ -228,7 +254,7 @@ extern "C" int sl_gpum_new(const sl_model *h, int max_tokens, sl_gpum **out, cha
     A_(g->ln2, 2 * L * T * C); A_(g->gu, 2 * L * T * 2 * F); A_(g->act, 2 * T * F);
     A_(g->lnf, 2 * T * C); A_(g->logits, 2 * HR * g->V);
     A_(g->dres, 4 * T * C); A_(g->dln, 4 * T * C); A_(g->dq, 4 * T * QD);
-    A_(g->Dbuf, 4 * T * g->NH); A_(g->dlp, 4 * T); A_(g->dent, 4 * T);
+    A_(g->Dbuf, 4 * T * g->NH); A_(g->dkv, 4 * 2 * T * g->NKV * g->HD); A_(g->dlp, 4 * T); A_(g->dent, 4 * T);
     A_(g->dres_b, 2 * T * C); A_(g->datt, 2 * T * QD); A_(g->dqkv, 2 * T * W);
     A_(g->dact, 2 * T * F); A_(g->dgu, 2 * T * 2 * F); A_(g->d_norm, 8);
 #undef A_
@@ -251,6 +277,11 @@ extern "C" int sl_gpum_new(const sl_model *h, int max_tokens, sl_gpum **out, cha
     CUDA_CHECK(cudaMemcpy(g->cos_t, h->rope_cos, 4 * (size_t)g->max_pos * half, cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemcpy(g->sin_t, h->rope_sin, 4 * (size_t)g->max_pos * half, cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaStreamSynchronize(s));
+    const char *pe = getenv("SL_GPUM_PROFILE");
+    if (pe && *pe == '1') {
+        g->prof = 1;
+        for (int i = 0; i < 2048; i++) CUDA_CHECK(cudaEventCreate(&g->ev[i]));
+    }
     *out = g;
     return SL_OK;
 }
@@ -269,6 +300,12 @@ extern "C" void *sl_gpum_weights(sl_gpum *g, size_t *bytes)
     return g->Wb;
 }
 
+extern "C" int sl_gpum_profile(sl_gpum *g, double *ms, int n)
+{
+    for (int i = 0; i < n && i < SL_GPUM_PROF_N; i++) ms[i] = g->prof_ms[i], g->prof_ms[i] = 0;
+    return g->prof;
+}
+
 extern "C" void sl_gpum_sync(sl_gpum *g)
 {
     (void)g;
@@ -284,17 +321,26 @@ static void layer_fwd(sl_gpum *g, int l)
     float *x = g->res + l * T * C, *xm = g->res_mid + l * T * C, *xn = g->res + (l + 1) * T * C;
     bf16 *ln1 = g->ln1 + l * T * C, *qkv = g->qkv + l * T * W, *att = g->att + l * T * QD;
     bf16 *ln2 = g->ln2 + l * T * C, *gu = g->gu + l * T * 2 * F;
+    mark(g, P_NORM);
     sl_bf_rmsnorm_fwd(ln1, g->rstd1 + l * T, x, g->Wb + y->n1, (int)T, (int)C, g->eps);
+    mark(g, P_GEMM);
     sl_bf_gemm(qkv, 0, ln1, g->Wb + y->wqkv, NULL, (int)T, (int)W, (int)C, 0, 1, 1.f, 0.f);
+    mark(g, P_EW);
     sl_bf_qkv_post_fwd(qkv, g->qkv_bias ? g->Wb + y->bqkv : NULL, g->d_pos, g->cos_t, g->sin_t,
                        (int)T, g->NH, g->NKV, g->HD);
+    mark(g, P_ATTN_F);
     sl_bf_attn_fwd(att, g->lse + l * T * g->NH, qkv, qkv + QD, qkv + QD + (size_t)g->NKV * g->HD,
                    (int)W, (int)W, (int)W, g->d_tiles, g->n_tiles, (int)T, g->NH, g->NKV, g->HD,
                    g->scale);
+    mark(g, P_GEMM);
     sl_bf_gemm(xm, 1, att, g->Wb + y->wo, x, (int)T, (int)C, (int)QD, 0, 1, 1.f, 1.f);
+    mark(g, P_NORM);
     sl_bf_rmsnorm_fwd(ln2, g->rstd2 + l * T, xm, g->Wb + y->n2, (int)T, (int)C, g->eps);
+    mark(g, P_GEMM);
     sl_bf_gemm(gu, 0, ln2, g->Wb + y->wgu, NULL, (int)T, (int)(2 * F), (int)C, 0, 1, 1.f, 0.f);
+    mark(g, P_EW);
     sl_bf_swiglu_fwd(g->act, gu, (int)T, (int)F);
+    mark(g, P_GEMM);
     sl_bf_gemm(xn, 1, g->act, g->Wb + y->wd, xm, (int)T, (int)C, (int)F, 0, 1, 1.f, 1.f);
 }
 
@@ -328,17 +374,22 @@ extern "C" int sl_gpum_forward(sl_gpum *g, const int32_t *tokens, const int32_t 
     CUDA_CHECK(cudaMemcpyAsync(g->d_pos, g->h_pos, 4 * (size_t)T, cudaMemcpyHostToDevice, s));
     CUDA_CHECK(cudaMemcpyAsync(g->d_tiles, g->h_tiles, sizeof(sl_att_tile) * nt, cudaMemcpyHostToDevice, s));
     size_t C = g->C;
+    mark(g, P_EW);
     sl_bf_embed_fwd(g->res, g->Wb + g->o_embed, g->d_tok, T, (int)C);
     for (int l = 0; l < g->L; l++) layer_fwd(g, l);
+    mark(g, P_NORM);
     sl_bf_rmsnorm_fwd(g->lnf, g->rstdf, g->res + (size_t)g->L * T * C, g->Wb + g->o_nf, T, (int)C, g->eps);
     for (int c0 = 0; c0 < T; c0 += SL_GPUM_HEAD_ROWS) {
         int n = T - c0 < SL_GPUM_HEAD_ROWS ? T - c0 : SL_GPUM_HEAD_ROWS;
+        mark(g, P_HEAD);
         sl_bf_gemm(g->logits, 0, g->lnf + (size_t)c0 * C, g->Wb + g->o_head, NULL, n, g->V, (int)C, 0, 1, 1.f, 0.f);
         sl_bf_head_stats(g->hlse + c0, g->hlp + c0, g->hent + c0, g->logits, g->d_tgt + c0, n, g->V);
     }
+    mark(g, P_END);
     CUDA_CHECK(cudaMemcpyAsync(g->h_lp, g->hlp, 4 * (size_t)T, cudaMemcpyDeviceToHost, s));
     CUDA_CHECK(cudaMemcpyAsync(g->h_lp + T, g->hent, 4 * (size_t)T, cudaMemcpyDeviceToHost, s));
     CUDA_CHECK(cudaStreamSynchronize(s));
+    prof_flush(g);
     double sum = 0;
     int n = 0;
     for (int t = 0; t < T; t++)
@@ -363,23 +414,32 @@ static void layer_bwd(sl_gpum *g, int l)
     bf16 *ln2 = g->ln2 + l * T * C, *gu = g->gu + l * T * 2 * F;
     int iT = (int)T, iC = (int)C, iF = (int)F;
     /* MLP: dres holds d res[l+1] (fp32) and dres_b its bf16 copy */
+    mark(g, P_GEMM);
     sl_bf_gemm(g->dact, 0, g->dres_b, g->Wb + y->wd, NULL, iT, iF, iC, 0, 0, 1.f, 0.f);
+    mark(g, P_EW);
     sl_bf_swiglu_bwd(g->dgu, g->act, g->dact, gu, iT, iF);
+    mark(g, P_GEMM);
     sl_bf_gemm(g->G + y->wd, 1, g->dres_b, g->act, g->G + y->wd, iC, iF, iT, 1, 0, 1.f, 1.f);
     sl_bf_gemm(g->dln, 1, g->dgu, g->Wb + y->wgu, NULL, iT, iC, 2 * iF, 0, 0, 1.f, 0.f);
     sl_bf_gemm(g->G + y->wgu, 1, g->dgu, ln2, g->G + y->wgu, 2 * iF, iC, iT, 1, 0, 1.f, 1.f);
+    mark(g, P_NORM);
     sl_bf_rmsnorm_bwd(g->dres, g->dres_b, g->G + y->n2, g->dln, xm, g->Wb + y->n2,
                       g->rstd2 + l * T, iT, iC, 1);
     /* attention */
+    mark(g, P_GEMM);
     sl_bf_gemm(g->datt, 0, g->dres_b, g->Wb + y->wo, NULL, iT, (int)QD, iC, 0, 0, 1.f, 0.f);
     sl_bf_gemm(g->G + y->wo, 1, g->dres_b, att, g->G + y->wo, iC, (int)QD, iT, 1, 0, 1.f, 1.f);
+    mark(g, P_ATTN_B);
     sl_bf_attn_bwd(g->dq, g->dqkv + QD, g->dqkv + QD + KD, (int)W, (int)W, g->datt, att,
                    g->lse + l * T * g->NH, qkv, qkv + QD, qkv + QD + KD, (int)W, (int)W, (int)W,
-                   g->Dbuf, g->d_tiles, g->n_tiles, iT, g->NH, g->NKV, g->HD, g->scale);
+                   g->Dbuf, g->dkv, g->d_tiles, g->n_tiles, iT, g->NH, g->NKV, g->HD, g->scale);
+    mark(g, P_EW);
     sl_bf_qkv_post_bwd(g->dqkv, g->dq, g->qkv_bias ? g->G + y->bqkv : NULL, g->d_pos, g->cos_t,
                        g->sin_t, iT, g->NH, g->NKV, g->HD);
+    mark(g, P_GEMM);
     sl_bf_gemm(g->dln, 1, g->dqkv, g->Wb + y->wqkv, NULL, iT, iC, (int)W, 0, 0, 1.f, 0.f);
     sl_bf_gemm(g->G + y->wqkv, 1, g->dqkv, ln1, g->G + y->wqkv, (int)W, iC, iT, 1, 0, 1.f, 1.f);
+    mark(g, P_NORM);
     sl_bf_rmsnorm_bwd(g->dres, g->dres_b, g->G + y->n1, g->dln, x, g->Wb + y->n1,
                       g->rstd1 + l * T, iT, iC, 1);
 }
@@ -395,17 +455,22 @@ extern "C" int sl_gpum_backward(sl_gpum *g, const float *dlogprob, const float *
     for (int c0 = 0; c0 < T; c0 += SL_GPUM_HEAD_ROWS) {
         int n = T - c0 < SL_GPUM_HEAD_ROWS ? T - c0 : SL_GPUM_HEAD_ROWS;
         const bf16 *h = g->lnf + (size_t)c0 * C;
+        mark(g, P_HEAD);
         sl_bf_gemm(g->logits, 0, h, g->Wb + g->o_head, NULL, n, g->V, (int)C, 0, 1, 1.f, 0.f);
         sl_bf_head_grad(g->logits, g->hlse + c0, g->hent + c0, g->dlp + c0,
                         dentropy ? g->dent + c0 : NULL, g->d_tgt + c0, n, g->V);
         sl_bf_gemm(g->dln + (size_t)c0 * C, 1, g->logits, g->Wb + g->o_head, NULL, n, (int)C, g->V, 0, 0, 1.f, 0.f);
         sl_bf_gemm(g->G + g->o_head, 1, g->logits, h, g->G + g->o_head, g->V, (int)C, n, 1, 0, 1.f, 1.f);
     }
+    mark(g, P_NORM);
     sl_bf_rmsnorm_bwd(g->dres, g->dres_b, g->G + g->o_nf, g->dln, g->res + (size_t)g->L * T * C,
                       g->Wb + g->o_nf, g->rstdf, T, (int)C, 0);
     for (int l = g->L - 1; l >= 0; l--) layer_bwd(g, l);
+    mark(g, P_EW);
     sl_bf_embed_bwd(g->G + g->o_embed, g->dres, g->d_tok, T, (int)C);
+    mark(g, P_END);
     CUDA_CHECK(cudaStreamSynchronize(s));
+    prof_flush(g);
     return SL_OK;
 }
 
@@ -444,8 +509,11 @@ extern "C" void sl_gpum_adamw_step(sl_gpum *g, float lr, float b1, float b2, flo
         }
     }
     g->step++;
+    mark(g, P_OPT);
     float bc1 = 1.f - powf(b1, (float)g->step), bc2 = 1.f - powf(b2, (float)g->step);
     sl_bf_adamw(g->P, g->G, g->M, g->Vm, g->Wb, g->n_gpu, g->n_decay, lr, b1, b2, eps, wd, bc1, bc2);
+    mark(g, P_END);
+    prof_flush(g);
 }
 
 static void to_host(sl_gpum *g, const float *src, float *host)

@@ -64,7 +64,7 @@ extern "C" void sl_gpu_test_attention(float *out, float *lse, float *dq, float *
     bf16 *bq = up_bf(q, QN), *bk = up_bf(k, KN), *bv = up_bf(v, KN), *bdo = up_bf(dout, QN);
     bf16 *bo = (bf16 *)up(NULL, 2 * QN), *bdk = (bf16 *)up(NULL, 2 * KN), *bdv = (bf16 *)up(NULL, 2 * KN);
     float *dlse = (float *)up(NULL, 4 * (size_t)T * NH), *ddq = (float *)up(NULL, 4 * QN);
-    float *D = (float *)up(NULL, 4 * (size_t)T * NH);
+    float *D = (float *)up(NULL, 4 * (size_t)T * NH), *dkv = (float *)up(NULL, 8 * KN);
     cudaStream_t s = sl_bf_stream();
     /* poison outputs: every element must be written */
     CUDA_CHECK(cudaMemsetAsync(bo, 0xff, 2 * QN, s));
@@ -73,13 +73,13 @@ extern "C" void sl_gpu_test_attention(float *out, float *lse, float *dq, float *
     CUDA_CHECK(cudaMemsetAsync(dlse, 0xff, 4 * (size_t)T * NH, s));
     sl_bf_attn_fwd(bo, dlse, bq, bk, bv, NH * HD, NKV * HD, NKV * HD, dt, nt, T, NH, NKV, HD, scale);
     sl_bf_attn_bwd(ddq, bdk, bdv, NKV * HD, NKV * HD, bdo, bo, dlse, bq, bk, bv, NH * HD,
-                   NKV * HD, NKV * HD, D, dt, nt, T, NH, NKV, HD, scale);
+                   NKV * HD, NKV * HD, D, dkv, dt, nt, T, NH, NKV, HD, scale);
     down_bf(out, bo, QN);
     down(lse, dlse, 4 * (size_t)T * NH);
     down(dq, ddq, 4 * QN);
     down_bf(dk, bdk, KN);
     down_bf(dv, bdv, KN);
-    void *ps[] = {dt, bq, bk, bv, bdo, bo, bdk, bdv, dlse, ddq, D};
+    void *ps[] = {dt, bq, bk, bv, bdo, bo, bdk, bdv, dlse, ddq, D, dkv};
     for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) cudaFree(ps[i]);
     free(tiles);
 }
