@@ -1,12 +1,14 @@
 /*
  * bench_gpu.c — GPU benchmarks of slime-bench (one JSON object each):
  *
- *  gpu-train [--layers L] [--seqs B] [--seq-len S] [--steps N]
+ *  gpu-train [--layers L] [--seqs B] [--seq-len S] [--steps N] [--fused 0|1]
  *      mixed-precision training step of the GPU model (kernels/gpu_model.h)
  *      on a random Qwen2.5-0.5B-shaped model (hidden 896, 24 layers, 14
  *      heads / 2 kv heads of 64, intermediate 4864, vocab 151936, tied,
  *      q/k/v bias): forward + backward (mean CE) + AdamW over B packed
- *      sequences of S random tokens; median ms per phase, tokens/s, MFU
+ *      sequences of S random tokens (--fused 1, the default: forward and CE
+ *      backward in one pass, forward_ms is then the whole pass and
+ *      backward_ms 0); median ms per phase, tokens/s, MFU
  *      against the bf16 GEMM rate measured in the same run, device memory.
  *  gpu-sync [--reps N]
  *      CUDA IPC weight sync of that model's flat bf16 weights (0.99 GB)
@@ -72,6 +74,7 @@ int bench_gpu_train(int argc, char **argv)
 {
     int layers = arg_int(argc, argv, "--layers", 24), B = arg_int(argc, argv, "--seqs", 8);
     int S = arg_int(argc, argv, "--seq-len", 1024), steps = arg_int(argc, argv, "--steps", 10);
+    int fused = arg_int(argc, argv, "--fused", 1);
     if (layers < 1 || B < 1 || S < 2 || steps < 1 || (long)B * S > (1 << 20)) {
         fprintf(stderr, "bench gpu-train: bad arguments\n");
         return SL_EXIT_USAGE;
@@ -111,12 +114,19 @@ int bench_gpu_train(int argc, char **argv)
     for (int i = -2; i < steps; i++) {
         if (i == 0) sl_gpum_profile(g, prof, SL_GPUM_PROF_N); /* reset after warm-up */
         uint64_t a = sl_now_ns();
-        if (sl_gpum_forward(g, tok, cu, B, NULL, NULL, NULL, &loss)) return SL_EXIT_FAIL;
-        sl_gpum_sync(g);
-        uint64_t b = sl_now_ns();
-        sl_gpum_backward_ce(g, NULL);
-        sl_gpum_sync(g);
-        uint64_t d = sl_now_ns();
+        uint64_t b, d;
+        if (fused) { /* forward + CE backward in one pass (LM head logits once) */
+            if (sl_gpum_forward_backward_ce(g, tok, cu, B, NULL, NULL, &loss)) return SL_EXIT_FAIL;
+            sl_gpum_sync(g);
+            b = d = sl_now_ns();
+        } else {
+            if (sl_gpum_forward(g, tok, cu, B, NULL, NULL, NULL, &loss)) return SL_EXIT_FAIL;
+            sl_gpum_sync(g);
+            b = sl_now_ns();
+            sl_gpum_backward_ce(g, NULL);
+            sl_gpum_sync(g);
+            d = sl_now_ns();
+        }
         sl_gpum_adamw_step(g, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.f, i == steps - 1 ? &gn : NULL);
         sl_gpum_sync(g);
         uint64_t e = sl_now_ns();
@@ -135,13 +145,13 @@ int bench_gpu_train(int argc, char **argv)
     double att_fwd = 4.0 * 64 * 14 * layers * (double)B * S * (S + 1) / 2.0;
     double flops = 6.0 * mm * T + 3.0 * att_fwd;
     double tps = T / (step_ms / 1e3);
-    printf("{\"bench\":\"gpu-train\",\"shape\":\"qwen2.5-0.5b\",\"layers\":%d,\"params\":%zu,"
+    printf("{\"bench\":\"gpu-train\",\"shape\":\"qwen2.5-0.5b\",\"fused_ce\":%s,\"layers\":%d,\"params\":%zu,"
            "\"seqs\":%d,\"seq_len\":%d,\"steps\":%d,\"step_ms\":%.2f,\"forward_ms\":%.2f,"
            "\"backward_ms\":%.2f,\"adamw_ms\":%.2f,\"tokens_per_s\":%.0f,\"model_tflop_per_step\":%.3f,"
            "\"achieved_tflops\":%.1f,\"gemm_bf16_tflops\":%.1f,\"mfu_vs_gemm\":%.3f,"
            "\"device_alloc_gib\":%.2f,\"gpu_mem_used_gib\":%.2f,\"loss_first\":%.4f,"
            "\"loss_last\":%.4f,\"grad_norm_last\":%.4f,\"host_init_s\":%.1f",
-           layers, info.n_params, B, S, steps, step_ms, median(tf, steps), median(tb, steps),
+           fused ? "true" : "false", layers, info.n_params, B, S, steps, step_ms, median(tf, steps), median(tb, steps),
            median(to, steps), tps, flops / 1e12, flops / (step_ms / 1e3) / 1e12, gemm,
            flops / (step_ms / 1e3) / 1e12 / gemm, info.device_bytes / 1073741824.0,
            (double)(free0 - free1) / 1073741824.0, loss0, loss, gn, init_s);

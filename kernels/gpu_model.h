@@ -32,7 +32,7 @@
 
 #include "model.h"
 
-#define SL_GPUM_HEAD_ROWS 1024 /* tokens per LM-head chunk */
+#define SL_GPUM_HEAD_ROWS 4096 /* tokens per LM-head chunk */
 
 typedef struct sl_gpum sl_gpum;
 
@@ -63,6 +63,14 @@ int sl_gpum_forward(sl_gpum *g, const int32_t *tokens, const int32_t *cu_seqlens
 int sl_gpum_backward(sl_gpum *g, const float *dlogprob, const float *dentropy);
 int sl_gpum_backward_ce(sl_gpum *g, double *loss_out);
 void sl_gpum_zero_grad(sl_gpum *g);
+/* Forward and mean cross-entropy backward in one pass (supervised steps):
+ * the LM head's gradient is taken from the logits of the forward chunk,
+ * so they are computed once. Same batch rules; logprobs (host, may be
+ * NULL) and *loss as sl_gpum_forward; gradients accumulate. Leaves no
+ * activations for another backward. */
+int sl_gpum_forward_backward_ce(sl_gpum *g, const int32_t *tokens, const int32_t *cu_seqlens,
+                                int n_seq, const int32_t *targets, float *logprobs,
+                                double *loss);
 /* Global gradient-norm clip (max_norm <= 0: none), then one AdamW step
  * (decoupled weight decay on matrices and embeddings, not on norms and
  * biases, bias-corrected), refreshes the bf16 weights and zeroes the

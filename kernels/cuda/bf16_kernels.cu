@@ -213,39 +213,68 @@ void sl_bf_qkv_post_bwd(bf16 *dqkv, const float *dq, float *dbias, const int32_t
 }
 
 /* -------------------------------------------------------------- swiglu */
+/* 8 columns per thread (uint4 of bf16); F % 8 == 0 (checked by the launcher) */
 __global__ void k_swiglu_fwd(bf16 *act, const bf16 *gu, int T, int F)
 {
-    size_t n = (size_t)T * F;
+    int F8 = F / 8;
+    size_t n = (size_t)T * F8;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
-        size_t t = i / F, f = i % F;
-        float g = __bfloat162float(gu[t * 2 * F + f]), u = __bfloat162float(gu[t * 2 * F + F + f]);
-        act[i] = __float2bfloat16(g / (1.f + __expf(-g)) * u);
+        unsigned t = (unsigned)(i / (unsigned)F8), f = (unsigned)(i % (unsigned)F8) * 8;
+        uint4 gv = *(const uint4 *)(gu + (size_t)t * 2 * F + f);
+        uint4 uv = *(const uint4 *)(gu + (size_t)t * 2 * F + F + f);
+        const bf16 *ge = (const bf16 *)&gv, *ue = (const bf16 *)&uv;
+        uint4 ov;
+        bf16 *oe = (bf16 *)&ov;
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            float g = __bfloat162float(ge[j]), u = __bfloat162float(ue[j]);
+            oe[j] = __float2bfloat16(g / (1.f + __expf(-g)) * u);
+        }
+        *(uint4 *)(act + (size_t)t * F + f) = ov;
     }
 }
 __global__ void k_swiglu_bwd(bf16 *dgu, bf16 *act, const bf16 *dact, const bf16 *gu, int T, int F)
 {
-    size_t n = (size_t)T * F;
+    int F8 = F / 8;
+    size_t n = (size_t)T * F8;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
-        size_t t = i / F, f = i % F;
-        float g = __bfloat162float(gu[t * 2 * F + f]), u = __bfloat162float(gu[t * 2 * F + F + f]);
-        float d = __bfloat162float(dact[i]);
-        float sg = 1.f / (1.f + __expf(-g)), silu = g * sg;
-        act[i] = __float2bfloat16(silu * u);
-        dgu[t * 2 * F + f] = __float2bfloat16(d * u * sg * (1.f + g * (1.f - sg)));
-        dgu[t * 2 * F + F + f] = __float2bfloat16(d * silu);
+        unsigned t = (unsigned)(i / (unsigned)F8), f = (unsigned)(i % (unsigned)F8) * 8;
+        size_t gi = (size_t)t * 2 * F + f, ai = (size_t)t * F + f;
+        uint4 gv = *(const uint4 *)(gu + gi), uv = *(const uint4 *)(gu + gi + F);
+        uint4 dv = *(const uint4 *)(dact + ai);
+        const bf16 *ge = (const bf16 *)&gv, *ue = (const bf16 *)&uv, *de = (const bf16 *)&dv;
+        uint4 av, dgv, duv;
+        bf16 *ae = (bf16 *)&av, *dge = (bf16 *)&dgv, *due = (bf16 *)&duv;
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            float g = __bfloat162float(ge[j]), u = __bfloat162float(ue[j]), d = __bfloat162float(de[j]);
+            float sg = 1.f / (1.f + __expf(-g)), silu = g * sg;
+            ae[j] = __float2bfloat16(silu * u);
+            dge[j] = __float2bfloat16(d * u * sg * (1.f + g * (1.f - sg)));
+            due[j] = __float2bfloat16(d * silu);
+        }
+        *(uint4 *)(act + ai) = av;
+        *(uint4 *)(dgu + gi) = dgv;
+        *(uint4 *)(dgu + gi + F) = duv;
     }
+}
+static void need_f8(int F)
+{
+    if (F % 8) sl_cuda_die("swiglu", "intermediate_size must be a multiple of 8", __func__, __FILE__, __LINE__);
 }
 void sl_bf_swiglu_fwd(bf16 *act, const bf16 *gu, int T, int F)
 {
-    size_t n = (size_t)T * F;
+    need_f8(F);
+    size_t n = (size_t)T * F / 8;
     k_swiglu_fwd<<<ew_grid(n, 256), 256, 0, S_>>>(act, gu, T, F);
     LAUNCH_CHECK();
 }
 void sl_bf_swiglu_bwd(bf16 *dgu, bf16 *act, const bf16 *dact, const bf16 *gu, int T, int F)
 {
-    size_t n = (size_t)T * F;
+    need_f8(F);
+    size_t n = (size_t)T * F / 8;
     k_swiglu_bwd<<<ew_grid(n, 256), 256, 0, S_>>>(dgu, act, dact, gu, T, F);
     LAUNCH_CHECK();
 }

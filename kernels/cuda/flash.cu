@@ -311,11 +311,13 @@ k_attn_bwd(float *dq, float *dkf, float *dvf, const bf16 *dout, const float *lse
                 wmma::store_matrix_sync(dQs + r0 * QP + n * 16, acc, QP, wmma::mem_row_major);
             }
             __syncwarp();
-            for (int i = 0; i < 16; i++) {
-                int qi = q0 + r0 + i;
-                if (qi >= tl.end) break;
-                float *d = dq + (size_t)qi * NH * HD + (size_t)h * HD;
-                for (int c = lane; c < HD; c += 32) atomicAdd(d + c, dQs[(r0 + i) * QP + c] * scale);
+            /* vector atomics (sm_90): 4 floats per request */
+            for (int idx = lane; idx < 16 * (HD / 4); idx += 32) {
+                int i = idx / (HD / 4), c = (idx % (HD / 4)) * 4, qi = q0 + r0 + i;
+                if (qi >= tl.end) continue;
+                const float *src = dQs + (r0 + i) * QP + c;
+                float4 v = make_float4(src[0] * scale, src[1] * scale, src[2] * scale, src[3] * scale);
+                atomicAdd((float4 *)(dq + (size_t)qi * NH * HD + (size_t)h * HD + c), v);
             }
         }
     }

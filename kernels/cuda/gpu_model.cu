@@ -214,6 +214,8 @@ extern "C" int sl_gpum_new(const sl_model *h, int max_tokens, sl_gpum **out, cha
         return fail(err, errlen, SL_EUNSUPPORTED, "model_type %s: q/k norm or o_proj bias not supported on the GPU yet", c->model_type);
     if (c->head_dim != 64 && c->head_dim != 128)
         return fail(err, errlen, SL_EUNSUPPORTED, "%s", "head_dim must be 64 or 128 on the GPU");
+    if (c->intermediate_size % 8)
+        return fail(err, errlen, SL_EUNSUPPORTED, "%s", "intermediate_size must be a multiple of 8 on the GPU");
     if (max_tokens < 1 || max_tokens > (1 << 20))
         return fail(err, errlen, SL_EINVAL, "%s", "max_tokens must be in [1, 2^20]");
     sl_bf_init();
@@ -344,9 +346,8 @@ static void layer_fwd(sl_gpum *g, int l)
     sl_bf_gemm(xn, 1, g->act, g->Wb + y->wd, xm, (int)T, (int)C, (int)F, 0, 1, 1.f, 1.f);
 }
 
-extern "C" int sl_gpum_forward(sl_gpum *g, const int32_t *tokens, const int32_t *cu, int n_seq,
-                               const int32_t *targets, float *logprobs, float *entropy,
-                               double *loss)
+static int prep_batch(sl_gpum *g, const int32_t *tokens, const int32_t *cu, int n_seq,
+                      const int32_t *targets)
 {
     g->have_fwd = 0;
     if (n_seq < 1 || !cu || cu[0] != 0) return SL_EINVAL;
@@ -356,48 +357,72 @@ extern "C" int sl_gpum_forward(sl_gpum *g, const int32_t *tokens, const int32_t 
     if (T > g->max_tokens) return SL_ERANGE;
     for (int t = 0; t < T; t++)
         if (tokens[t] < 0 || tokens[t] >= g->V) return SL_EINVAL;
-    int nt = 0;
+    int nt = 0, n = 0;
     for (int s = 0; s < n_seq; s++) {
         for (int t = cu[s]; t < cu[s + 1]; t++) {
             g->h_pos[t] = t - cu[s];
             int tg = targets ? targets[t] : (t + 1 < cu[s + 1] ? tokens[t + 1] : -1);
             if (tg >= g->V) return SL_EINVAL;
             g->h_tgt[t] = tg < 0 ? -1 : tg;
+            n += tg >= 0;
         }
         for (int r = cu[s]; r < cu[s + 1]; r += SL_ATT_TILE)
             g->h_tiles[nt++] = (sl_att_tile){r, cu[s], cu[s + 1], 0};
     }
-    g->T = T, g->n_seq = n_seq, g->n_tiles = nt;
+    g->T = T, g->n_seq = n_seq, g->n_tiles = nt, g->has_tgt = n;
     cudaStream_t s = sl_bf_stream();
     CUDA_CHECK(cudaMemcpyAsync(g->d_tok, tokens, 4 * (size_t)T, cudaMemcpyHostToDevice, s));
     CUDA_CHECK(cudaMemcpyAsync(g->d_tgt, g->h_tgt, 4 * (size_t)T, cudaMemcpyHostToDevice, s));
     CUDA_CHECK(cudaMemcpyAsync(g->d_pos, g->h_pos, 4 * (size_t)T, cudaMemcpyHostToDevice, s));
     CUDA_CHECK(cudaMemcpyAsync(g->d_tiles, g->h_tiles, sizeof(sl_att_tile) * nt, cudaMemcpyHostToDevice, s));
+    return SL_OK;
+}
+
+static void fwd_body(sl_gpum *g)
+{
+    int T = g->T;
     size_t C = g->C;
     mark(g, P_EW);
     sl_bf_embed_fwd(g->res, g->Wb + g->o_embed, g->d_tok, T, (int)C);
     for (int l = 0; l < g->L; l++) layer_fwd(g, l);
     mark(g, P_NORM);
     sl_bf_rmsnorm_fwd(g->lnf, g->rstdf, g->res + (size_t)g->L * T * C, g->Wb + g->o_nf, T, (int)C, g->eps);
-    for (int c0 = 0; c0 < T; c0 += SL_GPUM_HEAD_ROWS) {
-        int n = T - c0 < SL_GPUM_HEAD_ROWS ? T - c0 : SL_GPUM_HEAD_ROWS;
-        mark(g, P_HEAD);
-        sl_bf_gemm(g->logits, 0, g->lnf + (size_t)c0 * C, g->Wb + g->o_head, NULL, n, g->V, (int)C, 0, 1, 1.f, 0.f);
-        sl_bf_head_stats(g->hlse + c0, g->hlp + c0, g->hent + c0, g->logits, g->d_tgt + c0, n, g->V);
-    }
+}
+
+/* log-probs (and loss) to the host after the head */
+static void finish_fwd(sl_gpum *g, float *logprobs, float *entropy, double *loss)
+{
+    int T = g->T;
+    cudaStream_t s = sl_bf_stream();
     mark(g, P_END);
     CUDA_CHECK(cudaMemcpyAsync(g->h_lp, g->hlp, 4 * (size_t)T, cudaMemcpyDeviceToHost, s));
     CUDA_CHECK(cudaMemcpyAsync(g->h_lp + T, g->hent, 4 * (size_t)T, cudaMemcpyDeviceToHost, s));
     CUDA_CHECK(cudaStreamSynchronize(s));
     prof_flush(g);
     double sum = 0;
-    int n = 0;
     for (int t = 0; t < T; t++)
-        if (g->h_tgt[t] >= 0) sum -= g->h_lp[t], n++;
+        if (g->h_tgt[t] >= 0) sum -= g->h_lp[t];
     if (logprobs) memcpy(logprobs, g->h_lp, 4 * (size_t)T);
     if (entropy) memcpy(entropy, g->h_lp + T, 4 * (size_t)T);
-    if (loss) *loss = n ? sum / n : 0.0;
-    g->has_tgt = n;
+    if (loss) *loss = g->has_tgt ? sum / g->has_tgt : 0.0;
+}
+
+extern "C" int sl_gpum_forward(sl_gpum *g, const int32_t *tokens, const int32_t *cu, int n_seq,
+                               const int32_t *targets, float *logprobs, float *entropy,
+                               double *loss)
+{
+    int rc = prep_batch(g, tokens, cu, n_seq, targets);
+    if (rc) return rc;
+    fwd_body(g);
+    int T = g->T;
+    size_t C = g->C;
+    for (int c0 = 0; c0 < T; c0 += SL_GPUM_HEAD_ROWS) {
+        int n = T - c0 < SL_GPUM_HEAD_ROWS ? T - c0 : SL_GPUM_HEAD_ROWS;
+        mark(g, P_HEAD);
+        sl_bf_gemm(g->logits, 0, g->lnf + (size_t)c0 * C, g->Wb + g->o_head, NULL, n, g->V, (int)C, 0, 1, 1.f, 0.f);
+        sl_bf_head_stats(g->hlse + c0, g->hlp + c0, g->hent + c0, g->logits, g->d_tgt + c0, n, g->V);
+    }
+    finish_fwd(g, logprobs, entropy, loss);
     g->have_fwd = 1;
     return SL_OK;
 }
@@ -444,6 +469,30 @@ static void layer_bwd(sl_gpum *g, int l)
                       g->rstd1 + l * T, iT, iC, 1);
 }
 
+static void bwd_body(sl_gpum *g)
+{
+    int T = g->T;
+    size_t C = g->C;
+    mark(g, P_NORM);
+    sl_bf_rmsnorm_bwd(g->dres, g->dres_b, g->G + g->o_nf, g->dln, g->res + (size_t)g->L * T * C,
+                      g->Wb + g->o_nf, g->rstdf, T, (int)C, 0);
+    for (int l = g->L - 1; l >= 0; l--) layer_bwd(g, l);
+    mark(g, P_EW);
+    sl_bf_embed_bwd(g->G + g->o_embed, g->dres, g->d_tok, T, (int)C);
+    mark(g, P_END);
+}
+
+/* one head chunk's backward from logits already in g->logits */
+static void head_chunk_bwd(sl_gpum *g, int c0, int n, int use_dent)
+{
+    size_t C = g->C;
+    const bf16 *h = g->lnf + (size_t)c0 * C;
+    sl_bf_head_grad(g->logits, g->hlse + c0, g->hent + c0, g->dlp + c0,
+                    use_dent ? g->dent + c0 : NULL, g->d_tgt + c0, n, g->V);
+    sl_bf_gemm(g->dln + (size_t)c0 * C, 1, g->logits, g->Wb + g->o_head, NULL, n, (int)C, g->V, 0, 0, 1.f, 0.f);
+    sl_bf_gemm(g->G + g->o_head, 1, g->logits, h, g->G + g->o_head, g->V, (int)C, n, 1, 0, 1.f, 1.f);
+}
+
 extern "C" int sl_gpum_backward(sl_gpum *g, const float *dlogprob, const float *dentropy)
 {
     if (!g->have_fwd) return SL_EINVAL;
@@ -454,23 +503,39 @@ extern "C" int sl_gpum_backward(sl_gpum *g, const float *dlogprob, const float *
     if (dentropy) CUDA_CHECK(cudaMemcpyAsync(g->dent, dentropy, 4 * (size_t)T, cudaMemcpyHostToDevice, s));
     for (int c0 = 0; c0 < T; c0 += SL_GPUM_HEAD_ROWS) {
         int n = T - c0 < SL_GPUM_HEAD_ROWS ? T - c0 : SL_GPUM_HEAD_ROWS;
-        const bf16 *h = g->lnf + (size_t)c0 * C;
         mark(g, P_HEAD);
-        sl_bf_gemm(g->logits, 0, h, g->Wb + g->o_head, NULL, n, g->V, (int)C, 0, 1, 1.f, 0.f);
-        sl_bf_head_grad(g->logits, g->hlse + c0, g->hent + c0, g->dlp + c0,
-                        dentropy ? g->dent + c0 : NULL, g->d_tgt + c0, n, g->V);
-        sl_bf_gemm(g->dln + (size_t)c0 * C, 1, g->logits, g->Wb + g->o_head, NULL, n, (int)C, g->V, 0, 0, 1.f, 0.f);
-        sl_bf_gemm(g->G + g->o_head, 1, g->logits, h, g->G + g->o_head, g->V, (int)C, n, 1, 0, 1.f, 1.f);
+        sl_bf_gemm(g->logits, 0, g->lnf + (size_t)c0 * C, g->Wb + g->o_head, NULL, n, g->V, (int)C, 0, 1, 1.f, 0.f);
+        head_chunk_bwd(g, c0, n, dentropy != NULL);
     }
-    mark(g, P_NORM);
-    sl_bf_rmsnorm_bwd(g->dres, g->dres_b, g->G + g->o_nf, g->dln, g->res + (size_t)g->L * T * C,
-                      g->Wb + g->o_nf, g->rstdf, T, (int)C, 0);
-    for (int l = g->L - 1; l >= 0; l--) layer_bwd(g, l);
-    mark(g, P_EW);
-    sl_bf_embed_bwd(g->G + g->o_embed, g->dres, g->d_tok, T, (int)C);
-    mark(g, P_END);
+    bwd_body(g);
     CUDA_CHECK(cudaStreamSynchronize(s));
     prof_flush(g);
+    return SL_OK;
+}
+
+extern "C" int sl_gpum_forward_backward_ce(sl_gpum *g, const int32_t *tokens, const int32_t *cu,
+                                           int n_seq, const int32_t *targets, float *logprobs,
+                                           double *loss)
+{
+    int rc = prep_batch(g, tokens, cu, n_seq, targets);
+    if (rc) return rc;
+    int T = g->T, nt = g->has_tgt;
+    size_t C = g->C;
+    float *d = g->h_lp + T; /* host scratch */
+    for (int t = 0; t < T; t++) d[t] = (g->h_tgt[t] >= 0 && nt) ? -1.0f / nt : 0.f;
+    cudaStream_t s = sl_bf_stream();
+    CUDA_CHECK(cudaMemcpyAsync(g->dlp, d, 4 * (size_t)T, cudaMemcpyHostToDevice, s));
+    fwd_body(g);
+    for (int c0 = 0; c0 < T; c0 += SL_GPUM_HEAD_ROWS) {
+        int n = T - c0 < SL_GPUM_HEAD_ROWS ? T - c0 : SL_GPUM_HEAD_ROWS;
+        mark(g, P_HEAD);
+        sl_bf_gemm(g->logits, 0, g->lnf + (size_t)c0 * C, g->Wb + g->o_head, NULL, n, g->V, (int)C, 0, 1, 1.f, 0.f);
+        sl_bf_head_stats(g->hlse + c0, g->hlp + c0, g->hent + c0, g->logits, g->d_tgt + c0, n, g->V);
+        head_chunk_bwd(g, c0, n, 0);
+    }
+    bwd_body(g);
+    finish_fwd(g, logprobs, NULL, loss);
+    g->have_fwd = 0; /* the activations were consumed by the backward */
     return SL_OK;
 }
 

@@ -242,6 +242,19 @@ static void test_model(const char *name, sl_hf_config *c, const int *lens, int n
            bad ? " NaN" : "", ok ? "ok" : "FAIL");
     if (!ok) g_fail = 1;
     check("all grads (flat)", gg, m->grads_mem, m->n_params, 3e-2);
+    /* fused forward + CE backward against the CPU's forward + backward_ce */
+    sl_model_zero_grad(m);
+    sl_gpum_zero_grad(g);
+    double lc = 0, lg = 0;
+    sl_model_forward(m, tok, cu, ns, NULL, NULL, NULL, &lc);
+    sl_model_backward_ce(m, NULL, NULL);
+    float *lpf = zeros(T);
+    if (sl_gpum_forward_backward_ce(g, tok, cu, ns, NULL, lpf, &lg)) g_fail = 1, printf("  fused rc FAIL\n");
+    sl_gpum_grads_to_host(g, gg);
+    check("fused CE: logprobs", lpf, lp1, T, 1e-2);
+    check("fused CE: all grads (flat)", gg, m->grads_mem, m->n_params, 3e-2);
+    if (fabs(lc - lg) > 1e-2 * fabs(lc)) g_fail = 1, printf("  fused loss FAIL\n");
+    free(lpf);
     free(dlp), free(den), free(gg);
     if (train_steps > 0) {
         sl_gpum_zero_grad(g);
