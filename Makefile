@@ -63,7 +63,7 @@ CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(NVCC)))
 override CPPFLAGS += -DSL_HAVE_CUDA
 LDLIBS_SLIME += -Wl,--push-state,--as-needed -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
                 -lcudart -lcublas -lcublasLt -lstdc++ -Wl,--pop-state
-CUDA_TESTS := $(BUILD)/tests/test_ops_cuda
+CUDA_TESTS := $(BUILD)/tests/test_ops_cuda $(BUILD)/tests/test_gpu_model
 endif
 LIB := $(BUILD)/libslime.a
 
@@ -117,7 +117,7 @@ $(BUILD)/obj/%.o: %.cu
 	@$(if $(Q),echo "  NVCC    $<")
 	$(Q)$(NVCC) -O3 -arch=sm_90a -std=c++17 -I. -Ikernels -c $< -o $@
 
-$(CU_OBJ): $(wildcard kernels/cuda/*.cuh) kernels/ops.h kernels/ops_cuda.h
+$(CU_OBJ): $(wildcard kernels/cuda/*.cuh) kernels/ops.h kernels/ops_cuda.h kernels/gpu_model.h kernels/gpu_sync.h
 
 $(LIB): $(LIB_OBJ) $(CU_OBJ)
 	@mkdir -p $(dir $@)
@@ -139,7 +139,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 
 # GPU op test (tests/gpu/): CPU twin vs CUDA, only in CUDA builds.
 all: $(CUDA_TESTS)
-$(BUILD)/tests/test_ops_cuda: tests/gpu/test_ops_cuda.c $(LIB)
+$(BUILD)/tests/test_ops_cuda $(BUILD)/tests/test_gpu_model: $(BUILD)/tests/%: tests/gpu/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -MMD -MP -o $@ $< $(LIB) -lcmocka $(LDLIBS_SLIME)

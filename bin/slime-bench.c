@@ -20,6 +20,8 @@ BENCH(model)
 BENCH(tokenizer)
 BENCH(rl_step)
 BENCH(gen)
+BENCH(gpu_train)
+BENCH(gpu_sync)
 #undef BENCH
 
 static const struct {
@@ -34,6 +36,8 @@ static const struct {
     {"tokenizer", NULL, "BPE encoding MB/s on one core"},
     {"rl-step", NULL, "seconds per RL step split by phase"},
     {"gen", NULL, "generation scheduler requests/s and tokens/s, 1 vs 8 in flight"},
+    {"gpu-train", NULL, "GPU bf16 training step of a Qwen2.5-0.5B shape: tokens/s, MFU, memory"},
+    {"gpu-sync", NULL, "CUDA IPC weight sync latency of the 0.5B bf16 weights"},
 };
 
 static bench_fn lookup(const char *name) {
@@ -44,6 +48,8 @@ static bench_fn lookup(const char *name) {
     if (!strcmp(name, "tokenizer")) return bench_tokenizer;
     if (!strcmp(name, "rl-step")) return bench_rl_step;
     if (!strcmp(name, "gen")) return bench_gen;
+    if (!strcmp(name, "gpu-train")) return bench_gpu_train;
+    if (!strcmp(name, "gpu-sync")) return bench_gpu_sync;
     return NULL;
 }
 

@@ -8,7 +8,8 @@
  * products through cuBLAS (sgemm, no TF32), attention as tiled online-
  * softmax kernels that never hold a T x T matrix, the LM head chunked over
  * the vocabulary like the CPU backend. It is tested op by op against
- * sl_ops_cpu() (tests/gpu/). It is not bf16 yet (see tests/bench/NOTES.md).
+ * sl_ops_cpu() (tests/gpu/). The bf16 mixed-precision training path is
+ * kernels/gpu_model.h (its own kernels; see tests/bench/NOTES.md).
  *
  * Built only when the Makefile finds nvcc (it then defines SL_HAVE_CUDA);
  * without it these two functions are inline stubs that report no GPU, so

@@ -1,0 +1,133 @@
+/*
+ * gpu_model.h — the transformer of model.h trained on one NVIDIA GPU in
+ * mixed precision (Megatron style): fp32 master weights, fp32 gradients and
+ * fp32 AdamW moments on the device; a bf16 copy of the weights and bf16
+ * activations for the matrix products (cuBLASLt, bf16 operands, fp32
+ * accumulation); fp32 residual stream, norms, softmax and losses. Flash
+ * attention (causal, GQA, packed variable-length sequences, no T x T
+ * matrix); the LM head is fused with log-softmax / log-prob / entropy and
+ * processed in chunks of tokens, so at most SL_GPUM_HEAD_ROWS x V logits
+ * exist at a time; its backward recomputes them.
+ *
+ * A GPU model is made from a host model (model.h, any backend whose memory
+ * is host memory, i.e. the CPU one): same config, same parameters, and
+ * gradients/parameters can be copied back in the host model's layout, so
+ * the CPU fp32 model is the reference of every test (tests/gpu/).
+ *
+ * Supported: Llama / Mistral / Qwen2 shapes (q/k/v bias optional), tied or
+ * untied head, head_dim 64 or 128. Not (yet): Qwen3's q/k norms, o_proj
+ * bias (SL_EUNSUPPORTED). The bf16 weights live in one flat device buffer
+ * (sl_gpum_weights) — the buffer that weight sync publishes.
+ *
+ * Without CUDA (NO_CUDA=1 or no nvcc) every function is a stub that
+ * returns SL_EUNSUPPORTED / NULL, so callers need no #ifdef.
+ * Not thread-safe: one thread drives a GPU model; all work runs on one
+ * CUDA stream and the host calls return when their results are on the host.
+ */
+#ifndef SL_GPU_MODEL_H
+#define SL_GPU_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+
+#define SL_GPUM_HEAD_ROWS 4096 /* tokens per LM-head chunk */
+
+typedef struct sl_gpum sl_gpum;
+
+typedef struct sl_gpum_info {
+    size_t n_params;      /* as the host model */
+    size_t weight_bytes;  /* bf16 flat buffer */
+    size_t device_bytes;  /* everything this model allocated on the device */
+    int max_tokens;
+} sl_gpum_info;
+
+#ifdef SL_HAVE_CUDA
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A GPU model with host's config and parameters (host->ops must be the
+ * CPU backend), activations for max_tokens tokens. Errors: SL_EUNSUPPORTED
+ * (no GPU, unsupported architecture), SL_EINVAL, SL_ENOMEM (message in
+ * err). */
+int sl_gpum_new(const sl_model *host, int max_tokens, sl_gpum **out, char *err, size_t errlen);
+void sl_gpum_free(sl_gpum *g);
+void sl_gpum_get_info(const sl_gpum *g, sl_gpum_info *info);
+
+/* As sl_model_forward (same batch rules and outputs, host arrays). */
+int sl_gpum_forward(sl_gpum *g, const int32_t *tokens, const int32_t *cu_seqlens, int n_seq,
+                    const int32_t *targets, float *logprobs, float *entropy, double *loss);
+/* As sl_model_backward / sl_model_backward_ce: gradients accumulate. */
+int sl_gpum_backward(sl_gpum *g, const float *dlogprob, const float *dentropy);
+int sl_gpum_backward_ce(sl_gpum *g, double *loss_out);
+void sl_gpum_zero_grad(sl_gpum *g);
+/* Forward and mean cross-entropy backward in one pass (supervised steps):
+ * the LM head's gradient is taken from the logits of the forward chunk,
+ * so they are computed once. Same batch rules; logprobs (host, may be
+ * NULL) and *loss as sl_gpum_forward; gradients accumulate. Leaves no
+ * activations for another backward. */
+int sl_gpum_forward_backward_ce(sl_gpum *g, const int32_t *tokens, const int32_t *cu_seqlens,
+                                int n_seq, const int32_t *targets, float *logprobs,
+                                double *loss);
+/* Global gradient-norm clip (max_norm <= 0: none), then one AdamW step
+ * (decoupled weight decay on matrices and embeddings, not on norms and
+ * biases, bias-corrected), refreshes the bf16 weights and zeroes the
+ * gradients. *grad_norm (may be NULL) gets the norm before clipping. */
+void sl_gpum_adamw_step(sl_gpum *g, float lr, float beta1, float beta2, float eps,
+                        float weight_decay, float max_norm, double *grad_norm);
+/* Copy gradients / master parameters to host arrays of n_params floats in
+ * the host model's layout. */
+void sl_gpum_grads_to_host(sl_gpum *g, float *host);
+void sl_gpum_params_to_host(sl_gpum *g, float *host);
+/* The flat bf16 weight buffer (device pointer) and its size. */
+void *sl_gpum_weights(sl_gpum *g, size_t *bytes);
+/* With SL_GPUM_PROFILE=1 in the environment at sl_gpum_new, device time
+ * per kind of op is summed (events between ops, so it slows the model):
+ * ms[0..SL_GPUM_PROF_N) = gemm, attention forward, attention backward,
+ * norms, LM head (its GEMMs included), other elementwise, optimizer;
+ * returned and reset here. Returns 0 when profiling is off. */
+#define SL_GPUM_PROF_N 7
+int sl_gpum_profile(sl_gpum *g, double *ms, int n);
+/* Wait for the device (timing). */
+void sl_gpum_sync(sl_gpum *g);
+/* Measurement helpers: median bf16 GEMM rate (n x n x n, random data,
+ * cuBLASLt as the model uses it) in TFLOP/s; device memory free/total. */
+double sl_gpu_gemm_tflops(int n, int reps);
+void sl_gpu_mem_info(size_t *free_b, size_t *total_b);
+
+/* Test hooks (gpu_testhooks.cu): one bf16 op on host fp32 arrays, for the
+ * op-by-op comparison with the CPU backend in tests/gpu/. attention: q
+ * (T,NH,HD), k/v (T,NKV,HD), packed by cu (n_seq+1, host); forward then
+ * backward with dout. head: logits h W^T, stats and the gradients for
+ * dlogprob/dentropy (dW overwritten). rmsnorm: forward and backward (dx
+ * overwritten, dw overwritten). swiglu: gu (T, 2F) gate|up. */
+void sl_gpu_test_attention(float *out, float *lse, float *dq, float *dk, float *dv,
+                           const float *dout, const float *q, const float *k, const float *v,
+                           const int32_t *cu, int n_seq, int NH, int NKV, int HD, float scale);
+void sl_gpu_test_head(float *logprob, float *entropy, float *dh, float *dW,
+                      const float *dlogprob, const float *dentropy, const float *h,
+                      const float *W, const int32_t *target, int T, int C, int V);
+void sl_gpu_test_rmsnorm(float *out, float *dx, float *dw, const float *x, const float *w,
+                         const float *dout, int T, int C, float eps);
+void sl_gpu_test_swiglu(float *act, float *dgu, const float *gu, const float *dact, int T, int F);
+
+#ifdef __cplusplus
+}
+#endif
+#else /* !SL_HAVE_CUDA */
+#include <stdio.h>
+#include "base.h"
+static inline int sl_gpum_new(const sl_model *host, int max_tokens, sl_gpum **out, char *err,
+                              size_t errlen)
+{
+    (void)host, (void)max_tokens;
+    *out = 0;
+    if (err && errlen) snprintf(err, errlen, "built without CUDA");
+    return SL_EUNSUPPORTED;
+}
+static inline void sl_gpum_free(sl_gpum *g) { (void)g; }
+#endif
+
+#endif /* SL_GPU_MODEL_H */
