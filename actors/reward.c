@@ -361,6 +361,7 @@ static void send_scored(reward_actor *a, job *j) {
     json_object_set_new(o, "rewards", rw);
     json_object_set_new(o, "failed", fl);
     json_object_set_new(o, "response_len", rl);
+    sl_fault_point("reward_score"); /* faults.h */
     int rc = sl_rl_json_send(a->ctx, a->buffer_name, SL_MSG_SCORED, o);
     if (rc) sl_actor_log(a->ctx, SL_LOG_WARN, "SCORED to %s failed: %s", a->buffer_name, sl_strerror(rc));
     a->n_groups++;

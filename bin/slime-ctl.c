@@ -4,7 +4,12 @@
  *
  *   slime-ctl [--run-dir DIR] [--timeout MS] status [--json]
  *   slime-ctl [--run-dir DIR] stop
- *   slime-ctl [--run-dir DIR] inject ACTOR kill|term|hang SECONDS|pause|resume
+ *   slime-ctl [--run-dir DIR] inject ACTOR kill|term|hang SECONDS|pause|resume|drop|corrupt
+ *
+ * inject drop / corrupt: the actor's next outgoing mailbox frame is dropped /
+ * has one byte flipped (the receiver's decoder must refuse it); built-in
+ * kinds only (SIGUSR1 / SIGUSR2, see mailbox/faults.h). A schedule of faults
+ * for a whole run is the topology's [faults] section.
  *
  * RUN_DIR defaults to $SL_RUN_DIR. `status --json` prints the supervisor's
  * one JSON object unchanged: {"run_dir":..., "actors":[{"name","kind","pid",
@@ -21,7 +26,7 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: slime-ctl [--run-dir DIR] [--timeout MS] status [--json]\n"
                "       slime-ctl [--run-dir DIR] stop\n"
-               "       slime-ctl [--run-dir DIR] inject ACTOR kill|term|hang SECONDS|pause|resume\n"
+               "       slime-ctl [--run-dir DIR] inject ACTOR kill|term|hang SECONDS|pause|resume|drop|corrupt\n"
                "RUN_DIR defaults to $SL_RUN_DIR.\n");
 }
 

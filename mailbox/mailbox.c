@@ -9,6 +9,7 @@
  * thread.
  */
 #include "mailbox.h"
+#include "faults.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -327,6 +328,12 @@ sl_err sl_mailbox_send_ex(sl_mailbox *mb, const char *to, uint16_t type, uint32_
     sl_err err = sl_frame_encode(&h, payload, len, mb->txbuf, SL_FRAME_MAX_SIZE, &n);
     if (err) return err;
     mb->seq++;
+    sl_fault_action fa = sl_faults_net(); /* fault injection (faults.h); none in real runs */
+    if (fa == SL_FAULT_DROP) {
+        mb->st.sent++; /* as far as the sender knows, it went out */
+        return SL_OK;
+    }
+    if (fa == SL_FAULT_CORRUPT) sl_faults_corrupt(mb->txbuf, n);
     err = send_frame(mb, to, n, mb->send_timeout_ms);
     if (err) {
         mb->st.send_failed++;

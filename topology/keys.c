@@ -196,12 +196,32 @@ static const sl_key_def keys[] = {
     B("eval", "at_start", "true",
       "Evaluate before the first RL step (right after the SFT warm-up): the step-0 eval."),
     B("eval", "at_end", "true", "Evaluate after the last RL step."),
+
+    /* ----------------------------------------------------------- [faults] */
+    I("faults", "seed", "1", 0, 4294967295.0,
+      "Seed of the fault schedule's random choices (rand steps, @rN passes)."),
+    S("faults", "schedule", "",
+      "Faults the supervisor injects, entries separated by ',': ACTION:ACTOR@WHEN[xK]. ACTION: "
+      "kill (SIGKILL), term (SIGTERM), hang (SIGSTOP until the heartbeat timeout kills it), slow "
+      "(SIGSTOP for slow_ms, then SIGCONT), drop / corrupt (the actor's next outgoing mailbox frame "
+      "is dropped / has a byte flipped). ACTOR: an instance or group name (a group: one instance "
+      "drawn by seed). WHEN: stepN (once the ledger holds N RL steps), Nms or Ns (after that long), "
+      "rand (a step drawn from 1..num_steps-1). xK: K times, at WHEN, 2*WHEN, ... (rand: K draws). "
+      "Empty: none."),
+    S("faults", "points", "",
+      "Injection points armed inside the actors: [ACTOR:]POINT=ACTION[@N|@rN][xK], separated by "
+      "','. POINT: wal_append, wal_write, wal_ack, weights_publish, ckpt_write, train_step, "
+      "rollout_generate, reward_score, mb_send; ACTION: kill (the process dies there), drop or "
+      "corrupt (mb_send only); @N: at the N-th pass in the process (@rN: a pass drawn from 1..N); "
+      "xK: at most K times in the run, across restarts (default 1). The environment variable "
+      "SL_FAULTS replaces it. See mailbox/faults.h."),
+    MS("faults", "slow_ms", "1500", 1, 3600000, "How long a `slow` fault stops the actor."),
 };
 
 /* Sections in reference order; "actor" stands for every [actor NAME]. */
 static const char *const section_names[] = {
     "run", "supervisor", "actor", "model", "data", "rollout", "reward", "algorithm", "trainer",
-    "sft", "eval",
+    "sft", "eval", "faults",
 };
 
 const sl_key_def *sl_topology_keys(size_t *n) {
