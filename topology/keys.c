@@ -138,6 +138,13 @@ static const sl_key_def keys[] = {
       "rm_type custom: address-space limit (RLIMIT_AS) of the plugin's worker process, in MiB."),
     MS("reward", "reward_timeout_ms", "10000", 1, 3600000,
        "A reward computation longer than this scores 0 and is counted."),
+    I("reward", "reward_cpu_s", "0", 0, 86400,
+      "rm_type custom: CPU seconds (RLIMIT_CPU) one plugin call may use in its worker process; "
+      "0 = reward_timeout_ms rounded up."),
+    I("reward", "reward_retries", "1", 0, 100,
+      "rm_type custom: a plugin call that hangs (reward_timeout_ms) or crashes (a signal, a limit) "
+      "is tried again this many times with a fresh worker; then the sample fails (reward 0, counted "
+      "in reward_failed). A plugin's own error return is not retried."),
 
     /* -------------------------------------------------------- [algorithm] */
     E("algorithm", "advantage_estimator", "grpo",
