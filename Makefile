@@ -5,6 +5,7 @@
 #   make test       build and run every test (cmocka summaries, exit 77 = skip)
 #   make deps       apt-get install every -dev package the build needs
 #   make asan       the whole test suite under AddressSanitizer + UBSan
+#   make soak       random faults for SOAK_MINUTES (10) minutes (tests/faults/soak.sh)
 #   make fuzz       build the libFuzzer targets (clang) and run each FUZZ_SECONDS (60)
 #   make install PREFIX=/usr/local
 #   make clean
@@ -77,7 +78,7 @@ TESTS := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(sort $(wildcard tests/unit/helper_*.c))
 TEST_HELPER_BINS := $(TEST_HELPERS:tests/unit/helper_%.c=$(BUILD)/tests/helper_%)
 
-.PHONY: all run test deps deps-check asan install clean info
+.PHONY: all run test deps deps-check asan soak install clean info
 # keep program objects (they are intermediates of the link rules)
 .SECONDARY:
 .DEFAULT_GOAL := all
@@ -142,6 +143,10 @@ run: all
 
 test: all
 	@BUILD=$(BUILD) tests/run.sh
+
+SOAK_MINUTES ?= 10
+soak: all
+	@SL_ROOT=$(CURDIR) SL_BUILD=$(CURDIR)/$(BUILD) SOAK_MINUTES=$(SOAK_MINUTES) sh tests/faults/soak.sh
 
 asan:
 	$(MAKE) --no-print-directory BUILD=build/asan NO_CUDA=1 \

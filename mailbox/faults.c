@@ -234,6 +234,7 @@ void sl_faults_reset(void) {
     atomic_store(&n_armed, 0);
     atomic_store(&pending_drop, 0);
     atomic_store(&pending_corrupt, 0);
+    atomic_store(&n_fired, 0);
 }
 
 /* Claim one of the run's K firings of entry T: create the next free

@@ -14,6 +14,8 @@
 #   wait_ledger N SECS   until the ledger has N lines (fails if the run ends)
 #   wait_end SECS        until the supervisor exits; its status in $SUP_RC
 #   fail MSG             print MSG, the supervisor's and actors' log tails, exit 1
+#                        (a caller may redefine it to return 1 instead: the
+#                        functions below then return 1 after it)
 #   check_ledger STEPS RBS NPER [groups]
 #                        the ledger holds steps 1..STEPS each once and every
 #                        sample id exactly once, STEPS*RBS*NPER of them
@@ -72,8 +74,8 @@ ledger_lines() { cat "$RUN/ledger.jsonl" 2>/dev/null | wc -l; }
 wait_ledger() {
     _i=0
     while [ "$(ledger_lines)" -lt "$1" ]; do
-        kill -0 "$SUP" 2>/dev/null || fail "the run ended before $1 ledger lines"
-        _i=$((_i + 1)); [ $_i -gt $(($2 * 10)) ] && fail "no $1 ledger lines within $2 s"
+        kill -0 "$SUP" 2>/dev/null || { fail "the run ended before $1 ledger lines"; return 1; }
+        _i=$((_i + 1)); [ $_i -gt $(($2 * 10)) ] && { fail "no $1 ledger lines within $2 s"; return 1; }
         sleep 0.1
     done
 }
@@ -81,7 +83,7 @@ wait_ledger() {
 wait_end() {
     _i=0
     while kill -0 "$SUP" 2>/dev/null; do
-        _i=$((_i + 1)); [ $_i -gt $(($1 * 10)) ] && fail "run not done within $1 s"
+        _i=$((_i + 1)); [ $_i -gt $(($1 * 10)) ] && { fail "run not done within $1 s"; return 1; }
         sleep 0.1
     done
     wait "$SUP"; SUP_RC=$?; SUP=
@@ -126,8 +128,8 @@ PYEOF
 }
 
 check_ckpt() {
-    _c=$(cat "$RUN/checkpoints/latest" 2>/dev/null) || fail "no checkpoints/latest"
-    "$BUILD/slime-model" info "$RUN/checkpoints/$_c" > /dev/null 2>&1 || fail "slime-model info $_c"
+    _c=$(cat "$RUN/checkpoints/latest" 2>/dev/null) || { fail "no checkpoints/latest"; return 1; }
+    "$BUILD/slime-model" info "$RUN/checkpoints/$_c" > /dev/null 2>&1 || { fail "slime-model info $_c"; return 1; }
     "$BUILD/slime-model" generate "$RUN/checkpoints/$_c" --prompt "12+34=" --max-tokens 4 > /dev/null 2>&1 ||
         fail "the checkpoint $_c does not load (slime-model generate)"
 }
