@@ -136,7 +136,7 @@ check_ckpt() {
 
 fault_count() {
     _a=$(grep -c "WARN fault: \|WARN inject: " "$RUN/logs/supervisor.log" 2>/dev/null)
-    _b=$(cat "$RUN"/logs/*.log 2>/dev/null | grep -c "faults: [a-z_]*: \(kill\|drop\|corrupt\)")
+    _b=$(cat "$RUN"/logs/*.log 2>/dev/null | grep -c "faults: [a-z_]*: \(kill\|drop\|corrupt\) at pass")
     echo $((_a + _b))
 }
 
