@@ -355,6 +355,19 @@ int sl_supervisor_check(const sl_topology *topo, const char *run_dir, FILE *errs
         }
     }
     n += faults_check(topo, src, errs);
+    bool tcp = strcmp(sl_topology_get_str(topo, "run", "transport"), "tcp") == 0;
+    for (int i = 0; tcp && i < topo->n_actors; i++)
+        if (topo->actors[i].kind == SL_KIND_EXEC) {
+            if (errs)
+                fprintf(errs, "%s:%d: actor '%s': kind exec speaks ipc mailboxes only, and [run] transport "
+                              "is tcp\n", src, topo->actors[i].line, topo->actors[i].name);
+            n++;
+        }
+    const char *ta = sl_topology_get_str(topo, "run", "tcp_address");
+    if (tcp && (!*ta || strlen(ta) > 60 || strpbrk(ta, ":/ *"))) {
+        if (errs) fprintf(errs, "%s: [run] tcp_address '%s' is not an address (IPv4 or interface name)\n", src, ta);
+        n++;
+    }
     if (rdl + 10 > UNIX_PATH_MAX_ && topo->n_actors == 0) {
         if (errs) fprintf(errs, "%s: run_dir %s is too long for its sockets\n", src, rd);
         n++;
@@ -1082,6 +1095,20 @@ int sl_supervisor_run(const sl_topology *topo, const sl_supervisor_opts *opts) {
     }
     snprintf(path, sizeof path, "%.500s/logs/supervisor.log", s->run_dir);
     s->log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    /* transport tcp: a CURVE key pair for this run, and the address every
+     * mailbox (ours and the children's, through the environment) binds */
+    if (strcmp(sl_topology_get_str(topo, "run", "transport"), "tcp") == 0) {
+        sl_err ke = sl_mailbox_curve_keygen(s->run_dir);
+        if (ke) {
+            fprintf(stderr, "slime-supervisor: cannot make the run's CURVE keys: %s\n", sl_strerror(ke));
+            goto out;
+        }
+        setenv(SL_ENV_MB_TCP, sl_topology_get_str(topo, "run", "tcp_address"), 1);
+        sv_log(s, SL_LOG_INFO, "mailboxes on tcp %s with CURVE (key pair %s/%s)",
+               sl_topology_get_str(topo, "run", "tcp_address"), s->run_dir, SL_MB_CURVE_KEY_FILE);
+    } else {
+        unsetenv(SL_ENV_MB_TCP);
+    }
     if (write_topology(s) != SL_OK) {
         fprintf(stderr, "slime-supervisor: cannot write %s\n", s->topo_path);
         goto out;

@@ -38,6 +38,14 @@ static const sl_key_def keys[] = {
     I("run", "num_steps", "10", 1, BIG, "RL steps (rollout + train) to run (slime: num_rollout)."),
     E("run", "resume", "no", "no|auto",
       "auto: continue from RUN_DIR's latest checkpoint, WAL and ledger if any; no: start afresh."),
+    E("run", "transport", "ipc", "ipc|tcp",
+      "Mailboxes: ipc (unix sockets in RUN_DIR/mb, this machine, this user) or tcp (bound to "
+      "tcp_address on a port kept in RUN_DIR/mb/NAME.tcp, encrypted and authenticated with "
+      "ZeroMQ CURVE: the supervisor makes a key pair per run, RUN_DIR/curve.key, mode 0600; a "
+      "peer without it is refused). Actors of kind exec speak ipc only."),
+    S("run", "tcp_address", "127.0.0.1",
+      "transport = tcp: the address mailboxes bind and connect to (an IPv4 address or interface "
+      "name); never 0.0.0.0 unless written here."),
 
     /* ----------------------------------------------------- [supervisor] */
     E("supervisor", "strategy", "one_for_one", "one_for_one|one_for_all|rest_for_one",
