@@ -4,10 +4,12 @@
 # [faults] schedule at step 2 too). Asserts:
 #   - every actor exits with it (PR_SET_PDEATHSIG), within 10 s;
 #   - RUN_DIR is 0700, its logs 0600 (DESIGN.md §8);
-#   - the same command with --set run.resume=auto continues the run: it
-#     ends by itself, exit 0, the ledger holds steps 1..12 and every sample
-#     id exactly once, metrics continue to the last step, the latest
-#     checkpoint loads.
+#   - the same command with --set run.resume=auto continues the run (on
+#     mailboxes over tcp this time, [run] transport = tcp: CURVE keys made
+#     for the run in RUN_DIR/curve.key, 0600, every mailbox bound to
+#     127.0.0.1): it ends by itself, exit 0, the ledger holds steps 1..12
+#     and every sample id exactly once, metrics continue to the last step,
+#     the latest checkpoint loads.
 # Skips (77) when not built.
 set -u
 . "$(dirname "$0")/../rl/lib.sh"
@@ -40,12 +42,19 @@ for f in "$RUN"/logs/*.log; do
     m=$(stat -c %a "$f"); [ "$m" = 600 ] || fail "$f has mode $m, not 600"
 done
 
-sl_start sup2.out "$@" --set run.resume=auto
+sl_start sup2.out "$@" --set run.resume=auto --set run.transport=tcp
 wait_end 240
 [ "$SUP_RC" -eq 0 ] || fail "resumed supervisor exit $SUP_RC"
+[ "$(stat -c %a "$RUN/curve.key")" = 600 ] || fail "curve.key is not 0600"
+ntcp=0
+for f in "$RUN"/mb/*.tcp; do
+    grep -qx "tcp://127\.0\.0\.1:[0-9]*" "$f" || fail "$f: $(cat "$f")"
+    ntcp=$((ntcp + 1))
+done
+[ $ntcp -ge 5 ] || fail "only $ntcp tcp mailboxes"
 echo "wall time $(( $(date +%s) - start )) s"
 check_ledger $STEPS 8 4 groups
 check_metrics $STEPS 1
 check_ckpt
-echo "PASS: supervisor SIGKILLed at step $at: its actors exited, the resumed run finished;" \
+echo "PASS: supervisor SIGKILLed at step $at: its actors exited, the resumed run (tcp + CURVE) finished;" \
      "samples lost 0, trained twice 0"
