@@ -863,7 +863,7 @@ static void faults_init(sv *s) {
     s->fault_seed = (uint64_t)sl_topology_get_int(s->topo, "faults", "seed");
     const char *sch = sl_topology_get_str(s->topo, "faults", "schedule");
     int cap = 0;
-    for (const char *q = sch; *q; q++) cap += *q == ',' || *q == ' ';
+    for (const char *q = sch; *q; q++) cap += *q == ',' || *q == ' ' || *q == '\t';
     cap += 1;
     s->faults = calloc((size_t)cap, sizeof *s->faults);
     if (!s->faults) return;
