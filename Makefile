@@ -5,6 +5,7 @@
 #   make test       build and run every test (cmocka summaries, exit 77 = skip)
 #   make deps       apt-get install every -dev package the build needs
 #   make asan       the whole test suite under AddressSanitizer + UBSan
+#   make asan-ci    the part of it CI runs (ASAN_CI_TESTS)
 #   make soak       random faults for SOAK_MINUTES (10) minutes (tests/faults/soak.sh)
 #   make fuzz       build the libFuzzer targets (clang) and run each FUZZ_SECONDS (60)
 #   make install PREFIX=/usr/local
@@ -78,7 +79,7 @@ TESTS := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(sort $(wildcard tests/unit/helper_*.c))
 TEST_HELPER_BINS := $(TEST_HELPERS:tests/unit/helper_%.c=$(BUILD)/tests/helper_%)
 
-.PHONY: all run test deps deps-check asan soak install clean info
+.PHONY: all run test deps deps-check asan asan-ci soak install clean info
 # keep program objects (they are intermediates of the link rules)
 .SECONDARY:
 .DEFAULT_GOAL := all
@@ -148,10 +149,18 @@ SOAK_MINUTES ?= 10
 soak: all
 	@SL_ROOT=$(CURDIR) SL_BUILD=$(CURDIR)/$(BUILD) SOAK_MINUTES=$(SOAK_MINUTES) sh tests/faults/soak.sh
 
+ASAN_FLAGS := BUILD=build/asan NO_CUDA=1 \
+  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+  LDFLAGS="-fsanitize=address,undefined"
 asan:
-	$(MAKE) --no-print-directory BUILD=build/asan NO_CUDA=1 \
-	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	  LDFLAGS="-fsanitize=address,undefined" test
+	$(MAKE) --no-print-directory $(ASAN_FLAGS) test
+
+# The part of the suite CI runs under the sanitizers (the whole suite is
+# too slow there): every unit test program, the fault, hostile-input and
+# runtime suites, and the trainer-crash run.
+ASAN_CI_TESTS ?= test_* tests/faults/* tests/hostile/* tests/runtime/* tests/rl/test_trainer_crash.sh
+asan-ci:
+	SL_TEST_ONLY="$(ASAN_CI_TESTS)" $(MAKE) --no-print-directory $(ASAN_FLAGS) test
 
 # ------------------------------------------------------------------ fuzz
 # libFuzzer targets tests/fuzz/fuzz_*.c: the library and each target are
