@@ -31,6 +31,9 @@ run() {
 }
 finish() {
     wait_end 180
+    checks
+}
+checks() {
     [ "$SUP_RC" -eq 0 ] || fail "$RUN: supervisor exit $SUP_RC"
     grep -q "reward (pid [0-9]*) ended" "$RUN/logs/supervisor.log" && fail "$RUN: the reward actor died"
     grep -q '"reward_failed":[1-9]' "$RUN/metrics.jsonl" || fail "$RUN: metrics do not count failed rewards"
@@ -41,14 +44,19 @@ count() { sed -n "s/.*stopping: .*[ (]$1 \([0-9]*\).*/\1/p" "$RUN/logs/reward.lo
 
 run hog --set "reward.custom_rm_path=$T/plug.so:reward_hog" --set reward.reward_memory_mb=256 \
     --set reward.reward_retries=0
-finish
-[ "$(count crashes)" -ge 1 ] || fail "the hog was not stopped (crashes $(count crashes))"
-hogfail=$(count failed)
-run hogfree --set "reward.custom_rm_path=$T/plug.so:reward_hog" --set reward.reward_memory_mb=8192
 wait_end 180
-[ "$SUP_RC" -eq 0 ] || fail "$RUN: supervisor exit $SUP_RC"
-[ "$(count crashes)" = 0 ] || fail "the hog crashed under 8 GiB too: the limit proves nothing"
-echo "ok 1 - a plugin over reward_memory_mb is stopped: $hogfail samples failed, run finished (under 8 GiB: 0)"
+if grep -q "reward_memory_mb not enforced" "$RUN/logs/reward.log"; then
+    echo "ok 1 # skip built with AddressSanitizer (RLIMIT_AS is not set under it)"
+else
+    checks
+    [ "$(count crashes)" -ge 1 ] || fail "the hog was not stopped (crashes $(count crashes))"
+    hogfail=$(count failed)
+    run hogfree --set "reward.custom_rm_path=$T/plug.so:reward_hog" --set reward.reward_memory_mb=8192
+    wait_end 180
+    [ "$SUP_RC" -eq 0 ] || fail "$RUN: supervisor exit $SUP_RC"
+    [ "$(count crashes)" = 0 ] || fail "the hog crashed under 8 GiB too: the limit proves nothing"
+    echo "ok 1 - a plugin over reward_memory_mb is stopped: $hogfail samples failed, run finished (under 8 GiB: 0)"
+fi
 
 s0=$(date +%s)
 run cpu --set "reward.custom_rm_path=$T/plug.so:reward_hang" --set reward.reward_timeout_ms=60000 \
