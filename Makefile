@@ -152,8 +152,19 @@ soak: all
 ASAN_FLAGS := BUILD=build/asan NO_CUDA=1 \
   CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
   LDFLAGS="-fsanitize=address,undefined"
+# Sanitizer reports of every process (actors under the supervisor too, whose
+# stderr goes to logs that tests delete) land in build/asan/reports/: any
+# report there fails the target.
+ASAN_REPORTS := $(CURDIR)/build/asan/reports
+ASAN_ENV = ASAN_OPTIONS=log_path=$(ASAN_REPORTS)/asan UBSAN_OPTIONS=log_path=$(ASAN_REPORTS)/ubsan:print_stacktrace=1
+define asan_check
+	@if ls $(ASAN_REPORTS)/* > /dev/null 2>&1; then echo "sanitizer reports in $(ASAN_REPORTS):"; \
+	  head -30 $(ASAN_REPORTS)/*; exit 1; fi
+endef
 asan:
-	$(MAKE) --no-print-directory $(ASAN_FLAGS) test
+	@rm -rf $(ASAN_REPORTS) && mkdir -p $(ASAN_REPORTS)
+	$(ASAN_ENV) $(MAKE) --no-print-directory $(ASAN_FLAGS) test
+	$(asan_check)
 
 # The part of the suite CI runs under the sanitizers (the whole suite is
 # too slow there): every unit test program, the fault, hostile-input and
@@ -163,7 +174,10 @@ asan:
 ASAN_CI_TESTS ?= test_* tests/faults/* tests/hostile/* tests/runtime/* tests/rl/test_trainer_crash.sh
 ASAN_CI_SKIP ?= test_learning
 asan-ci:
-	SL_TEST_ONLY="$(ASAN_CI_TESTS)" SL_TEST_SKIP="$(ASAN_CI_SKIP)" $(MAKE) --no-print-directory $(ASAN_FLAGS) test
+	@rm -rf $(ASAN_REPORTS) && mkdir -p $(ASAN_REPORTS)
+	$(ASAN_ENV) SL_TEST_ONLY="$(ASAN_CI_TESTS)" SL_TEST_SKIP="$(ASAN_CI_SKIP)" \
+	  $(MAKE) --no-print-directory $(ASAN_FLAGS) test
+	$(asan_check)
 
 # ------------------------------------------------------------------ fuzz
 # libFuzzer targets tests/fuzz/fuzz_*.c: the library and each target are

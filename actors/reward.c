@@ -268,6 +268,12 @@ static int worker_start(reward_actor *a) {
         pthread_sigmask(SIG_UNBLOCK, &all, NULL);
         signal(SIGXCPU, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
+        /* a crashing plugin dies of its own signal (no handler of a
+         * sanitizer runtime inherited from the actor reports it) */
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGBUS, SIG_DFL);
+        signal(SIGFPE, SIG_DFL);
+        signal(SIGILL, SIG_DFL);
 #ifndef SL_ASAN_BUILD
         struct rlimit rl = {(rlim_t)a->mem_mb << 20, (rlim_t)a->mem_mb << 20};
         setrlimit(RLIMIT_AS, &rl);
