@@ -156,7 +156,8 @@ ASAN_FLAGS := BUILD=build/asan NO_CUDA=1 \
 # stderr goes to logs that tests delete) land in build/asan/reports/: any
 # report there fails the target.
 ASAN_REPORTS := $(CURDIR)/build/asan/reports
-ASAN_ENV = ASAN_OPTIONS=log_path=$(ASAN_REPORTS)/asan UBSAN_OPTIONS=log_path=$(ASAN_REPORTS)/ubsan:print_stacktrace=1
+ASAN_ENV = ASAN_OPTIONS=log_path=$(ASAN_REPORTS)/asan UBSAN_OPTIONS=log_path=$(ASAN_REPORTS)/ubsan:print_stacktrace=1 \
+  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp
 define asan_check
 	@if ls $(ASAN_REPORTS)/* > /dev/null 2>&1; then echo "sanitizer reports in $(ASAN_REPORTS):"; \
 	  head -30 $(ASAN_REPORTS)/*; exit 1; fi
