@@ -137,6 +137,13 @@ static void on_signal(int sig) {
     errno = saved;
 }
 
+/* slime-ctl inject ACTOR drop|corrupt: the next outgoing frame (faults.h) */
+static void on_net_fault(int sig) {
+    int saved = errno;
+    sl_faults_request_net(sig == SIGUSR1 ? SL_FAULT_DROP : SL_FAULT_CORRUPT);
+    errno = saved;
+}
+
 static void usage(const char *prog) {
     fprintf(stderr,
             "usage: %s [--run-dir DIR] [--name NAME] [--kind KIND] [--topology FILE] [--verbose]\n"
@@ -279,6 +286,14 @@ int sl_actor_main(const sl_actor_ops *ops, int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    struct sigaction fa = {.sa_handler = on_net_fault, .sa_flags = SA_RESTART};
+    sigemptyset(&fa.sa_mask);
+    sigaction(SIGUSR1, &fa, NULL);
+    sigaction(SIGUSR2, &fa, NULL);
+    /* fault injection points ([faults] points, or SL_FAULTS); none by default */
+    if (sl_faults_arm(ctx.topo ? sl_topology_get_str(ctx.topo, "faults", "points") : NULL, ctx.name,
+                      ctx.run_dir, ctx.topo ? (uint64_t)sl_topology_get_int(ctx.topo, "faults", "seed") : 1) < 0)
+        goto out;
 
     sl_err e = sl_mailbox_open(ctx.run_dir, ctx.name, &ctx.mb);
     if (e) {
@@ -362,6 +377,15 @@ int sl_actor_main(const sl_actor_ops *ops, int argc, char **argv) {
 
 out:
     if (inited && ops->fini) ops->fini(state, &ctx);
+    if (ctx.mb) {
+        sl_mailbox_stats st;
+        sl_mailbox_stats_get(ctx.mb, &st);
+        uint64_t bad = 0;
+        for (int r = 1; r < SL_FRAME_NREASONS; r++) bad += st.dropped[r];
+        if (bad || sl_faults_fired())
+            sl_info("mailbox: %llu malformed frame(s) refused; faults injected here: %llu",
+                    (unsigned long long)bad, (unsigned long long)sl_faults_fired());
+    }
     sl_hb_responder_close(hb);
     sl_mailbox_close(ctx.mb);
     sl_topology_free(ctx.topo);

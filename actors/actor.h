@@ -60,6 +60,7 @@
 #define SL_ACTOR_H
 
 #include "base.h"
+#include "faults.h"
 #include "mailbox.h"
 #include "topology.h"
 

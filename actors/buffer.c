@@ -924,6 +924,7 @@ static int train_round(buffer *b, rround *r) {
             sl_put_u32(rec, (uint32_t)hl);
             memcpy(rec + 4, htxt, hl);
             memcpy(rec + 4 + hl, buf, len);
+            sl_fault_point("wal_append"); /* faults.h */
             rc = sl_wal_append(b->wal, rec, 4 + hl + len, NULL);
             if (rc == 0) rc = sl_wal_sync(b->wal);
             free(rec);
@@ -931,6 +932,7 @@ static int train_round(buffer *b, rround *r) {
         if (rc) blog(b, SL_LOG_ERROR, "WAL append: %s", sl_strerror(rc));
     }
     if (rc == 0) {
+        sl_fault_point("wal_ack"); /* faults.h */
         rc = send_train_batch(b, h, buf, len);
         if (rc == SL_EFULL) blog(b, SL_LOG_DEBUG, "arena full: step %lld waits", (long long)r->step);
     }

@@ -3,6 +3,7 @@
  * See checkpoint.h. The weights and optimizer files are trainer_core's.
  */
 #include "checkpoint.h"
+#include "faults.h"
 #include "dataset.h"
 #include "wal.h"
 
@@ -320,6 +321,7 @@ int sl_ckpt_write(const char *run_dir, const sl_trainer *t, const char *tokenize
     remove_flat(part);
     e = sl_trainer_save(t, part, state, err, errlen);
     if (e) goto out;
+    sl_fault_point("ckpt_write"); /* faults.h: weights in .partial, not renamed */
     if (tokenizer_dir) {
         for (size_t i = 0; i < SL_ARRAY_LEN(tok_files); i++) {
             if (path_join(p, sizeof p, tokenizer_dir, tok_files[i]) ||

@@ -47,6 +47,16 @@
 #include "shm.h"
 #include "tokenizer.h"
 
+/* AddressSanitizer reserves terabytes of address space for its shadow:
+ * under it RLIMIT_AS would fail every allocation, so it is not set. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SL_ASAN_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SL_ASAN_BUILD 1
+#endif
+#endif
+
 enum { MODE_BUILTIN, MODE_CUSTOM, MODE_REMOTE };
 
 typedef struct job {
@@ -79,6 +89,8 @@ typedef struct reward_actor {
     unsigned consumer;
     int timeout_ms;
     long mem_mb;
+    int cpu_s;   /* RLIMIT_CPU seconds per plugin call */
+    int retries; /* a hung or crashed plugin call is tried again this many times */
     sl_tokenizer *tok;
     int32_t vocab;
     sl_shm_view *view; /* cached view of the last arena */
@@ -96,7 +108,8 @@ typedef struct reward_actor {
     /* remote jobs in flight */
     job *remote_jobs;
     /* counters */
-    uint64_t n_groups, n_scored, n_failed, n_timeouts, n_crashes, n_worker_starts, n_bad_msgs;
+    uint64_t n_groups, n_scored, n_failed, n_timeouts, n_crashes, n_worker_starts, n_bad_msgs,
+        n_retries;
 } reward_actor;
 
 /* ------------------------------------------------------------ jobs */
@@ -255,8 +268,16 @@ static int worker_start(reward_actor *a) {
         pthread_sigmask(SIG_UNBLOCK, &all, NULL);
         signal(SIGXCPU, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
+        /* a crashing plugin dies of its own signal (no handler of a
+         * sanitizer runtime inherited from the actor reports it) */
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGBUS, SIG_DFL);
+        signal(SIGFPE, SIG_DFL);
+        signal(SIGILL, SIG_DFL);
+#ifndef SL_ASAN_BUILD
         struct rlimit rl = {(rlim_t)a->mem_mb << 20, (rlim_t)a->mem_mb << 20};
         setrlimit(RLIMIT_AS, &rl);
+#endif
         struct rlimit core = {0, 0};
         setrlimit(RLIMIT_CORE, &core);
         close(q[1]), close(r[0]);
@@ -277,7 +298,7 @@ static int plugin_score(reward_actor *a, job *j, uint32_t i) {
     size_t ll = lab ? strlen(lab) + 1 : 0, ml = met ? strlen(met) + 1 : 0;
     wreq q = {WREQ_MAGIC, i, j->sample_id[i],
               {(uint32_t)strlen(j->prompt[i]), (uint32_t)strlen(j->response[i]), (uint32_t)ll, (uint32_t)ml},
-              (a->timeout_ms + 999) / 1000, 0};
+              (uint32_t)a->cpu_s, 0};
     /* presence marker byte before label/metadata */
     int bad = write_full(a->w.req_fd, &q, sizeof q) || write_full(a->w.req_fd, j->prompt[i], q.len[0]) ||
               write_full(a->w.req_fd, j->response[i], q.len[1]);
@@ -319,9 +340,19 @@ static int plugin_score(reward_actor *a, job *j, uint32_t i) {
         worker_stop(a);
         return -1;
     }
-    if (r.rc != 0 || !isfinite(r.reward)) return -1;
+    if (r.rc != 0 || !isfinite(r.reward)) return -2; /* the plugin's own answer: not retried */
     j->reward[i] = r.reward;
     return 0;
+}
+
+/* plugin_score, with a hung or crashed call tried again (a fresh worker)
+ * up to reward_retries times; then the sample fails. */
+static int plugin_score_retry(reward_actor *a, job *j, uint32_t i) {
+    for (int k = 0;; k++) {
+        int rc = plugin_score(a, j, i);
+        if (rc != -1 || k >= a->retries) return rc;
+        a->n_retries++;
+    }
 }
 
 static void *score_thread(void *arg) {
@@ -335,7 +366,7 @@ static void *score_thread(void *arg) {
         if (!a->todo_head) a->todo_tail = NULL;
         pthread_mutex_unlock(&a->mu);
         for (uint32_t i = 0; i < j->n; i++)
-            if (plugin_score(a, j, i) != 0) j->failed[i] = 1, j->reward[i] = 0;
+            if (plugin_score_retry(a, j, i) != 0) j->failed[i] = 1, j->reward[i] = 0;
         pthread_mutex_lock(&a->mu);
         j->next = NULL;
         if (a->done_tail) a->done_tail->next = j;
@@ -361,10 +392,11 @@ static void send_scored(reward_actor *a, job *j) {
     json_object_set_new(o, "rewards", rw);
     json_object_set_new(o, "failed", fl);
     json_object_set_new(o, "response_len", rl);
+    sl_fault_point("reward_score"); /* faults.h */
     int rc = sl_rl_json_send(a->ctx, a->buffer_name, SL_MSG_SCORED, o);
     if (rc) sl_actor_log(a->ctx, SL_LOG_WARN, "SCORED to %s failed: %s", a->buffer_name, sl_strerror(rc));
     a->n_groups++;
-    if (a->n_groups % 50 == 0)
+    if (a->n_groups % 50 == 0 || (a->n_failed && a->n_groups % 10 == 0))
         sl_actor_log(a->ctx, SL_LOG_INFO,
                      "groups %llu, samples scored %llu, failed %llu (timeouts %llu, crashes %llu), "
                      "worker starts %llu",
@@ -536,6 +568,9 @@ static sl_err reward_init(sl_actor_ctx *ctx, void **state) {
     a->rm_type = sl_topology_get_str(t, "reward", "rm_type");
     a->timeout_ms = (int)sl_topology_get_int(t, "reward", "reward_timeout_ms");
     a->mem_mb = (long)sl_topology_get_int(t, "reward", "reward_memory_mb");
+    a->cpu_s = (int)sl_topology_get_int(t, "reward", "reward_cpu_s");
+    if (a->cpu_s <= 0) a->cpu_s = (a->timeout_ms + 999) / 1000;
+    a->retries = (int)sl_topology_get_int(t, "reward", "reward_retries");
     char dir[4096], err[256];
     int rc = sl_rl_model_dir(ctx, dir, sizeof dir);
     if (rc == 0) rc = sl_tokenizer_load(dir, &a->tok, err, sizeof err);
@@ -565,10 +600,14 @@ static sl_err reward_init(sl_actor_ctx *ctx, void **state) {
             sl_actor_log(ctx, SL_LOG_ERROR, "custom_rm_path: %s has no symbol %s", file, sym);
             return SL_EINVAL;
         }
+#ifdef SL_ASAN_BUILD
+        sl_actor_log(ctx, SL_LOG_WARN, "built with AddressSanitizer: reward_memory_mb not enforced");
+#endif
         if (pthread_create(&a->thr, NULL, score_thread, a) != 0) return SL_EIO;
         a->thr_started = 1;
-        sl_actor_log(ctx, SL_LOG_INFO, "reward plugin %s:%s, %d ms per sample, %ld MiB", file, sym,
-                     a->timeout_ms, a->mem_mb);
+        sl_actor_log(ctx, SL_LOG_INFO, "reward plugin %s:%s in a worker process: %d ms per sample, "
+                     "%d CPU s per call, %ld MiB address space, %d retries", file, sym,
+                     a->timeout_ms, a->cpu_s, a->mem_mb, a->retries);
     } else if (strcmp(a->rm_type, "remote") == 0) {
         a->mode = MODE_REMOTE;
         snprintf(a->remote, sizeof a->remote, "%s", sl_topology_get_str(t, "reward", "remote_actor"));
@@ -631,10 +670,11 @@ static void free_list(job *j) {
 static void reward_fini(void *state, sl_actor_ctx *ctx) {
     reward_actor *a = state;
     if (!a) return;
-    sl_actor_log(ctx, SL_LOG_INFO, "stopping: groups %llu, scored %llu, failed %llu (timeouts %llu, crashes %llu)",
+    sl_actor_log(ctx, SL_LOG_INFO,
+                 "stopping: groups %llu, scored %llu, failed %llu (timeouts %llu, crashes %llu, retries %llu)",
                  (unsigned long long)a->n_groups, (unsigned long long)a->n_scored,
                  (unsigned long long)a->n_failed, (unsigned long long)a->n_timeouts,
-                 (unsigned long long)a->n_crashes);
+                 (unsigned long long)a->n_crashes, (unsigned long long)a->n_retries);
     if (a->thr_started) {
         pthread_mutex_lock(&a->mu);
         a->quit = 1;

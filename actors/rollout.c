@@ -383,6 +383,7 @@ static int publish_group(rollout *ro, sl_actor_ctx *ctx, const group *g) {
                           (json_int_t)g->step, "phase", g->eval ? "eval" : "rl", "group",
                           (json_int_t)g->group_id, "weight_version", (json_int_t)version,
                           "consumers", "reward", (int)rcid, "buffer", (int)SL_RL_CONSUMER_BUFFER);
+    sl_fault_point("rollout_generate"); /* faults.h */
     e = sl_rl_json_send(ctx, ro->rewards[ri]->name, SL_MSG_SAMPLES, o);
     json_decref(o);
     if (e) {

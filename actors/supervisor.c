@@ -12,6 +12,7 @@
 #include "supervisor.h"
 #include "actor.h"
 #include "control.h"
+#include "faults.h"
 #include "mailbox.h"
 
 #include <errno.h>
@@ -68,6 +69,20 @@ typedef struct child {
     char log_path[600];
 } child;
 
+/* One entry of [faults] schedule (ACTION:ACTOR@WHEN[xK]). */
+enum { FA_KILL, FA_TERM, FA_HANG, FA_SLOW, FA_DROP, FA_CORRUPT };
+static const char *const fa_names[] = {"kill", "term", "hang", "slow", "drop", "corrupt"};
+enum { WHEN_STEP, WHEN_MS, WHEN_RAND };
+
+typedef struct sched {
+    int action;
+    char actor[SL_ACTOR_NAME_MAX]; /* instance or group */
+    int when;                      /* WHEN_* */
+    uint64_t at;                   /* step or ms */
+    int times, done;
+    uint64_t next;                 /* next trigger (step or ms since start) */
+} sched;
+
 typedef struct sv {
     const sl_topology *topo;
     const sl_supervisor_opts *opts;
@@ -86,6 +101,13 @@ typedef struct sv {
     uint64_t *restart_ms; /* ring of restart times for intensity */
     int n_restart_ms, cap_restart_ms;
     uint64_t bad_requests;
+    sched *faults;          /* [faults] schedule */
+    int n_faults;
+    uint64_t faults_injected;
+    uint64_t fault_seed;
+    uint64_t start_ms;
+    int64_t ledger_steps;   /* RL steps in RUN_DIR/ledger.jsonl (-1: not read yet) */
+    uint64_t ledger_off, ledger_ino, next_ledger_ms;
     bool shutdown;
     int exit_code;
 } sv;
@@ -218,6 +240,114 @@ sl_err sl_run_dir_prepare(const char *run_dir, char *abs, size_t cap, char *why,
     return SL_OK;
 }
 
+/* ================================================================ [faults] */
+
+/* Where KEY of [faults] was set: its line, 0 if not found. */
+static int faults_line(const sl_topology *topo, const char *key) {
+    for (int i = 0; i < topo->n_entries; i++)
+        if (strcmp(topo->entries[i].section, "faults") == 0 && strcmp(topo->entries[i].key, key) == 0)
+            return topo->entries[i].line;
+    return 0;
+}
+
+/* Parse one schedule entry E into *O. Returns NULL or what is wrong. */
+static const char *sched_parse(const sl_topology *topo, const char *e, sched *o) {
+    memset(o, 0, sizeof *o);
+    o->times = 1;
+    const char *colon = strchr(e, ':'), *at = strchr(e, '@');
+    if (!colon || !at || at < colon) return "expected ACTION:ACTOR@WHEN[xK]";
+    size_t al = (size_t)(colon - e);
+    o->action = -1;
+    for (int k = 0; k < (int)SL_ARRAY_LEN(fa_names); k++)
+        if (strlen(fa_names[k]) == al && strncmp(fa_names[k], e, al) == 0) o->action = k;
+    if (o->action < 0) return "ACTION must be kill, term, hang, slow, drop or corrupt";
+    size_t nl = (size_t)(at - colon - 1);
+    if (nl == 0 || nl >= sizeof o->actor) return "bad actor name";
+    memcpy(o->actor, colon + 1, nl);
+    bool found = false;
+    for (int i = 0; i < topo->n_actors; i++)
+        if (strcmp(topo->actors[i].name, o->actor) == 0 || strcmp(topo->actors[i].group, o->actor) == 0) {
+            found = true;
+            if ((o->action == FA_DROP || o->action == FA_CORRUPT) && topo->actors[i].kind == SL_KIND_EXEC)
+                return "drop and corrupt need a built-in actor kind (they signal it with SIGUSR1/SIGUSR2)";
+        }
+    if (!found) return "no such actor";
+    const char *w = at + 1, *p;
+    uint64_t v = 0;
+    if (strncmp(w, "rand", 4) == 0) {
+        o->when = WHEN_RAND;
+        p = w + 4;
+    } else {
+        bool step = strncmp(w, "step", 4) == 0;
+        p = step ? w + 4 : w;
+        const char *d = p;
+        while (*p >= '0' && *p <= '9' && v < 100000000000ull) v = v * 10 + (uint64_t)(*p++ - '0');
+        if (p == d) return "WHEN must be stepN, Nms, Ns or rand";
+        if (step) {
+            o->when = WHEN_STEP;
+            if (v == 0) return "stepN needs N >= 1";
+        } else if (strncmp(p, "ms", 2) == 0) {
+            o->when = WHEN_MS, p += 2;
+        } else if (*p == 's') {
+            o->when = WHEN_MS, v *= 1000, p++;
+        } else {
+            return "WHEN must be stepN, Nms, Ns or rand";
+        }
+    }
+    o->at = v;
+    if (*p == 'x') {
+        const char *d = ++p;
+        long k = 0;
+        while (*p >= '0' && *p <= '9' && k <= 100000) k = k * 10 + (*p++ - '0');
+        if (p == d || k < 1 || k > 100000) return "xK needs K in 1..100000";
+        o->times = (int)k;
+    }
+    if (*p) return "unexpected text after WHEN[xK]";
+    return NULL;
+}
+
+/* Split S at ',' and whitespace; FN on each entry; returns problems. */
+static int sched_each(const sl_topology *topo, const char *text, const char *src, int line, FILE *errs,
+                      sched *out, int cap) {
+    int n = 0, bad = 0;
+    char buf[128];
+    for (const char *q = text; *q;) {
+        q += strspn(q, ", \t");
+        if (!*q) break;
+        size_t l = strcspn(q, ", \t");
+        snprintf(buf, sizeof buf, "%.*s", (int)(l < sizeof buf ? l : sizeof buf - 1), q);
+        q += l;
+        sched o;
+        const char *why = l >= sizeof buf ? "entry too long" : sched_parse(topo, buf, &o);
+        if (why) {
+            if (errs) fprintf(errs, "%s:%d: [faults] schedule: '%s': %s\n", src, line, buf, why);
+            bad++;
+        } else if (out && n < cap) {
+            out[n++] = o;
+        }
+    }
+    return out ? n : bad;
+}
+
+static int faults_check(const sl_topology *topo, const char *src, FILE *errs) {
+    int bad = 0;
+    const char *pts = sl_topology_get_str(topo, "faults", "points");
+    char why[300];
+    if (sl_faults_check(pts, why, sizeof why) != SL_OK) {
+        int ln = faults_line(topo, "points");
+        if (errs) fprintf(errs, "%s:%d: [faults] points: %s\n", ln ? src : "SL_FAULTS", ln, why);
+        bad++;
+    }
+    const char *env = getenv("SL_FAULTS");
+    if (env && *env && sl_faults_check(env, why, sizeof why) != SL_OK) {
+        if (errs) fprintf(errs, "SL_FAULTS: %s\n", why);
+        bad++;
+    }
+    const char *sch = sl_topology_get_str(topo, "faults", "schedule");
+    bad += sched_each(topo, sch, src, faults_line(topo, "schedule"), errs, NULL, 0);
+    return bad;
+}
+
 /* ================================================================ check */
 
 int sl_supervisor_check(const sl_topology *topo, const char *run_dir, FILE *errs) {
@@ -254,6 +384,20 @@ int sl_supervisor_check(const sl_topology *topo, const char *run_dir, FILE *errs
                         src, a->line, a->name, rd, a->name, UNIX_PATH_MAX_);
             n++;
         }
+    }
+    n += faults_check(topo, src, errs);
+    bool tcp = strcmp(sl_topology_get_str(topo, "run", "transport"), "tcp") == 0;
+    for (int i = 0; tcp && i < topo->n_actors; i++)
+        if (topo->actors[i].kind == SL_KIND_EXEC) {
+            if (errs)
+                fprintf(errs, "%s:%d: actor '%s': kind exec speaks ipc mailboxes only, and [run] transport "
+                              "is tcp\n", src, topo->actors[i].line, topo->actors[i].name);
+            n++;
+        }
+    const char *ta = sl_topology_get_str(topo, "run", "tcp_address");
+    if (tcp && (!*ta || strlen(ta) > 60 || strpbrk(ta, ":/ *"))) {
+        if (errs) fprintf(errs, "%s: [run] tcp_address '%s' is not an address (IPv4 or interface name)\n", src, ta);
+        n++;
     }
     if (rdl + 10 > UNIX_PATH_MAX_ && topo->n_actors == 0) {
         if (errs) fprintf(errs, "%s: run_dir %s is too long for its sockets\n", src, rd);
@@ -656,6 +800,125 @@ static void check_hung(sv *s) {
     }
 }
 
+/* ================================================================ fault schedule */
+
+/* RL steps in RUN_DIR/ledger.jsonl (its lines), read incrementally; a
+ * shorter or replaced file (the trainer cut it back) is counted again. */
+static void ledger_poll(sv *s) {
+    uint64_t now = sl_now_ms();
+    if (now < s->next_ledger_ms) return;
+    s->next_ledger_ms = now + 200;
+    char path[600];
+    snprintf(path, sizeof path, "%.500s/ledger.jsonl", s->run_dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        s->ledger_steps = 0, s->ledger_off = 0;
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return;
+    }
+    if (s->ledger_steps < 0 || (uint64_t)st.st_size < s->ledger_off || (uint64_t)st.st_ino != s->ledger_ino)
+        s->ledger_steps = 0, s->ledger_off = 0;
+    s->ledger_ino = (uint64_t)st.st_ino;
+    char buf[65536];
+    while (s->ledger_off < (uint64_t)st.st_size) {
+        ssize_t r = pread(fd, buf, sizeof buf, (off_t)s->ledger_off);
+        if (r <= 0) break;
+        /* count whole lines only: a line being written is counted later */
+        ssize_t last = -1;
+        for (ssize_t i = 0; i < r; i++)
+            if (buf[i] == '\n') s->ledger_steps++, last = i;
+        if (last < 0) break;
+        s->ledger_off += (uint64_t)last + 1;
+    }
+    close(fd);
+}
+
+/* A random step in 1..num_steps-1 for entry I's K-th firing. */
+static uint64_t sched_rand_step(sv *s, int i, int k) {
+    long long n = sl_topology_get_int(s->topo, "run", "num_steps");
+    char key[64];
+    int kl = snprintf(key, sizeof key, "%llu/%d/%d", (unsigned long long)s->fault_seed, i, k);
+    return n > 1 ? 1 + sl_hash64(key, (size_t)kl) % (uint64_t)(n - 1) : 1;
+}
+
+/* The target of entry F: its instance, or an instance of its group drawn
+ * by the seed (running ones only). NULL: none running now. */
+static child *sched_target(sv *s, const sched *f, int i) {
+    child *c = find_child(s, f->actor);
+    if (c) return c->pid > 0 ? c : NULL;
+    int cand[SL_TOPOLOGY_MAX_INSTANCES], n = 0;
+    for (int j = 0; j < s->n && n < (int)SL_ARRAY_LEN(cand); j++)
+        if (strcmp(s->c[j].spec->group, f->actor) == 0 && s->c[j].pid > 0) cand[n++] = j;
+    if (n == 0) return NULL;
+    char key[64];
+    int kl = snprintf(key, sizeof key, "t%llu/%d/%d", (unsigned long long)s->fault_seed, i, f->done);
+    return &s->c[cand[sl_hash64(key, (size_t)kl) % (uint64_t)n]];
+}
+
+/* Apply ACTION to child C (running). Returns 0 or an errno. */
+static int fault_apply(sv *s, child *c, int action, uint64_t slow_ms) {
+    int sig = action == FA_KILL ? SIGKILL : action == FA_TERM ? SIGTERM
+            : action == FA_DROP ? SIGUSR1 : action == FA_CORRUPT ? SIGUSR2 : SIGSTOP;
+    if ((action == FA_DROP || action == FA_CORRUPT) && c->spec->kind == SL_KIND_EXEC) return EINVAL;
+    if (kill(c->pid, sig) != 0) return errno;
+    if (action == FA_SLOW) c->cont_at_ms = sl_now_ms() + slow_ms;
+    if (action == FA_HANG) c->cont_at_ms = 0; /* stays stopped: the heartbeat timeout must catch it */
+    s->faults_injected++;
+    return 0;
+}
+
+static void faults_tick(sv *s) {
+    if (s->n_faults == 0) return;
+    ledger_poll(s);
+    uint64_t el = sl_now_ms() - s->start_ms;
+    uint64_t slow_ms = (uint64_t)sl_topology_get_int(s->topo, "faults", "slow_ms");
+    for (int i = 0; i < s->n_faults; i++) {
+        sched *f = &s->faults[i];
+        if (f->done >= f->times) continue;
+        bool due = f->when == WHEN_MS ? el >= f->next : s->ledger_steps >= (int64_t)f->next;
+        if (!due) continue;
+        child *c = sched_target(s, f, i);
+        if (!c) continue; /* restarting: try again on the next pass */
+        pid_t pid = c->pid;
+        int e = fault_apply(s, c, f->action, slow_ms);
+        f->done++;
+        if (f->when == WHEN_RAND) {
+            uint64_t r = sched_rand_step(s, i, f->done);
+            f->next = r > (uint64_t)s->ledger_steps ? r : (uint64_t)s->ledger_steps + 1;
+        } else {
+            f->next = f->at * (uint64_t)(f->done + 1);
+        }
+        if (e) sv_log(s, SL_LOG_WARN, "fault %s:%s: %s", fa_names[f->action], c->spec->name, strerror(e));
+        else sv_log(s, SL_LOG_WARN, "fault: %s %s (pid %ld) at step %lld, %llu ms [%d/%d of %s:%s]",
+                    fa_names[f->action], c->spec->name, (long)pid, (long long)s->ledger_steps,
+                    (unsigned long long)el, f->done, f->times, fa_names[f->action], f->actor);
+    }
+}
+
+static void faults_init(sv *s) {
+    s->start_ms = sl_now_ms();
+    s->ledger_steps = -1;
+    s->fault_seed = (uint64_t)sl_topology_get_int(s->topo, "faults", "seed");
+    const char *sch = sl_topology_get_str(s->topo, "faults", "schedule");
+    int cap = 0;
+    for (const char *q = sch; *q; q++) cap += *q == ',' || *q == ' ' || *q == '\t';
+    cap += 1;
+    s->faults = calloc((size_t)cap, sizeof *s->faults);
+    if (!s->faults) return;
+    s->n_faults = sched_each(s->topo, sch, "", 0, NULL, s->faults, cap);
+    for (int i = 0; i < s->n_faults; i++) {
+        sched *f = &s->faults[i];
+        f->next = f->when == WHEN_RAND ? sched_rand_step(s, i, 0) : f->at;
+        sv_log(s, SL_LOG_INFO, "fault schedule: %s %s at %s%llu%s, %d time(s)", fa_names[f->action], f->actor,
+               f->when == WHEN_MS ? "" : "step ", (unsigned long long)(f->when == WHEN_MS ? f->at : f->next),
+               f->when == WHEN_MS ? " ms" : "", f->times);
+    }
+}
+
 /* ================================================================ control */
 
 /* The mailbox counters the child's runtime writes to RUN_DIR/stats/NAME.json
@@ -706,6 +969,7 @@ static json_t *status_json(sv *s) {
     }
     json_object_set_new(root, "actors", arr);
     json_object_set_new(root, "bad_requests", json_integer((json_int_t)s->bad_requests));
+    json_object_set_new(root, "faults_injected", json_integer((json_int_t)s->faults_injected));
     return root;
 }
 
@@ -735,6 +999,8 @@ static bool parse_uint(const char *text, long max, long *out) {
     return true;
 }
 
+#define INJECT_USAGE "kill|term|hang SECONDS|pause|resume|drop|corrupt"
+
 static char *command(sv *s, char *req) {
     char *tok[8];
     int nt = 0;
@@ -757,7 +1023,7 @@ static char *command(sv *s, char *req) {
         return strdup("{\"ok\":true,\"stopping\":true}");
     }
     if (strcmp(tok[0], "inject") == 0) {
-        if (nt < 3) return error_reply("usage: inject ACTOR kill|term|hang SECONDS|pause|resume");
+        if (nt < 3) return error_reply("usage: inject ACTOR " INJECT_USAGE);
         child *c = find_child(s, tok[1]);
         if (!c) return error_reply("no actor named '%.64s'", tok[1]);
         if (c->pid <= 0) return error_reply("actor '%s' is not running", c->spec->name);
@@ -769,11 +1035,16 @@ static char *command(sv *s, char *req) {
         else if (strcmp(what, "pause") == 0 && nt == 3) sig = SIGSTOP;
         else if (strcmp(what, "resume") == 0 && nt == 3) sig = SIGCONT;
         else if (strcmp(what, "hang") == 0 && nt == 4 && parse_uint(tok[3], 86400, &secs)) sig = SIGSTOP;
-        else return error_reply("usage: inject ACTOR kill|term|hang SECONDS|pause|resume");
+        else if ((strcmp(what, "drop") == 0 || strcmp(what, "corrupt") == 0) && nt == 3) {
+            if (c->spec->kind == SL_KIND_EXEC)
+                return error_reply("drop and corrupt need a built-in actor kind ('%s' is exec)", c->spec->name);
+            sig = what[0] == 'd' ? SIGUSR1 : SIGUSR2;
+        } else return error_reply("usage: inject ACTOR " INJECT_USAGE);
         pid_t pid = c->pid;
         if (kill(pid, sig) != 0) return error_reply("kill(%ld): %s", (long)pid, strerror(errno));
         if (strcmp(what, "hang") == 0) c->cont_at_ms = sl_now_ms() + (uint64_t)secs * 1000u;
         if (sig == SIGCONT) c->cont_at_ms = 0;
+        s->faults_injected++;
         sv_log(s, SL_LOG_WARN, "inject: %s %s%s%s (pid %ld)", c->spec->name, what, nt == 4 ? " " : "",
                nt == 4 ? tok[3] : "", (long)pid);
         json_t *o = json_pack("{s:b,s:s,s:s,s:I}", "ok", 1, "actor", c->spec->name, "inject", what,
@@ -784,7 +1055,7 @@ static char *command(sv *s, char *req) {
     }
     if (strcmp(tok[0], "help") == 0)
         return strdup("{\"ok\":true,\"commands\":[\"status [--json]\",\"stop\","
-                      "\"inject ACTOR kill|term|hang SECONDS|pause|resume\"]}");
+                      "\"inject ACTOR " INJECT_USAGE "\"]}");
     s->bad_requests++;
     return error_reply("unknown command '%.64s' (commands: status, stop, inject, help)", tok[0]);
 }
@@ -889,6 +1160,20 @@ int sl_supervisor_run(const sl_topology *topo, const sl_supervisor_opts *opts) {
     }
     snprintf(path, sizeof path, "%.500s/logs/supervisor.log", s->run_dir);
     s->log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    /* transport tcp: a CURVE key pair for this run, and the address every
+     * mailbox (ours and the children's, through the environment) binds */
+    if (strcmp(sl_topology_get_str(topo, "run", "transport"), "tcp") == 0) {
+        sl_err ke = sl_mailbox_curve_keygen(s->run_dir);
+        if (ke) {
+            fprintf(stderr, "slime-supervisor: cannot make the run's CURVE keys: %s\n", sl_strerror(ke));
+            goto out;
+        }
+        setenv(SL_ENV_MB_TCP, sl_topology_get_str(topo, "run", "tcp_address"), 1);
+        sv_log(s, SL_LOG_INFO, "mailboxes on tcp %s with CURVE (key pair %s/%s)",
+               sl_topology_get_str(topo, "run", "tcp_address"), s->run_dir, SL_MB_CURVE_KEY_FILE);
+    } else {
+        unsetenv(SL_ENV_MB_TCP);
+    }
     if (write_topology(s) != SL_OK) {
         fprintf(stderr, "slime-supervisor: cannot write %s\n", s->topo_path);
         goto out;
@@ -936,6 +1221,7 @@ int sl_supervisor_run(const sl_topology *topo, const sl_supervisor_opts *opts) {
             snprintf(s->c[i].last_exit, sizeof s->c[i].last_exit, "spawn failed");
         }
     s->next_beat_ms = sl_now_ms();
+    faults_init(s);
 
     while (!s->shutdown) {
         beat(s);
@@ -966,10 +1252,12 @@ int sl_supervisor_run(const sl_topology *topo, const sl_supervisor_opts *opts) {
         if (s->shutdown) break;
         check_hung(s);
         reap(s);
+        if (!s->shutdown) faults_tick(s);
     }
     rc = s->exit_code;
     shutdown_all(s);
-    sv_log(s, SL_LOG_INFO, "supervisor exits with status %d", rc);
+    sv_log(s, SL_LOG_INFO, "supervisor exits with status %d (faults injected: %llu)", rc,
+           (unsigned long long)s->faults_injected);
     summary(s, rc);
 
 out:
@@ -980,6 +1268,7 @@ out:
         }
     free(s->c);
     free(s->restart_ms);
+    free(s->faults);
     sl_mailbox_close(s->mb);
     sl_hb_surveyor_close(s->hb);
     sl_control_server_close(s->ctl);

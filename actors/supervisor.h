@@ -45,9 +45,18 @@
  *                    RUN_DIR/stats/NAME.json about once a second, and when;
  *                    null when it has not)}],"bad_requests"}
  *   stop             {"ok":true,"stopping":true}, then an orderly stop
- *   inject ACTOR kill|term|pause|resume|hang SECONDS
+ *   inject ACTOR kill|term|pause|resume|hang SECONDS|drop|corrupt
  *                    SIGKILL | SIGTERM | SIGSTOP | SIGCONT | SIGSTOP now
- *                    and SIGCONT after SECONDS (0..86400)
+ *                    and SIGCONT after SECONDS (0..86400) | SIGUSR1: the
+ *                    actor drops its next outgoing frame | SIGUSR2: it
+ *                    flips a byte of it (built-in kinds only)
+ *
+ * Fault schedule ([faults] schedule, see keys.c): entries
+ * ACTION:ACTOR@WHEN[xK] fired by the loop — at an RL step (the line count
+ * of RUN_DIR/ledger.jsonl), after some time, or at seeded random steps;
+ * each firing is logged "fault: ACTION NAME (pid P) at step S, T ms".
+ * `status` reports "faults_injected" (schedule + inject). [faults] points
+ * is checked here (sl_supervisor_check) and armed by each actor.
  *   help             the list of commands
  *
  * RUN_DIR layout: topology.conf (the resolved copy children read),

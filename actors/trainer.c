@@ -276,6 +276,7 @@ static void *worker(void *arg) {
         goto done;
     }
     j->version = sl_trainer_weight_version(tr->core);
+    sl_fault_point("train_step"); /* faults.h */
     if (j->phase == PH_RL) {
         int e = sl_ledger_append(tr->ledger, j->step, j->version, j->bv.sample_ids, j->bv.n_samples);
         if (e) {

@@ -3,6 +3,7 @@
  * weights_sync.h. It sends no messages and knows no model.
  */
 #include "weights_sync.h"
+#include "faults.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,7 @@ int sl_weights_publish(sl_weights_pub *p, const float *params, uint64_t weight_v
     sl_put_u64(b + 8, (uint64_t)p->n_params);
     sl_put_u64(b + 16, weight_version);
     memcpy(b + SL_WEIGHTS_HEADER_SIZE, params, p->n_params * sizeof(float));
+    sl_fault_point("weights_publish"); /* faults.h */
     e = sl_shm_slot_publish_mask(p->arena, slot,
                                  SL_WEIGHTS_HEADER_SIZE + p->n_params * sizeof(float), mask, desc);
     if (e) sl_shm_slot_cancel(p->arena, slot);

@@ -4,8 +4,13 @@
  *
  *   slime-ctl [--run-dir DIR] [--timeout MS] status [--json]
  *   slime-ctl [--run-dir DIR] stop
- *   slime-ctl [--run-dir DIR] inject ACTOR kill|term|hang SECONDS|pause|resume
+ *   slime-ctl [--run-dir DIR] inject ACTOR kill|term|hang SECONDS|pause|resume|drop|corrupt
  *   slime-ctl [--run-dir DIR] top [--once] [--interval MS] [--count N]
+ *
+ * inject drop / corrupt: the actor's next outgoing mailbox frame is dropped /
+ * has one byte flipped (the receiver's decoder must refuse it); built-in
+ * kinds only (SIGUSR1 / SIGUSR2, see mailbox/faults.h). A schedule of faults
+ * for a whole run is the topology's [faults] section.
  *
  * `top` is the live view (actors/top.h): refreshed in place every MS
  * (default 1000) on a terminal, one plain snapshot after another otherwise;
@@ -30,7 +35,7 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: slime-ctl [--run-dir DIR] [--timeout MS] status [--json]\n"
                "       slime-ctl [--run-dir DIR] stop\n"
-               "       slime-ctl [--run-dir DIR] inject ACTOR kill|term|hang SECONDS|pause|resume\n"
+               "       slime-ctl [--run-dir DIR] inject ACTOR kill|term|hang SECONDS|pause|resume|drop|corrupt\n"
                "       slime-ctl [--run-dir DIR] top [--once] [--interval MS] [--count N]\n"
                "RUN_DIR defaults to $SL_RUN_DIR.\n");
 }

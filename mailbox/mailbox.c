@@ -9,6 +9,7 @@
  * thread.
  */
 #include "mailbox.h"
+#include "faults.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -25,6 +28,7 @@
 
 #define SUN_PATH_MAX ((int)sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 #define DEALER_LINGER_MS 100
+#define EP_MAX 256 /* "ipc://" + a socket path, or "tcp://ADDR:PORT" */
 #define RECONNECT_IVL_MS 10
 #define RECONNECT_IVL_MAX_MS 100
 /* Frames bigger than this are cut by ZeroMQ itself (the peer is
@@ -34,6 +38,7 @@
 
 typedef struct peer {
     char name[SL_MB_NAME_MAX];
+    char ep[EP_MAX]; /* tcp: the endpoint it is connected to */
     void *sock; /* DEALER, NULL when the slot is free */
     uint64_t last_use;
 } peer;
@@ -49,7 +54,7 @@ struct sl_mailbox {
     char name[SL_MB_NAME_MAX];
     char mb_dir[SUN_PATH_MAX + 1]; /* RUN_DIR/mb */
     char path[SUN_PATH_MAX + 1]; /* RUN_DIR/mb/NAME */
-    char endpoint[SUN_PATH_MAX + 8];
+    char endpoint[EP_MAX];
     peer peers[SL_MAILBOX_PEERS_MAX];
     uint64_t use_clock;
     uint64_t seq;
@@ -61,6 +66,10 @@ struct sl_mailbox {
     bool warned[SL_FRAME_NREASONS];
     uint8_t *txbuf; /* SL_FRAME_MAX_SIZE */
     bool bound;
+    /* transport tcp (SL_MB_TCP set): CURVE keys (Z85, 40 chars + NUL) */
+    bool tcp;
+    char tcp_addr[64];
+    char server_pub[41], server_sec[41], client_pub[41], client_sec[41];
 };
 
 /* ------------------------------------------------------------------ msg */
@@ -115,6 +124,147 @@ static uint64_t random_u64(void) {
 
 static void set_int(void *sock, int opt, int v) { zmq_setsockopt(sock, opt, &v, sizeof v); }
 
+/* ------------------------------------------------------------- tcp + curve */
+
+/* RUN_DIR/curve.key: the run's CURVE server key pair, two Z85 lines
+ * (public, secret). Must be a regular file of this user, mode 0600. */
+static sl_err read_curve_key(const char *run_dir, char pub[41], char sec[41]) {
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/%s", run_dir, SL_MB_CURVE_KEY_FILE) >= (int)sizeof path) return SL_ERANGE;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        sl_error("mailbox: transport tcp: cannot open %s: %s", path, strerror(errno));
+        return SL_EIO;
+    }
+    struct stat sb;
+    char buf[128];
+    ssize_t n = -1;
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == geteuid() && !(sb.st_mode & 077))
+        n = read(fd, buf, sizeof buf - 1);
+    else
+        sl_error("mailbox: %s must be a file of this user with mode 0600", path);
+    close(fd);
+    if (n < 0) return SL_EIO;
+    buf[n] = 0;
+    if (n != 82 || buf[40] != '\n' || buf[81] != '\n') {
+        sl_error("mailbox: %s: expected two lines of 40 Z85 characters", path);
+        return SL_EINVAL;
+    }
+    memcpy(pub, buf, 40), pub[40] = 0;
+    memcpy(sec, buf + 41, 40), sec[40] = 0;
+    uint8_t raw[32];
+    if (!zmq_z85_decode(raw, pub) || !zmq_z85_decode(raw, sec)) {
+        sl_error("mailbox: %s: not Z85 keys", path);
+        return SL_EINVAL;
+    }
+    return SL_OK;
+}
+
+sl_err sl_mailbox_curve_keygen(const char *run_dir) {
+    char pub[41], sec[41], path[PATH_MAX], tmp[PATH_MAX + 8];
+    if (!run_dir) return SL_EINVAL;
+    if (zmq_curve_keypair(pub, sec) != 0) {
+        sl_error("mailbox: zmq_curve_keypair: %s (libzmq without CURVE?)", zmq_strerror(zmq_errno()));
+        return SL_EUNSUPPORTED;
+    }
+    if (snprintf(path, sizeof path, "%s/%s", run_dir, SL_MB_CURVE_KEY_FILE) >= (int)sizeof path) return SL_ERANGE;
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return SL_EIO;
+    char line[84];
+    int n = snprintf(line, sizeof line, "%s\n%s\n", pub, sec);
+    bool ok = write(fd, line, (size_t)n) == n && fsync(fd) == 0;
+    close(fd);
+    memset(line, 0, sizeof line);
+    memset(sec, 0, sizeof sec);
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return SL_EIO;
+    }
+    return SL_OK;
+}
+
+/* The endpoint file RUN_DIR/mb/NAME.tcp of mailbox NAME: "tcp://A:P\n".
+ * Returns 1 with EP filled, 0 when absent or malformed. */
+static int read_tcp_endpoint(const char *mb_dir, const char *name, char *ep, size_t cap) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s.tcp", mb_dir, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return 0;
+    char buf[128];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 7 || buf[n - 1] != '\n' || strncmp(buf, "tcp://", 6) != 0) return 0;
+    buf[n - 1] = 0;
+    if (strlen(buf) >= cap || strpbrk(buf, " \t\n")) return 0;
+    strcpy(ep, buf);
+    return 1;
+}
+
+static sl_err write_tcp_endpoint(const char *mb_dir, const char *name, const char *ep) {
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    snprintf(path, sizeof path, "%s/%s.tcp", mb_dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return SL_EIO;
+    char line[160];
+    int n = snprintf(line, sizeof line, "%s\n", ep);
+    bool ok = n > 0 && n < (int)sizeof line && write(fd, line, (size_t)n) == n;
+    close(fd);
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return SL_EIO;
+    }
+    return SL_OK;
+}
+
+/* Is something accepting TCP connections at EP ("tcp://A:P")? 1/0. */
+static int tcp_alive(const char *ep) {
+    char host[128];
+    const char *hp = ep + 6, *colon = strrchr(hp, ':');
+    if (!colon || (size_t)(colon - hp) >= sizeof host) return 0;
+    memcpy(host, hp, (size_t)(colon - hp));
+    host[colon - hp] = 0;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) return 0;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    close(fd);
+    return rc == 0;
+}
+
+/* Bind MB's ROUTER on tcp with CURVE (server side): the port of a
+ * predecessor of the same name if its endpoint file names one (peers keep
+ * their connections), else a free one, recorded in RUN_DIR/mb/NAME.tcp. */
+static sl_err bind_tcp(sl_mailbox *mb) {
+    set_int(mb->router, ZMQ_CURVE_SERVER, 1);
+    zmq_setsockopt(mb->router, ZMQ_CURVE_SECRETKEY, mb->server_sec, 40);
+    char ep[EP_MAX];
+    bool have = read_tcp_endpoint(mb->mb_dir, mb->name, ep, sizeof ep);
+    char want[EP_MAX];
+    snprintf(want, sizeof want, "tcp://%s:", mb->tcp_addr);
+    if (have && strncmp(ep, want, strlen(want)) == 0 && zmq_bind(mb->router, ep) == 0) {
+        snprintf(mb->endpoint, sizeof mb->endpoint, "%s", ep);
+        return SL_OK;
+    }
+    if (have && zmq_errno() == EADDRINUSE && tcp_alive(ep)) {
+        sl_error("mailbox: %s (%s) is bound by a live process", mb->name, ep);
+        return SL_EFULL;
+    }
+    snprintf(want, sizeof want, "tcp://%s:*", mb->tcp_addr);
+    if (zmq_bind(mb->router, want) != 0) {
+        sl_error("mailbox: bind %s: %s", want, zmq_strerror(zmq_errno()));
+        return SL_EIO;
+    }
+    size_t l = sizeof ep;
+    if (zmq_getsockopt(mb->router, ZMQ_LAST_ENDPOINT, ep, &l) != 0) return SL_EIO;
+    snprintf(mb->endpoint, sizeof mb->endpoint, "%s", ep);
+    return write_tcp_endpoint(mb->mb_dir, mb->name, ep);
+}
+
 /* ------------------------------------------------------------ open/close */
 
 sl_err sl_mailbox_open(const char *run_dir, const char *name, sl_mailbox **out) {
@@ -150,6 +300,20 @@ sl_err sl_mailbox_open(const char *run_dir, const char *name, sl_mailbox **out) 
         sl_error("mailbox: %s is not a directory", mb->mb_dir);
         goto fail;
     }
+    const char *tcp = getenv(SL_ENV_MB_TCP);
+    if (tcp && *tcp) {
+        if (strlen(tcp) >= sizeof mb->tcp_addr || strpbrk(tcp, ":/ *")) {
+            sl_error("mailbox: %s='%s' is not an address", SL_ENV_MB_TCP, tcp);
+            err = SL_EINVAL;
+            goto fail;
+        }
+        mb->tcp = true;
+        snprintf(mb->tcp_addr, sizeof mb->tcp_addr, "%s", tcp);
+        if ((err = read_curve_key(run_dir, mb->server_pub, mb->server_sec)) != SL_OK) goto fail;
+        err = SL_EIO;
+        if (zmq_curve_keypair(mb->client_pub, mb->client_sec) != 0) goto fail;
+        goto sockets;
+    }
     /* ZeroMQ would silently unlink and steal a live mailbox's socket; refuse
      * instead, and clear only the socket of a dead predecessor. */
     int alive = socket_alive(mb->path);
@@ -167,6 +331,7 @@ sl_err sl_mailbox_open(const char *run_dir, const char *name, sl_mailbox **out) 
         goto fail;
     }
 
+sockets:
     mb->txbuf = malloc(SL_FRAME_MAX_SIZE);
     mb->ctx = zmq_ctx_new();
     if (!mb->txbuf || !mb->ctx) {
@@ -183,6 +348,12 @@ sl_err sl_mailbox_open(const char *run_dir, const char *name, sl_mailbox **out) 
     set_int(mb->router, ZMQ_RCVHWM, SL_MAILBOX_RCVHWM);
     int64_t maxsz = ROUTER_MAXMSGSIZE;
     zmq_setsockopt(mb->router, ZMQ_MAXMSGSIZE, &maxsz, sizeof maxsz);
+    if (mb->tcp) {
+        if ((err = bind_tcp(mb)) != SL_OK) goto fail;
+        mb->bound = true;
+        *out = mb;
+        return SL_OK;
+    }
     mode_t old = umask(0077); /* the socket file is for this user only */
     int rc = zmq_bind(mb->router, mb->endpoint);
     umask(old);
@@ -213,7 +384,9 @@ void sl_mailbox_close(sl_mailbox *mb) {
     if (mb->ctx) zmq_ctx_term(mb->ctx);
     /* ZeroMQ does not always remove the file; remove it unless someone
      * else has bound the name since. */
-    if (mb->bound && socket_alive(mb->path) == 0) unlink(mb->path);
+    if (mb->bound && !mb->tcp && socket_alive(mb->path) == 0) unlink(mb->path);
+    memset(mb->server_sec, 0, sizeof mb->server_sec);
+    memset(mb->client_sec, 0, sizeof mb->client_sec);
     for (qnode *q = mb->qhead, *next; q; q = next) {
         next = q->next;
         sl_msg_fini(&q->msg);
@@ -267,11 +440,20 @@ static peer *peer_get(sl_mailbox *mb, const char *to) {
     }
     peer *p = free_slot ? free_slot : lru;
     if (!free_slot) peer_close(p);
-    char ep[sizeof mb->mb_dir + SL_MB_NAME_MAX + 8];
-    int n = snprintf(ep, sizeof ep, "ipc://%s/%s", mb->mb_dir, to);
-    if (n < 0 || n - 6 > SUN_PATH_MAX) return NULL;
+    char ep[EP_MAX];
+    if (mb->tcp) {
+        if (!read_tcp_endpoint(mb->mb_dir, to, ep, sizeof ep)) return NULL; /* not there (yet) */
+    } else {
+        int n = snprintf(ep, sizeof ep, "ipc://%s/%s", mb->mb_dir, to);
+        if (n < 0 || n - 6 > SUN_PATH_MAX) return NULL;
+    }
     void *s = zmq_socket(mb->ctx, ZMQ_DEALER);
     if (!s) return NULL;
+    if (mb->tcp) {
+        zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, mb->server_pub, 40);
+        zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, mb->client_pub, 40);
+        zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, mb->client_sec, 40);
+    }
     set_int(s, ZMQ_LINGER, DEALER_LINGER_MS);
     set_int(s, ZMQ_SNDHWM, SL_MAILBOX_SNDHWM);
     set_int(s, ZMQ_IMMEDIATE, 1);
@@ -283,6 +465,7 @@ static peer *peer_get(sl_mailbox *mb, const char *to) {
         return NULL;
     }
     snprintf(p->name, sizeof p->name, "%s", to);
+    snprintf(p->ep, sizeof p->ep, "%s", ep);
     p->sock = s;
     p->last_use = ++mb->use_clock;
     return p;
@@ -290,7 +473,7 @@ static peer *peer_get(sl_mailbox *mb, const char *to) {
 
 static sl_err send_frame(sl_mailbox *mb, const char *to, size_t n, int timeout_ms) {
     peer *p = peer_get(mb, to);
-    if (!p) return SL_EIO;
+    if (!p) return mb->tcp ? SL_ECLOSED : SL_EIO; /* tcp: no endpoint file yet */
     int64_t deadline = deadline_after(timeout_ms);
     for (;;) {
         if (zmq_send(p->sock, mb->txbuf, n, ZMQ_DONTWAIT) == (int)n) return SL_OK;
@@ -305,6 +488,15 @@ static sl_err send_frame(sl_mailbox *mb, const char *to, size_t n, int timeout_m
         zmq_pollitem_t it = {.socket = p->sock, .events = ZMQ_POLLOUT};
         if (zmq_poll(&it, 1, left) < 0 && zmq_errno() != EINTR) return SL_EIO;
         if (!(it.revents & ZMQ_POLLOUT) && remaining_ms(deadline) == 0) break;
+    }
+    if (mb->tcp) {
+        /* a peer restarted on another port: connect anew on the next send */
+        char ep[EP_MAX];
+        if (!read_tcp_endpoint(mb->mb_dir, to, ep, sizeof ep) || strcmp(ep, p->ep) != 0) {
+            peer_close(p);
+            return SL_ECLOSED;
+        }
+        return tcp_alive(ep) ? SL_EFULL : SL_ECLOSED;
     }
     /* Tell "nobody there" from "there but not draining". */
     char path[sizeof mb->mb_dir + SL_MB_NAME_MAX + 2];
@@ -327,6 +519,12 @@ sl_err sl_mailbox_send_ex(sl_mailbox *mb, const char *to, uint16_t type, uint32_
     sl_err err = sl_frame_encode(&h, payload, len, mb->txbuf, SL_FRAME_MAX_SIZE, &n);
     if (err) return err;
     mb->seq++;
+    sl_fault_action fa = sl_faults_net(); /* fault injection (faults.h); none in real runs */
+    if (fa == SL_FAULT_DROP) {
+        mb->st.sent++; /* as far as the sender knows, it went out */
+        return SL_OK;
+    }
+    if (fa == SL_FAULT_CORRUPT) sl_faults_corrupt(mb->txbuf, n);
     err = send_frame(mb, to, n, mb->send_timeout_ms);
     if (err) {
         mb->st.send_failed++;

@@ -34,6 +34,25 @@
 #define SL_ENV_ACTOR_KIND "SL_ACTOR_KIND" /* its kind ("echo", "exec", ...) */
 #define SL_ENV_TOPOLOGY "SL_TOPOLOGY"     /* path of the topology file */
 
+/* Transport tcp (DESIGN.md §8): when SL_MB_TCP holds an address (the
+ * supervisor sets it for every actor of a topology with [run] transport =
+ * tcp), sl_mailbox_open binds tcp://ADDR:PORT instead of ipc, with ZeroMQ
+ * CURVE (server key pair from RUN_DIR/curve.key, which must be 0600 and
+ * this user's; made per run by sl_mailbox_curve_keygen); the port is kept
+ * in RUN_DIR/mb/NAME.tcp ("tcp://ADDR:PORT\n", 0600) so that peers find it
+ * and a restarted mailbox binds the same port again. Senders connect with
+ * the server's public key and a fresh client key pair of their own: a peer
+ * without RUN_DIR/curve.key cannot complete the handshake and is refused
+ * (client keys are not checked further: whoever can read the key file is
+ * this user). */
+#define SL_ENV_MB_TCP "SL_MB_TCP"
+#define SL_MB_CURVE_KEY_FILE "curve.key"
+
+/* Make a fresh CURVE key pair and write it to RUN_DIR/curve.key (0600,
+ * replacing any older one). Errors: SL_EUNSUPPORTED (libzmq has no
+ * CURVE), SL_ERANGE, SL_EIO. */
+sl_err sl_mailbox_curve_keygen(const char *run_dir);
+
 /* The supervisor's mailbox name: it sends PING, actors answer PONG. */
 #define SL_MB_SUPERVISOR "supervisor"
 

@@ -12,6 +12,7 @@
  * waited for.
  */
 #include "wal.h"
+#include "faults.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -386,6 +387,7 @@ int sl_wal_sync(sl_wal *w) {
     if (!w) return SL_EINVAL;
     if (w->failed) return SL_EIO;
     if (flush_chunk(w) < 0) return SL_EIO;
+    sl_fault_point("wal_write"); /* writes submitted, not waited for nor synced */
     if (w->uring) {
         while (w->inflight && !w->failed)
             if (reap_one(w) < 0) break;

@@ -2,6 +2,10 @@
 # Run every test program under $BUILD/tests (test_*) and every shell test
 # under tests/*/ (test_*.sh). Exit 77 counts as skipped. Each cmocka program
 # prints its own summary; this prints the total at the end.
+# SL_TEST_ONLY: run only the tests whose name (test_X for programs,
+# tests/DIR/test_Y.sh for shell tests) matches one of these space-separated
+# shell patterns, e.g. "test_* tests/faults/*" (make asan-ci uses it);
+# SL_TEST_SKIP: skip those that match one of its patterns.
 set -u
 BUILD=${BUILD:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,8 +14,22 @@ export SL_SHARED="${SL_SHARED:-$ROOT/../shared}"
 # OpenMP threads wait passively: spinning on shared cores slows small models 10-20x
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 pass=0 fail=0 skip=0 failed=""
+matches() { # NAME PATTERNS
+    set -f # the patterns are not file names here
+    for pat in $2; do
+        # shellcheck disable=SC2254
+        case $1 in $pat) set +f; return 0 ;; esac
+    done
+    set +f
+    return 1
+}
+selected() {
+    [ -n "${SL_TEST_SKIP:-}" ] && matches "$1" "$SL_TEST_SKIP" && return 1
+    [ -z "${SL_TEST_ONLY:-}" ] || matches "$1" "$SL_TEST_ONLY"
+}
 run_one() {
     name=$1; shift
+    selected "$name" || return 0
     printf '=== %s\n' "$name"
     "$@"
     rc=$?

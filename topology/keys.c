@@ -38,6 +38,14 @@ static const sl_key_def keys[] = {
     I("run", "num_steps", "10", 1, BIG, "RL steps (rollout + train) to run (slime: num_rollout)."),
     E("run", "resume", "no", "no|auto",
       "auto: continue from RUN_DIR's latest checkpoint, WAL and ledger if any; no: start afresh."),
+    E("run", "transport", "ipc", "ipc|tcp",
+      "Mailboxes: ipc (unix sockets in RUN_DIR/mb, this machine, this user) or tcp (bound to "
+      "tcp_address on a port kept in RUN_DIR/mb/NAME.tcp, encrypted and authenticated with "
+      "ZeroMQ CURVE: the supervisor makes a key pair per run, RUN_DIR/curve.key, mode 0600; a "
+      "peer without it is refused). Actors of kind exec speak ipc only."),
+    S("run", "tcp_address", "127.0.0.1",
+      "transport = tcp: the address mailboxes bind and connect to (an IPv4 address or interface "
+      "name); never 0.0.0.0 unless written here."),
 
     /* ----------------------------------------------------- [supervisor] */
     E("supervisor", "strategy", "one_for_one", "one_for_one|one_for_all|rest_for_one",
@@ -158,6 +166,13 @@ static const sl_key_def keys[] = {
       "rm_type custom: address-space limit (RLIMIT_AS) of the plugin's worker process, in MiB."),
     MS("reward", "reward_timeout_ms", "10000", 1, 3600000,
        "A reward computation longer than this scores 0 and is counted."),
+    I("reward", "reward_cpu_s", "0", 0, 86400,
+      "rm_type custom: CPU seconds (RLIMIT_CPU) one plugin call may use in its worker process; "
+      "0 = reward_timeout_ms rounded up."),
+    I("reward", "reward_retries", "1", 0, 100,
+      "rm_type custom: a plugin call that hangs (reward_timeout_ms) or crashes (a signal, a limit) "
+      "is tried again this many times with a fresh worker; then the sample fails (reward 0, counted "
+      "in reward_failed). A plugin's own error return is not retried."),
 
     /* -------------------------------------------------------- [algorithm] */
     E("algorithm", "advantage_estimator", "grpo",
@@ -219,12 +234,32 @@ static const sl_key_def keys[] = {
     B("eval", "at_start", "true",
       "Evaluate before the first RL step (right after the SFT warm-up): the step-0 eval."),
     B("eval", "at_end", "true", "Evaluate after the last RL step."),
+
+    /* ----------------------------------------------------------- [faults] */
+    I("faults", "seed", "1", 0, 4294967295.0,
+      "Seed of the fault schedule's random choices (rand steps, @rN passes)."),
+    S("faults", "schedule", "",
+      "Faults the supervisor injects, entries separated by ',': ACTION:ACTOR@WHEN[xK]. ACTION: "
+      "kill (SIGKILL), term (SIGTERM), hang (SIGSTOP until the heartbeat timeout kills it), slow "
+      "(SIGSTOP for slow_ms, then SIGCONT), drop / corrupt (the actor's next outgoing mailbox frame "
+      "is dropped / has a byte flipped). ACTOR: an instance or group name (a group: one instance "
+      "drawn by seed). WHEN: stepN (once the ledger holds N RL steps), Nms or Ns (after that long), "
+      "rand (a step drawn from 1..num_steps-1). xK: K times, at WHEN, 2*WHEN, ... (rand: K draws). "
+      "Empty: none."),
+    S("faults", "points", "",
+      "Injection points armed inside the actors: [ACTOR:]POINT=ACTION[@N|@rN][xK], separated by "
+      "','. POINT: wal_append, wal_write, wal_ack, weights_publish, ckpt_write, train_step, "
+      "rollout_generate, reward_score, mb_send; ACTION: kill (the process dies there), drop or "
+      "corrupt (mb_send only); @N: at the N-th pass in the process (@rN: a pass drawn from 1..N); "
+      "xK: at most K times in the run, across restarts (default 1). The environment variable "
+      "SL_FAULTS replaces it. See mailbox/faults.h."),
+    MS("faults", "slow_ms", "1500", 1, 3600000, "How long a `slow` fault stops the actor."),
 };
 
 /* Sections in reference order; "actor" stands for every [actor NAME]. */
 static const char *const section_names[] = {
     "run", "supervisor", "actor", "model", "data", "rollout", "reward", "algorithm", "trainer",
-    "sft", "eval",
+    "sft", "eval", "faults",
 };
 
 const sl_key_def *sl_topology_keys(size_t *n) {

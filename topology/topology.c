@@ -565,7 +565,7 @@ static int open_section(loader *L, const char *raw, const char *file, int line) 
             else
                 err_at(L, file, line,
                        "unknown section '[%s]' (known: run, supervisor, actor NAME, model, data, rollout, "
-                       "reward, algorithm, trainer)", Q(raw));
+                       "reward, algorithm, trainer, sft, eval, faults)", Q(raw));
             return -2;
         }
         snprintf(canon, sizeof canon, "%s", table);

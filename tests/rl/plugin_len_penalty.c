@@ -1,5 +1,6 @@
 /*
- * plugin_len_penalty.c — reward plugins for tests/rl/test_reward_plugins.sh
+ * plugin_len_penalty.c — reward plugins for tests/rl/test_reward_plugins.sh and
+ * tests/faults/test_reward_limits.sh
  * (built there with cc -shared -fPIC), written against
  * actors/reward_plugin.h:
  *   slime_reward   1 for a response that ends in a "#### N" line equal to
@@ -9,6 +10,7 @@
  *                  deadline
  *   reward_crash   dereferences NULL: the worker dies of SIGSEGV
  *   reward_fail    returns -1 (could not score)
+ *   reward_hog     allocates 1 GiB unchecked (stopped by reward_memory_mb)
  * Not part of the library.
  */
 #include <stdlib.h>
@@ -51,4 +53,18 @@ int reward_fail(const sl_reward_plugin_input *in, double *reward) {
     (void)in;
     *reward = 0;
     return -1;
+}
+
+/* reward_hog: wants 1 GiB and does not check malloc: under reward_memory_mb
+ * (RLIMIT_AS) smaller than that, the allocation fails and the worker dies
+ * of SIGSEGV; without the limit it scores 1. */
+int reward_hog(const sl_reward_plugin_input *in, double *reward) {
+    (void)in;
+    size_t n = (size_t)1 << 30;
+    volatile char *p = malloc(n);
+    p[0] = 1;
+    p[n - 1] = 1;
+    *reward = p[0];
+    free((void *)p);
+    return 0;
 }

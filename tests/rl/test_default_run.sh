@@ -16,42 +16,20 @@
 # Env: SL_RL_TEST_STEPS (default 120), SL_RL_TEST_SFT (default 2000).
 # Skips (77) when the programs are not built.
 set -u
-ROOT=${SL_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-BUILD=${SL_BUILD:-$ROOT/build}
-PY=/usr/bin/python3
-for p in slime-supervisor slime-actor slime-ctl; do
-    [ -x "$BUILD/$p" ] || { echo "$BUILD/$p not built: skipped"; exit 77; }
-done
-[ -x "$PY" ] || { echo "no $PY: skipped"; exit 77; }
-
+. "$(dirname "$0")/lib.sh"
+sl_setup slrl
 STEPS=${SL_RL_TEST_STEPS:-120}
 SFT=${SL_RL_TEST_SFT:-2000}
 RBS=32
 NPER=16
-T=$(mktemp -d /tmp/slrl.XXXXXX)
-RUN=$T/run
-SUP=
-cleanup() { [ -n "$SUP" ] && kill -9 "$SUP" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; echo "--- supervisor output"; tail -30 "$T"/sup*.out 2>/dev/null;
-         for f in "$RUN"/logs/*.log; do echo "--- $f"; tail -15 "$f"; done; exit 1; }
-
-set -- --run-dir "$RUN" --set run.num_steps="$STEPS" --set sft.steps="$SFT" \
+set -- --set run.num_steps="$STEPS" --set sft.steps="$SFT" \
     --set eval.n_prompts=100 --set trainer.eval_interval=0 --set trainer.save_interval=2 \
     --set rollout.rollout_batch_size=$RBS --set rollout.n_samples_per_prompt=$NPER
 start=$(date +%s)
 
 # 1. start, stop after 3 RL steps are in the ledger
-"$BUILD/slime-supervisor" "$ROOT/conf/topology.conf" "$@" > "$T/sup1.out" 2>&1 &
-SUP=$!
-i=0
-while :; do
-    n=$(cat "$RUN/ledger.jsonl" 2>/dev/null | wc -l)
-    [ "$n" -ge 3 ] && break
-    kill -0 "$SUP" 2>/dev/null || fail "the run ended before 3 RL steps"
-    i=$((i + 1)); [ $i -gt 1800 ] && fail "no 3 RL steps within 180 s"
-    sleep 0.1
-done
+sl_start sup1.out "$@"
+wait_ledger 3 180
 "$BUILD/slime-ctl" --run-dir "$RUN" stop > /dev/null || fail "slime-ctl stop"
 wait "$SUP"; rc=$?; SUP=
 [ $rc -eq 0 ] || fail "stopped supervisor exit $rc"
@@ -59,33 +37,16 @@ stopped_at=$(wc -l < "$RUN/ledger.jsonl")
 echo "stopped after $stopped_at ledger line(s)"
 
 # 2. resume to the end
-"$BUILD/slime-supervisor" "$ROOT/conf/topology.conf" "$@" --set run.resume=auto > "$T/sup2.out" 2>&1 &
-SUP=$!
-i=0
-while kill -0 "$SUP" 2>/dev/null; do
-    i=$((i + 1)); [ $i -gt 2400 ] && fail "resumed run not done within 240 s"
-    sleep 0.1
-done
-wait "$SUP"; rc=$?; SUP=
-[ $rc -eq 0 ] || fail "resumed supervisor exit $rc"
+sl_start sup2.out "$@" --set run.resume=auto
+wait_end 240
+[ "$SUP_RC" -eq 0 ] || fail "resumed supervisor exit $SUP_RC"
 echo "wall time $(( $(date +%s) - start )) s"
 
-"$PY" - "$RUN" "$STEPS" "$RBS" "$NPER" <<'EOF' || fail "checks"
+check_ledger "$STEPS" "$RBS" "$NPER" groups
+check_metrics "$STEPS"
+"$PY" - "$RUN" "$STEPS" <<'EOF' || fail "checks"
 import json, sys
-run, steps, rbs, nper = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-ledger = [json.loads(l) for l in open(run + "/ledger.jsonl") if l.strip()]
-got = [r["step"] for r in ledger]
-assert got == list(range(1, steps + 1)), "ledger steps %s" % got
-ids = [s for r in ledger for s in r["sample_ids"]]
-assert len(ids) == len(set(ids)), "duplicate sample ids: %d of %d unique" % (len(set(ids)), len(ids))
-assert len(ids) == steps * rbs * nper, "%d sample ids, expected %d" % (len(ids), steps * rbs * nper)
-for r in ledger:  # whole groups: nper samples s0.. of each prompt
-    groups = {}
-    for s in r["sample_ids"]:
-        p, sub = s.rsplit(":s", 1)
-        groups.setdefault(p, set()).add(int(sub))
-    assert all(v == set(range(nper)) for v in groups.values()), "incomplete group at step %d" % r["step"]
-    assert len(groups) == rbs, "%d groups at step %d" % (len(groups), r["step"])
+run, steps = sys.argv[1], int(sys.argv[2])
 m = [json.loads(l) for l in open(run + "/metrics.jsonl") if l.strip()]
 rl = [x for x in m if x["phase"] == "rl"]
 assert [x["rl_step"] for x in rl] == list(range(1, steps + 1)), "metrics rl steps %s" % [x["rl_step"] for x in rl]

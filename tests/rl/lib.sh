@@ -1,0 +1,143 @@
+# tests/rl/lib.sh — shared pieces of the run tests (tests/rl, tests/faults):
+# start a shortened embedded default run under build/slime-supervisor, wait
+# for ledger lines or for the end, and check what a run must leave behind.
+# Sourced (POSIX sh), never run. Before sourcing, set nothing; after it:
+#
+#   sl_setup PREFIX      skip (77) unless the programs and python3 are there;
+#                        make $T (a 0700 scratch folder, removed at exit
+#                        unless SL_KEEP is set) and RUN=$T/run
+#   sl_start OUT ARGS..  start the supervisor on conf/topology.conf with
+#                        --run-dir $RUN and ARGS, output to $T/OUT; sets SUP
+#   SL_SMALL             --set arguments of a small, fast run (8 prompts x 4
+#                        samples, 20 SFT steps, checkpoints every 3 steps)
+#   ledger_lines         lines in $RUN/ledger.jsonl
+#   wait_ledger N SECS   until the ledger has N lines (fails if the run ends)
+#   wait_end SECS        until the supervisor exits; its status in $SUP_RC
+#   fail MSG             print MSG, the supervisor's and actors' log tails, exit 1
+#                        (a caller may redefine it to return 1 instead: the
+#                        functions below then return 1 after it)
+#   check_ledger STEPS RBS NPER [groups]
+#                        the ledger holds steps 1..STEPS each once and every
+#                        sample id exactly once, STEPS*RBS*NPER of them
+#                        (groups: and each step is RBS whole groups)
+#   check_metrics STEPS [GAPS]
+#                        metrics.jsonl: RL steps rising, none twice, the last
+#                        one STEPS, at most GAPS (default 0) missing
+#   check_ckpt           the latest checkpoint loads (slime-model generate)
+#   fault_count          faults fired: supervisor schedule + inject, and the
+#                        actors' injection points (logs)
+#   restart_count        actor restarts (supervisor.log "ended:" lines)
+ROOT=${SL_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+BUILD=${SL_BUILD:-$ROOT/build}
+PY=/usr/bin/python3
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
+SUP=
+SUP_RC=
+T=
+RUN=
+SL_SMALL="--set sft.steps=20 --set eval.n_prompts=20 --set trainer.save_interval=3 --set trainer.eval_interval=5
+ --set rollout.rollout_timeout_ms=3000 --set rollout.rollout_batch_size=8 --set rollout.n_samples_per_prompt=4
+ --set trainer.global_batch_size=32 --set trainer.micro_batch_size=32
+ --set supervisor.heartbeat_ms=300 --set supervisor.heartbeat_timeout_ms=3000 --set supervisor.intensity=30"
+
+sl_cleanup() {
+    [ -n "$SUP" ] && kill -9 "$SUP" 2>/dev/null
+    [ -n "$T" ] || return 0
+    if [ -n "${SL_KEEP:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi
+}
+
+sl_setup() {
+    for p in slime-supervisor slime-actor slime-ctl slime-model; do
+        [ -x "$BUILD/$p" ] || { echo "$BUILD/$p not built: skipped"; exit 77; }
+    done
+    [ -x "$PY" ] || { echo "no $PY: skipped"; exit 77; }
+    T=$(mktemp -d "/tmp/$1.XXXXXX")
+    RUN=$T/run
+    trap sl_cleanup EXIT
+}
+
+fail() {
+    echo "FAIL: $*"
+    for f in "$T"/*.out; do [ -f "$f" ] && { echo "--- $f"; tail -20 "$f"; }; done
+    for f in "$RUN"/logs/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -25 "$f"; }; done
+    exit 1
+}
+
+sl_start() {
+    out=$1; shift
+    "$BUILD/slime-supervisor" "$ROOT/conf/topology.conf" --run-dir "$RUN" "$@" > "$T/$out" 2>&1 &
+    SUP=$!
+}
+
+ledger_lines() { cat "$RUN/ledger.jsonl" 2>/dev/null | wc -l; }
+
+wait_ledger() {
+    _i=0
+    while [ "$(ledger_lines)" -lt "$1" ]; do
+        kill -0 "$SUP" 2>/dev/null || { fail "the run ended before $1 ledger lines"; return 1; }
+        _i=$((_i + 1)); [ $_i -gt $(($2 * 10)) ] && { fail "no $1 ledger lines within $2 s"; return 1; }
+        sleep 0.1
+    done
+}
+
+wait_end() {
+    _i=0
+    while kill -0 "$SUP" 2>/dev/null; do
+        _i=$((_i + 1)); [ $_i -gt $(($1 * 10)) ] && { fail "run not done within $1 s"; return 1; }
+        sleep 0.1
+    done
+    wait "$SUP"; SUP_RC=$?; SUP=
+}
+
+check_ledger() {
+    "$PY" - "$RUN" "$1" "$2" "$3" "${4:-}" <<'PYEOF' || fail "ledger check"
+import json, sys
+run, steps, rbs, nper, groups = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+ledger = [json.loads(l) for l in open(run + "/ledger.jsonl") if l.strip()]
+got = [r["step"] for r in ledger]
+assert got == list(range(1, steps + 1)), "ledger steps %s" % got
+ids = [s for r in ledger for s in r["sample_ids"]]
+lost = steps * rbs * nper - len(set(ids))
+assert len(ids) == len(set(ids)), "trained twice: %d sample ids of %d" % (len(ids) - len(set(ids)), len(ids))
+assert lost == 0, "%d sample ids, expected %d" % (len(ids), steps * rbs * nper)
+if groups:
+    for r in ledger:  # whole groups: nper samples s0.. of each prompt
+        g = {}
+        for s in r["sample_ids"]:
+            p, sub = s.rsplit(":s", 1)
+            g.setdefault(p, set()).add(int(sub))
+        assert all(v == set(range(nper)) for v in g.values()), "incomplete group at step %d" % r["step"]
+        assert len(g) == rbs, "%d groups at step %d" % (len(g), r["step"])
+print("ledger: steps 1..%d, %d sample ids, each once (lost 0, trained twice 0)" % (steps, len(ids)))
+PYEOF
+}
+
+check_metrics() {
+    "$PY" - "$RUN" "$1" "${2:-0}" <<'PYEOF' || fail "metrics check"
+import json, sys
+run, steps, gaps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+m = [json.loads(l) for l in open(run + "/metrics.jsonl") if l.strip()]
+rl = [x["rl_step"] for x in m if x["phase"] == "rl"]
+assert rl == sorted(set(rl)), "metrics rl steps not rising or repeated: %s" % rl
+assert rl and rl[-1] == steps, "last metrics rl step %s, expected %d" % (rl[-1:] or None, steps)
+missing = sorted(set(range(1, steps + 1)) - set(rl))
+assert len(missing) <= gaps, "metrics lack steps %s" % missing
+ev = [x["rl_step"] for x in m if x["phase"] == "eval"]
+assert len(ev) == len(set(ev)), "eval steps %s" % ev
+PYEOF
+}
+
+check_ckpt() {
+    _c=$(cat "$RUN/checkpoints/latest" 2>/dev/null) || { fail "no checkpoints/latest"; return 1; }
+    "$BUILD/slime-model" info "$RUN/checkpoints/$_c" > /dev/null 2>&1 || { fail "slime-model info $_c"; return 1; }
+    "$BUILD/slime-model" generate "$RUN/checkpoints/$_c" --prompt "12+34=" --max-tokens 4 > /dev/null 2>&1 ||
+        fail "the checkpoint $_c does not load (slime-model generate)"
+}
+
+fault_count() {
+    _a=$(grep -c "WARN fault: \|WARN inject: " "$RUN/logs/supervisor.log" 2>/dev/null)
+    _b=$(cat "$RUN"/logs/*.log 2>/dev/null | grep -c "faults: [a-z_]*: \(kill\|drop\|corrupt\) at pass")
+    echo $((_a + _b))
+}
+
+restart_count() { grep -c ") ended: " "$RUN/logs/supervisor.log" 2>/dev/null; }
