@@ -182,7 +182,7 @@ asan:
 # suites (6.6 min with the runtime suite and the trainer-crash run too,
 # measured on 2 shared cores); not test_learning (its accuracy thresholds
 # fail under -O1 + sanitizers, a numerics matter, not a memory error).
-ASAN_CI_TESTS ?= test_* tests/faults/* tests/hostile/*
+ASAN_CI_TESTS ?= test_* tests/hostile/*
 ASAN_CI_SKIP ?= test_learning
 asan-ci:
 	@rm -rf $(ASAN_REPORTS) && mkdir -p $(ASAN_REPORTS)
