@@ -24,7 +24,8 @@ trap 'rm -f /tmp/slreadme.$$' EXIT
 import re, sys
 
 NOT_KEYS = {"sl_actor_ops", "weight_version", "samples_trained", "reward_mean", "reward_std",
-            "response_len_mean", "grad_norm", "tokens_per_s", "eval_accuracy", "sample_ids"}
+            "response_len_mean", "grad_norm", "tokens_per_s", "eval_accuracy", "sample_ids",
+            "loss_mask", "cached_tokens", "staleness", "groups_kept", "tool_call_rate"}
 readme = open(sys.argv[1]).read()
 ref = open(sys.argv[2]).read()
 keys, enums, sec = {}, {}, None
