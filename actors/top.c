@@ -269,6 +269,31 @@ static const char *str(json_t *o, const char *k, const char *dflt) {
     return s ? s : dflt;
 }
 
+/* GPU memory per process from nvidia-smi (when the machine has it): up to
+ * CAP (pid, MiB) pairs in PIDS/MIB; returns how many. No NVML dependency:
+ * the driver's own tool, one call per snapshot. */
+static size_t gpu_mem(long *pids, double *mib, size_t cap) {
+    static const char *const tools[] = {"/usr/bin/nvidia-smi", "/usr/local/bin/nvidia-smi"};
+    const char *tool = NULL;
+    for (size_t i = 0; i < SL_ARRAY_LEN(tools) && !tool; i++)
+        if (access(tools[i], X_OK) == 0) tool = tools[i];
+    if (!tool) return 0;
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "%s --query-compute-apps=pid,used_memory --format=csv,noheader,nounits 2>/dev/null",
+             tool);
+    FILE *p = popen(cmd, "r");
+    if (!p) return 0;
+    size_t n = 0;
+    char line[128];
+    while (n < cap && fgets(line, sizeof line, p)) {
+        long pid = 0;
+        double m = 0;
+        if (sscanf(line, "%ld , %lf", &pid, &m) == 2 && pid > 0 && m >= 0) pids[n] = pid, mib[n++] = m;
+    }
+    pclose(p);
+    return n;
+}
+
 int sl_top_render(sl_top *t, json_t *status, uint64_t now_ms, FILE *f) {
     if (!t || !f || !json_is_object(status)) return SL_EINVAL;
     json_t *actors = json_object_get(status, "actors");
@@ -285,8 +310,11 @@ int sl_top_render(sl_top *t, json_t *status, uint64_t now_ms, FILE *f) {
     char line[512];
     sl_top_run_line(t, line, sizeof line);
     fprintf(f, "run: %s\n", line);
-    fprintf(f, "%-20s %-8s %-10s %8s %8s %6s %9s %8s  %s\n", "ACTOR", "KIND", "STATE", "PID", "RESTARTS",
-            "CPU%", "RSS MiB", "MSG/S", "LAST EXIT");
+    fprintf(f, "%-20s %-8s %-10s %8s %8s %6s %9s %8s %8s  %s\n", "ACTOR", "KIND", "STATE", "PID", "RESTARTS",
+            "CPU%", "RSS MiB", "GPU MiB", "MSG/S", "LAST EXIT");
+    long gpids[64];
+    double gmib[64];
+    size_t ng = gpu_mem(gpids, gmib, SL_ARRAY_LEN(gpids));
     long tck = sysconf(_SC_CLK_TCK);
     if (tck <= 0) tck = 100;
     size_t i;
@@ -297,7 +325,9 @@ int sl_top_render(sl_top *t, json_t *status, uint64_t now_ms, FILE *f) {
         json_t *jp = json_object_get(a, "pid");
         long pid = json_is_integer(jp) ? (long)json_integer_value(jp) : 0;
         json_t *jr = json_object_get(a, "restarts");
-        char cpu[16] = "-", rss[16] = "-", rate[16] = "-";
+        char cpu[16] = "-", rss[16] = "-", rate[16] = "-", gpu[16] = "-";
+        for (size_t g = 0; g < ng && pid > 0; g++)
+            if (gpids[g] == pid) snprintf(gpu, sizeof gpu, "%.0f", gmib[g]);
         int slot = -1;
         prev *p = find_prev(t, name, &slot);
         uint64_t ticks = 0, rss_b = 0;
@@ -330,9 +360,9 @@ int sl_top_render(sl_top *t, json_t *status, uint64_t now_ms, FILE *f) {
             p->ticks = ticks;
             p->at_ms = now_ms;
         }
-        fprintf(f, "%-20s %-8s %-10s %8ld %8lld %6s %9s %8s  %s\n", name, str(a, "kind", "?"),
+        fprintf(f, "%-20s %-8s %-10s %8ld %8lld %6s %9s %8s %8s  %s\n", name, str(a, "kind", "?"),
                 str(a, "state", "?"), pid, json_is_integer(jr) ? (long long)json_integer_value(jr) : 0LL, cpu,
-                rss, rate, str(a, "last_exit", "-"));
+                rss, gpu, rate, str(a, "last_exit", "-"));
     }
     return ferror(f) ? SL_EIO : SL_OK;
 }
