@@ -7,11 +7,11 @@
 #   1. round trip: exit 0; every RL step once in the ledger with whole groups
 #      and no duplicate sample id; the buffer accepted and refused nothing;
 #      tool_calls / tool_call_rate / accuracy in every RL metrics line and
-#      tool_calls > 0; the driver sent mask-0 tokens (its log) and a report
-#      sample holds a <result> the model did not write... (text check);
+#      tool_calls > 0; the driver sent mask-0 tokens (its fini line counts them);
 #   2. the hook crashes the driver once (SIGSEGV in step 2): the run still
 #      completes with a complete ledger (the supervisor restarts the driver,
-#      the buffer dispatches its groups again);
+#      the buffer dispatches its groups again after rollout_timeout_ms,
+#      shortened here to 5 s);
 #   3. a missing file, a missing symbol, and no [rollout] workflow: the
 #      supervisor refuses the topology with exit 2 and names the key.
 set -u
@@ -82,8 +82,11 @@ obs=$(sed -n 's/.*samples sent (\([0-9]*\) mask-0 tokens).*/\1/p' "$RUN/logs/too
 echo "ok 1: custom generate hook round trip ($obs mask-0 tokens)"
 
 touch "$T/crashflag"
-SL_TEST_CRASH_ONCE=$T/crashflag run crash --set rollout.custom_generate_function_path="$T/calc.so:calc_generate"
+SL_TEST_CRASH_ONCE=$T/crashflag run crash --set rollout.custom_generate_function_path="$T/calc.so:calc_generate" \
+    --set rollout.rollout_timeout_ms=5000
 [ ! -e "$T/crashflag" ] || fail "the hook never crashed (the case tests nothing)"
+grep -q "restarts tool:1" "$RUN/logs/supervisor.log" || fail "the driver was not restarted once"
+grep -q "dispatched again" "$RUN/logs/buffer.log" || fail "the buffer did not dispatch the lost groups again"
 echo "ok 2: a crashing hook: driver restarted, run complete"
 
 refused() {
