@@ -149,6 +149,10 @@ static const sl_key_def keys[] = {
     P("rollout", "dynamic_sampling_filter_path", "",
       "Group filter plugin, FILE.so:SYMBOL (default slime_dynamic_sampling_filter; "
       "actors/workflow_plugin.h) run by the buffer in place of DAPO's non-zero-std rule."),
+    P("rollout", "custom_generate_function_path", "",
+      "One sample's generation as a C hook, FILE.so:SYMBOL (default slime_custom_generate; "
+      "actors/workflow_plugin.h), hosted by the driver build/slime-wf-plugin run as the "
+      "workflow actor (needs [rollout] workflow)."),
     P("rollout", "buffer_filter_path", "",
       "Buffer filter plugin, FILE.so:SYMBOL (default slime_buffer_filter; actors/workflow_plugin.h): "
       "picks which gathered groups of a step are trained."),

@@ -24,6 +24,8 @@
 
 #include <ctype.h>
 #include <dirent.h>
+#include <dlfcn.h>
+#include <unistd.h>
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
@@ -998,6 +1000,30 @@ static void validate_whole(loader *L) {
                         strcmp(wk->value, "reward") == 0 || strcmp(wk->value, "rollout") == 0))
             err_at(L, e->file, e->line, "workflow '%s' is a %s actor (a workflow actor is usually kind exec)",
                    Q(e->value), wk->value);
+    }
+    if (rol >= 0 && (e = good(p, "rollout", "custom_generate_function_path")) && *e->value) {
+        /* the hook's driver is the workflow actor; FILE must load and SYMBOL resolve now, not at run time */
+        const ent *wf = good(p, "rollout", "workflow");
+        if (!wf || !*wf->value)
+            err_at(L, e->file, e->line,
+                   "custom_generate_function_path needs [rollout] workflow = NAME ([actor NAME] kind = exec, "
+                   "command = build/slime-wf-plugin)");
+        char path[4096];
+        const char *sym = "slime_custom_generate";
+        snprintf(path, sizeof path, "%s", e->value);
+        char *c = strrchr(path, ':');
+        if (c && !strchr(c, '/')) *c = 0, sym = c + 1;
+        void *h = NULL;
+        if (!*sym)
+            err_at(L, e->file, e->line, "custom_generate_function_path '%s': empty SYMBOL after ':'", Q(e->value));
+        else if (access(path, R_OK) != 0)
+            err_at(L, e->file, e->line, "custom_generate_function_path: cannot read '%s': %s", Q(path),
+                   strerror(errno));
+        else if (!(h = dlopen(path, RTLD_NOW | RTLD_LOCAL)))
+            err_at(L, e->file, e->line, "custom_generate_function_path: cannot load '%s': %s", Q(path), dlerror());
+        else if (!dlsym(h, sym))
+            err_at(L, e->file, e->line, "custom_generate_function_path: '%s' has no symbol '%s'", Q(path), Q(sym));
+        if (h) dlclose(h);
     }
     int al = find_sec(p, "algorithm");
     if (al >= 0 && good(p, "algorithm", "eps_clip_c")) {
