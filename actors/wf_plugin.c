@@ -21,14 +21,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dataset.h"
 #include "gen_client.h"
 #include "rl_common.h"
 #include "rl_msg.h"
 #include "tokenizer.h"
+#include "workflow.h"
 #include "workflow_plugin.h"
 
-#define MAX_ENGINES SL_RL_MAX_INSTANCES
 #define GEN_RESEND_MS 60000
 #define MAX_METRICS 8
 
@@ -65,15 +64,8 @@ typedef struct pjob {
 
 typedef struct pgroup {
     struct pgroup *next;
-    char buffer[SL_ACTOR_NAME_MAX];
-    int64_t step;
-    int eval;
-    uint64_t gid;
-    uint32_t n;
-    int32_t *prompt;
-    uint32_t prompt_len;
-    char *label, *metadata;
-    pjob *j;
+    sl_wf_prompts p;
+    pjob *j; /* (p.n) */
 } pgroup;
 
 typedef struct wf_plugin {
@@ -81,8 +73,7 @@ typedef struct wf_plugin {
     sl_tokenizer *tok;
     void *dl;
     sl_custom_generate_fn fn;
-    char engines[MAX_ENGINES][SL_ACTOR_NAME_MAX];
-    int n_engines;
+    sl_wf_engines eng;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_t th[SL_GEN_PLUGIN_THREADS];
@@ -217,7 +208,7 @@ static void *worker(void *arg) {
     while (!w->stop) {
         pjob *job = NULL;
         for (pgroup *g = w->groups; g && !job; g = g->next)
-            for (uint32_t i = 0; i < g->n; i++)
+            for (uint32_t i = 0; i < g->p.n; i++)
                 if (g->j[i].state == J_QUEUED) {
                     job = &g->j[i];
                     break;
@@ -240,12 +231,13 @@ static void *worker(void *arg) {
 /* ------------------------------------------------------------ actor thread */
 
 static void group_free(pgroup *g) {
-    for (uint32_t i = 0; i < g->n; i++) {
+    for (uint32_t i = 0; g->j && i < g->p.n; i++) {
         pjob *j = &g->j[i];
         free(j->resp), free(j->mask), free(j->lp), free(j->meta), free(j->call_ids);
         sl_gen_result_fini(&j->res);
     }
-    free(g->j), free(g->prompt), free(g->label), free(g->metadata);
+    free(g->j);
+    sl_wf_prompts_fini(&g->p);
     free(g);
 }
 
@@ -256,11 +248,11 @@ static void send_sample(wf_plugin *w, pjob *j) {
     if (j->rc != 0 || n_in == 0) {
         w->n_failed++;
         sl_actor_log(w->ctx, SL_LOG_WARN, "custom generate: group %llu sample %u %s (rc %d): not sent",
-                     (unsigned long long)g->gid, j->api.index, j->rc ? "failed" : "has no model token", j->rc);
+                     (unsigned long long)g->p.group, j->api.index, j->rc ? "failed" : "has no model token", j->rc);
         return;
     }
     json_t *tok = json_array(), *mask = json_array(), *lp = json_array(), *met = json_object();
-    for (uint32_t i = 0; i < g->prompt_len; i++) json_array_append_new(tok, json_integer(g->prompt[i]));
+    for (uint32_t i = 0; i < g->p.prompt_len; i++) json_array_append_new(tok, json_integer(g->p.prompt[i]));
     for (uint32_t i = 0; i < j->n; i++) {
         json_array_append_new(tok, json_integer(j->resp[i]));
         json_array_append_new(mask, json_integer(j->mask[i]));
@@ -268,19 +260,19 @@ static void send_sample(wf_plugin *w, pjob *j) {
         w->n_obs += j->mask[i] == 0;
     }
     for (int i = 0; i < j->n_metrics; i++) json_object_set_new(met, j->mname[i], json_real(j->mval[i]));
-    json_t *o = json_pack("{s:I,s:s,s:I,s:i,s:I,s:o,s:i,s:o,s:o,s:I,s:o}", "step", (json_int_t)g->step, "phase",
-                          g->eval ? "eval" : "rl", "group", (json_int_t)g->gid, "index", (int)j->api.index,
-                          "sample_id", (json_int_t)j->api.sample_id, "tokens", tok, "prompt_len", (int)g->prompt_len,
+    json_t *o = json_pack("{s:I,s:s,s:I,s:i,s:I,s:o,s:i,s:o,s:o,s:I,s:o}", "step", (json_int_t)g->p.step, "phase",
+                          g->p.eval ? "eval" : "rl", "group", (json_int_t)g->p.group, "index", (int)j->api.index,
+                          "sample_id", (json_int_t)j->api.sample_id, "tokens", tok, "prompt_len", (int)g->p.prompt_len,
                           "loss_mask", mask, "logprobs", lp, "weight_version", (json_int_t)j->wv, "metrics", met);
     if (o && j->have_reward) json_object_set_new(o, "reward", json_real(j->reward));
     if (o && j->meta) json_object_set_new(o, "metadata", json_string(j->meta));
     char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     uint64_t corr = 0;
-    int rc = t ? sl_actor_send_corr(w->ctx, g->buffer, SL_MSG_WF_SAMPLE, t, strlen(t), &corr) : SL_ENOMEM;
+    int rc = t ? sl_actor_send_corr(w->ctx, g->p.buffer, SL_MSG_WF_SAMPLE, t, strlen(t), &corr) : SL_ENOMEM;
     free(t);
     w->n_samples++;
-    if (rc) sl_actor_log(w->ctx, SL_LOG_WARN, "WF_SAMPLE to %s: %s", g->buffer, sl_strerror(rc));
+    if (rc) sl_actor_log(w->ctx, SL_LOG_WARN, "WF_SAMPLE to %s: %s", g->p.buffer, sl_strerror(rc));
 }
 
 /* Under the lock: send what the workers asked for, deliver finished samples,
@@ -290,12 +282,11 @@ static void pump(wf_plugin *w) {
     for (pgroup **pp = &w->groups; *pp;) {
         pgroup *g = *pp;
         uint32_t sent = 0;
-        for (uint32_t i = 0; i < g->n; i++) {
+        for (uint32_t i = 0; i < g->p.n; i++) {
             pjob *j = &g->j[i];
             if (j->gstate == G_WANT || (j->gstate == G_SENT && now - j->sent_ms > GEN_RESEND_MS)) {
                 j->call.rid = ++w->next_rid;
-                const char *engine =
-                    w->engines[(sl_sample_index(g->gid) + j->api.index) % (uint64_t)w->n_engines];
+                const char *engine = sl_wf_engine_for(&w->eng, g->p.group, j->api.index);
                 int rc = sl_gen_send(sl_actor_mailbox(w->ctx), engine, &j->call, &j->corr);
                 j->sent_ms = now;
                 w->n_gen++;
@@ -313,7 +304,7 @@ static void pump(wf_plugin *w) {
             }
             sent += j->state == J_SENT;
         }
-        if (sent == g->n) {
+        if (sent == g->p.n) {
             *pp = g->next;
             group_free(g);
         } else {
@@ -323,70 +314,46 @@ static void pump(wf_plugin *w) {
 }
 
 static void on_prompts(wf_plugin *w, const sl_msg *m) {
-    json_t *o = NULL;
     char why[160];
-    if (sl_rl_json_parse(m->payload, m->len, &o, why, sizeof why) != 0) {
-        sl_actor_log(w->ctx, SL_LOG_WARN, "bad PROMPTS from %s: %s", m->sender, why);
+    pgroup *g = calloc(1, sizeof *g);
+    if (!g) return;
+    if (sl_wf_prompts_parse(m, &g->p, why, sizeof why) != SL_OK) {
+        sl_actor_log(w->ctx, SL_LOG_WARN, "PROMPTS from %s: %s", m->sender, why);
+        group_free(g);
         return;
     }
-    uint64_t step = 0, gid = 0, n = 0, seed = 0, mnt = 0;
-    int64_t top_k = -1;
-    double temp = 1, top_p = 1;
-    const char *phase = "rl", *label = NULL, *meta = NULL;
-    json_t *pr = json_object_get(o, "prompt"), *sids = json_object_get(o, "sample_ids");
-    if (sl_rl_json_u64_opt(o, "step", 0, &step) || sl_rl_json_u64(o, "group", &gid) || sl_rl_json_u64(o, "n", &n) ||
-        n < 1 || n > 4096 || sl_rl_json_u64_opt(o, "seed", 0, &seed) || sl_rl_json_str_opt(o, "phase", "rl", &phase) ||
-        sl_rl_json_dbl_opt(o, "temperature", 1.0, &temp) || sl_rl_json_dbl_opt(o, "top_p", 1.0, &top_p) ||
-        sl_rl_json_i64_opt(o, "top_k", -1, &top_k) || sl_rl_json_u64_opt(o, "max_new_tokens", 256, &mnt) ||
-        mnt < 1 || mnt > 1000000 || !json_is_array(pr) || json_array_size(pr) < 1 ||
-        sl_rl_json_str_opt(o, "label", NULL, &label) || sl_rl_json_str_opt(o, "metadata", NULL, &meta)) {
-        sl_actor_log(w->ctx, SL_LOG_WARN, "PROMPTS from %s: missing or bad fields", m->sender);
-        json_decref(o);
-        return;
-    }
-    int eval = strcmp(phase, "eval") == 0;
     pthread_mutex_lock(&w->mu);
     for (pgroup *x = w->groups; x; x = x->next)
-        if (x->gid == gid && x->step == (int64_t)step && x->eval == eval) {
+        if (sl_wf_prompts_same_group(&x->p, &g->p)) {
             pthread_mutex_unlock(&w->mu); /* dispatched again: the first copy is still running */
-            json_decref(o);
+            group_free(g);
             return;
         }
     pthread_mutex_unlock(&w->mu);
-    pgroup *g = calloc(1, sizeof *g);
-    size_t pl = json_array_size(pr);
-    if (!g || !(g->j = calloc(n, sizeof *g->j)) || !(g->prompt = malloc(pl * sizeof *g->prompt))) {
-        if (g) free(g->j);
-        free(g);
-        json_decref(o);
+    if (!(g->j = calloc(g->p.n, sizeof *g->j))) {
+        group_free(g);
         return;
     }
-    snprintf(g->buffer, sizeof g->buffer, "%s", m->sender);
-    g->step = (int64_t)step, g->eval = eval, g->gid = gid, g->n = (uint32_t)n, g->prompt_len = (uint32_t)pl;
-    for (size_t k = 0; k < pl; k++) g->prompt[k] = (int32_t)json_integer_value(json_array_get(pr, k));
-    g->label = label ? strdup(label) : NULL;
-    g->metadata = meta ? strdup(meta) : NULL;
-    for (uint32_t i = 0; i < g->n; i++) {
+    const sl_wf_prompts *p = &g->p;
+    for (uint32_t i = 0; i < p->n; i++) {
         pjob *j = &g->j[i];
         sl_gen_plugin_sample *a = &j->api;
         j->g = g;
         a->abi_version = SL_GENERATE_PLUGIN_ABI;
-        a->index = i, a->n_samples = g->n, a->eval = eval, a->step = (int64_t)step, a->group_id = gid;
-        json_t *sid = json_array_get(sids, i);
-        a->sample_id = json_is_integer(sid) ? (uint64_t)json_integer_value(sid) : gid + i;
-        a->seed = seed + (uint64_t)i * 7919u;
-        a->prompt = g->prompt, a->prompt_len = g->prompt_len, a->label = g->label, a->metadata = g->metadata;
-        a->max_new_tokens = (int)mnt;
-        a->defaults = (sl_gen_plugin_params){.max_tokens = (int)mnt, .temperature = (float)temp,
-                                             .top_p = (float)top_p, .top_k = top_k < 0 ? 0 : (int)top_k,
-                                             .seed = a->seed};
+        a->index = i, a->n_samples = p->n, a->eval = p->eval, a->step = p->step, a->group_id = p->group;
+        a->sample_id = p->sample_ids[i];
+        a->seed = p->seed + (uint64_t)i * 7919u;
+        a->prompt = p->prompt, a->prompt_len = p->prompt_len, a->label = p->label, a->metadata = p->metadata;
+        a->max_new_tokens = (int)p->max_new_tokens;
+        a->defaults = (sl_gen_plugin_params){.max_tokens = (int)p->max_new_tokens,
+                                             .temperature = (float)p->temperature, .top_p = (float)p->top_p,
+                                             .top_k = p->top_k, .seed = a->seed};
         a->generate = cb_generate, a->tokenize = cb_tokenize, a->detokenize = cb_detokenize;
         a->append = cb_append, a->response_len = cb_response_len, a->response = cb_response;
         a->set_reward = cb_set_reward, a->set_metadata = cb_set_metadata, a->set_metric = cb_set_metric;
         a->driver = w;
         j->state = J_QUEUED;
     }
-    json_decref(o);
     pthread_mutex_lock(&w->mu);
     g->next = w->groups;
     w->groups = g;
@@ -411,7 +378,7 @@ static sl_err wp_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
     } else if ((m->flags & SL_FLAG_REPLY) && m->corr) {
         pthread_mutex_lock(&w->mu);
         for (pgroup *g = w->groups; g; g = g->next)
-            for (uint32_t i = 0; i < g->n; i++) {
+            for (uint32_t i = 0; i < g->p.n; i++) {
                 pjob *j = &g->j[i];
                 if (j->gstate != G_SENT || j->corr != m->corr) continue;
                 sl_gen_result_fini(&j->res);
@@ -494,33 +461,15 @@ static sl_err wp_init(sl_actor_ctx *ctx, void **state) {
         sl_actor_log(ctx, SL_LOG_ERROR, "%s", err);
         return SL_EINVAL;
     }
-    const sl_actor_spec *ro[MAX_ENGINES];
-    w->n_engines = sl_rl_find_kind(t, "rollout", ro, MAX_ENGINES);
-    if (w->n_engines > MAX_ENGINES) w->n_engines = MAX_ENGINES;
-    if (w->n_engines < 1) {
-        sl_actor_log(ctx, SL_LOG_ERROR, "the topology has no rollout engine to GENERATE with");
-        return SL_EINVAL;
-    }
-    for (int i = 0; i < w->n_engines; i++) snprintf(w->engines[i], sizeof w->engines[i], "%s", ro[i]->name);
-    char mdir[4096];
-    int rc = sl_rl_model_dir(ctx, mdir, sizeof mdir);
-    for (int k = 0; rc == SL_OK && k < 100; k++) {
-        char p[4200];
-        snprintf(p, sizeof p, "%s/tokenizer.json", mdir);
-        if (access(p, R_OK) == 0) break;
-        usleep(100 * 1000);
-    }
-    if (rc || (rc = sl_tokenizer_load(mdir, &w->tok, err, sizeof err))) {
-        sl_actor_log(ctx, SL_LOG_ERROR, "tokenizer of %s: %s", mdir, rc ? err : "no model folder");
-        return rc ? rc : SL_EINVAL;
-    }
+    int rc = sl_wf_actor_setup(ctx, "the plugin driver", &w->eng, &w->tok);
+    if (rc != SL_OK) return rc;
     for (int i = 0; i < SL_GEN_PLUGIN_THREADS; i++) {
         if (pthread_create(&w->th[i], NULL, worker, w) != 0) break;
         w->n_th++;
     }
     if (w->n_th < 1) return SL_ENOMEM;
     sl_actor_set_tick(ctx, 2);
-    sl_actor_log(ctx, SL_LOG_INFO, "custom generate %s: %d engine(s), %d threads", spec, w->n_engines, w->n_th);
+    sl_actor_log(ctx, SL_LOG_INFO, "custom generate %s: %d engine(s), %d threads", spec, w->eng.n, w->n_th);
     return SL_OK;
 }
 

@@ -8,13 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "dataset.h"
 #include "gen_client.h"
 #include "rl_common.h"
 #include "rl_msg.h"
 #include "tokenizer.h"
+#include "workflow.h"
 
 /* ============================================================ calculator */
 
@@ -148,7 +147,6 @@ int sl_calc_find_call(const char *text, size_t n, const char **ex, size_t *len) 
 
 /* ============================================================ the actor */
 
-#define MAX_ENGINES SL_RL_MAX_INSTANCES
 #define GEN_RESEND_MS 60000 /* no GENERATED this long: the engine is gone, ask again */
 #define MAX_GEN_ERRORS 3
 
@@ -170,21 +168,15 @@ typedef struct wsample {
 
 typedef struct wgroup {
     struct wgroup *next;
-    char buffer[SL_ACTOR_NAME_MAX];
-    int64_t step;
-    int eval;
-    uint64_t gid, seed;
-    uint32_t n, n_done, prompt_len;
-    double temperature, top_p;
-    int top_k, max_new;
-    wsample *s;
+    sl_wf_prompts p;
+    uint32_t n_done;
+    wsample *s; /* (p.n) */
 } wgroup;
 
 typedef struct wf_tool {
     sl_actor_ctx *ctx;
     sl_tokenizer *tok;
-    char engines[MAX_ENGINES][SL_ACTOR_NAME_MAX];
-    int n_engines;
+    sl_wf_engines eng;
     wgroup *groups;
     uint64_t next_rid;
     uint64_t n_groups, n_samples, n_calls, n_call_errors, n_refused, n_gen_errors, n_resent;
@@ -192,8 +184,9 @@ typedef struct wf_tool {
 
 static void group_free(wgroup *g) {
     if (!g) return;
-    for (uint32_t i = 0; g->s && i < g->n; i++) free(g->s[i].seq), free(g->s[i].mask), free(g->s[i].lp);
+    for (uint32_t i = 0; g->s && i < g->p.n; i++) free(g->s[i].seq), free(g->s[i].mask), free(g->s[i].lp);
     free(g->s);
+    sl_wf_prompts_fini(&g->p);
     free(g);
 }
 
@@ -213,7 +206,7 @@ static int grow(wsample *s, uint32_t need) {
     return SL_OK;
 }
 
-static uint32_t resp_len(const wsample *s) { return s->n_seq - s->g->prompt_len; }
+static uint32_t resp_len(const wsample *s) { return s->n_seq - s->g->p.prompt_len; }
 
 /* The sample is finished: WF_SAMPLE to the buffer. */
 static void finish_sample(wf_tool *w, wsample *s) {
@@ -228,25 +221,25 @@ static void finish_sample(wf_tool *w, wsample *s) {
         json_array_append_new(mask, json_integer(s->mask[i]));
         json_array_append_new(lp, json_real(s->mask[i] ? s->lp[i] : 0.0));
     }
-    json_t *o = json_pack("{s:I,s:s,s:I,s:i,s:I,s:o,s:i,s:o,s:o,s:I,s:{s:f,s:i,s:i}}", "step", (json_int_t)g->step,
-                          "phase", g->eval ? "eval" : "rl", "group", (json_int_t)g->gid, "index", (int)s->index,
-                          "sample_id", (json_int_t)(g->gid + s->index), "tokens", tok, "prompt_len",
-                          (int)g->prompt_len, "loss_mask", mask, "logprobs", lp, "weight_version", (json_int_t)s->wv,
+    json_t *o = json_pack("{s:I,s:s,s:I,s:i,s:I,s:o,s:i,s:o,s:o,s:I,s:{s:f,s:i,s:i}}", "step", (json_int_t)g->p.step,
+                          "phase", g->p.eval ? "eval" : "rl", "group", (json_int_t)g->p.group, "index", (int)s->index,
+                          "sample_id", (json_int_t)g->p.sample_ids[s->index], "tokens", tok, "prompt_len",
+                          (int)g->p.prompt_len, "loss_mask", mask, "logprobs", lp, "weight_version", (json_int_t)s->wv,
                           "metrics", "tool_call_rate", s->calls > 0 ? 1.0 : 0.0, "tool_calls", s->calls,
                           "tool_errors", s->errors);
     char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     uint64_t corr = 0;
-    int rc = t ? sl_actor_send_corr(w->ctx, g->buffer, SL_MSG_WF_SAMPLE, t, strlen(t), &corr) : SL_ENOMEM;
+    int rc = t ? sl_actor_send_corr(w->ctx, g->p.buffer, SL_MSG_WF_SAMPLE, t, strlen(t), &corr) : SL_ENOMEM;
     free(t);
-    if (rc) sl_actor_log(w->ctx, SL_LOG_WARN, "WF_SAMPLE to %s: %s", g->buffer, sl_strerror(rc));
+    if (rc) sl_actor_log(w->ctx, SL_LOG_WARN, "WF_SAMPLE to %s: %s", g->p.buffer, sl_strerror(rc));
     free(s->seq), free(s->mask), free(s->lp);
     s->seq = NULL, s->mask = NULL, s->lp = NULL;
 }
 
 static void drop_finished_groups(wf_tool *w) {
     for (wgroup **p = &w->groups; *p;) {
-        if ((*p)->n_done == (*p)->n) {
+        if ((*p)->n_done == (*p)->p.n) {
             wgroup *g = *p;
             *p = g->next;
             group_free(g);
@@ -260,29 +253,29 @@ static void drop_finished_groups(wf_tool *w) {
 /* Ask the engine for the next turn of sample S. */
 static void send_turn(wf_tool *w, wsample *s) {
     wgroup *g = s->g;
-    int budget = g->max_new - (int)resp_len(s);
+    int budget = (int)g->p.max_new_tokens - (int)resp_len(s);
     if (budget < 1 || s->calls >= SL_WF_TOOL_MAX_CALLS + 1) {
         finish_sample(w, s);
         return;
     }
     static const char *const stop[] = {"</calc>"};
     char session[SL_GEN_MAX_SESSION];
-    snprintf(session, sizeof session, "wf-%c%lld-%llx-%u", g->eval ? 'e' : 'r', (long long)g->step,
-             (unsigned long long)g->gid, s->index);
+    snprintf(session, sizeof session, "wf-%c%lld-%llx-%u", g->p.eval ? 'e' : 'r', (long long)g->p.step,
+             (unsigned long long)g->p.group, s->index);
     sl_gen_call c;
     sl_gen_call_default(&c);
     c.rid = ++w->next_rid; /* unique among this caller's requests (eval and RL groups may share ids) */
     c.prompt = s->seq;
     c.prompt_len = (int)s->n_seq;
     c.max_tokens = budget;
-    c.temperature = (float)g->temperature;
-    c.top_p = (float)g->top_p;
-    c.top_k = g->top_k;
+    c.temperature = (float)g->p.temperature;
+    c.top_p = (float)g->p.top_p;
+    c.top_k = g->p.top_k;
     c.stop = stop;
     c.n_stop = 1;
-    c.seed = g->seed + (uint64_t)s->index * 7919u + (uint64_t)s->turn * 104729u;
+    c.seed = g->p.seed + (uint64_t)s->index * 7919u + (uint64_t)s->turn * 104729u;
     c.session = session;
-    const char *engine = w->engines[(sl_sample_index(g->gid) + s->index) % (uint64_t)w->n_engines];
+    const char *engine = sl_wf_engine_for(&w->eng, g->p.group, s->index);
     int rc = sl_gen_send(sl_actor_mailbox(w->ctx), engine, &c, &s->corr);
     s->sent_ms = (int64_t)sl_now_ms();
     if (rc) {
@@ -299,7 +292,7 @@ static void on_generated(wf_tool *w, wsample *s, const sl_msg *m) {
     if (rc != SL_OK) {
         w->n_gen_errors++;
         sl_actor_log(w->ctx, SL_LOG_WARN, "GENERATE for group %llu sample %u failed: %s (%s)",
-                     (unsigned long long)s->g->gid, s->index, sl_strerror(rc), r.error);
+                     (unsigned long long)s->g->p.group, s->index, sl_strerror(rc), r.error);
         sl_gen_result_fini(&r);
         if (++s->gen_errors > MAX_GEN_ERRORS) {
             /* give the sample up as far as it went (at least one model token) or drop the group */
@@ -333,7 +326,7 @@ static void on_generated(wf_tool *w, wsample *s, const sl_msg *m) {
     size_t tl = 0;
     const char *ex;
     size_t el;
-    uint32_t pl = s->g->prompt_len;
+    uint32_t pl = s->g->p.prompt_len;
     if (sl_tokenizer_decode(w->tok, s->seq + pl, resp_len(s), 1, &text, &tl) != 0 ||
         !sl_calc_find_call(text, tl, &ex, &el)) {
         free(text);
@@ -355,7 +348,7 @@ static void on_generated(wf_tool *w, wsample *s, const sl_msg *m) {
     int32_t *ids = NULL;
     size_t n = 0;
     if (sl_tokenizer_encode(w->tok, res, strlen(res), &ids, &n) != 0 ||
-        resp_len(s) + (uint32_t)n >= (uint32_t)s->g->max_new || grow(s, s->n_seq + (uint32_t)n) != SL_OK ||
+        resp_len(s) + (uint32_t)n >= s->g->p.max_new_tokens || grow(s, s->n_seq + (uint32_t)n) != SL_OK ||
         s->calls > SL_WF_TOOL_MAX_CALLS) {
         free(ids);
         finish_sample(w, s); /* no room for the result and an answer */
@@ -372,54 +365,35 @@ static void on_generated(wf_tool *w, wsample *s, const sl_msg *m) {
 }
 
 static void on_prompts(wf_tool *w, const sl_msg *m) {
-    json_t *o = NULL;
     char why[160];
-    if (sl_rl_json_parse(m->payload, m->len, &o, why, sizeof why) != 0) {
-        sl_actor_log(w->ctx, SL_LOG_WARN, "bad PROMPTS from %s: %s", m->sender, why);
-        return;
-    }
-    uint64_t step = 0, gid = 0, n = 0, seed = 0, mnt = 0;
-    int64_t top_k = -1;
-    double temp = 1, top_p = 1;
-    const char *phase = "rl";
-    json_t *pr = json_object_get(o, "prompt");
-    if (sl_rl_json_u64_opt(o, "step", 0, &step) || sl_rl_json_u64(o, "group", &gid) || sl_rl_json_u64(o, "n", &n) ||
-        n < 1 || n > 4096 || sl_rl_json_u64_opt(o, "seed", 0, &seed) || sl_rl_json_str_opt(o, "phase", "rl", &phase) ||
-        sl_rl_json_dbl_opt(o, "temperature", 1.0, &temp) || sl_rl_json_dbl_opt(o, "top_p", 1.0, &top_p) ||
-        sl_rl_json_i64_opt(o, "top_k", -1, &top_k) || sl_rl_json_u64_opt(o, "max_new_tokens", 256, &mnt) ||
-        mnt < 1 || mnt > 1000000 || !json_is_array(pr) || json_array_size(pr) < 1) {
-        sl_actor_log(w->ctx, SL_LOG_WARN, "PROMPTS from %s: missing or bad fields", m->sender);
-        json_decref(o);
+    wgroup *g = calloc(1, sizeof *g);
+    if (!g) return;
+    if (sl_wf_prompts_parse(m, &g->p, why, sizeof why) != SL_OK) {
+        sl_actor_log(w->ctx, SL_LOG_WARN, "PROMPTS from %s: %s", m->sender, why);
+        group_free(g);
         return;
     }
     for (wgroup *x = w->groups; x; x = x->next)
-        if (x->gid == gid && x->step == (int64_t)step && x->eval == (strcmp(phase, "eval") == 0)) {
+        if (sl_wf_prompts_same_group(&x->p, &g->p)) {
             /* dispatched again (we were slow): the first copy is still running */
-            json_decref(o);
+            group_free(g);
             return;
         }
-    wgroup *g = calloc(1, sizeof *g);
-    if (!g || !(g->s = calloc(n, sizeof *g->s))) {
-        free(g);
-        json_decref(o);
+    if (!(g->s = calloc(g->p.n, sizeof *g->s))) {
+        group_free(g);
         return;
     }
-    snprintf(g->buffer, sizeof g->buffer, "%s", m->sender);
-    g->step = (int64_t)step, g->eval = strcmp(phase, "eval") == 0, g->gid = gid, g->seed = seed;
-    g->n = (uint32_t)n, g->temperature = temp, g->top_p = top_p, g->top_k = top_k < 0 ? 0 : (int)top_k;
-    g->max_new = (int)mnt;
-    g->prompt_len = (uint32_t)json_array_size(pr);
     g->next = w->groups;
     w->groups = g;
-    for (uint32_t i = 0; i < g->n; i++) {
+    uint32_t pl = g->p.prompt_len;
+    for (uint32_t i = 0; i < g->p.n; i++) {
         wsample *s = &g->s[i];
         s->g = g, s->index = i;
-        if (grow(s, g->prompt_len + 64) != SL_OK) continue;
-        for (uint32_t k = 0; k < g->prompt_len; k++) s->seq[k] = (int32_t)json_integer_value(json_array_get(pr, k));
-        s->n_seq = g->prompt_len;
+        if (grow(s, pl + 64) != SL_OK) continue;
+        memcpy(s->seq, g->p.prompt, pl * sizeof *s->seq);
+        s->n_seq = pl;
     }
-    json_decref(o);
-    for (uint32_t i = 0; i < g->n; i++) send_turn(w, &g->s[i]);
+    for (uint32_t i = 0; i < g->p.n; i++) send_turn(w, &g->s[i]);
     drop_finished_groups(w);
 }
 
@@ -450,7 +424,7 @@ static sl_err wf_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
     }
     if ((m->flags & SL_FLAG_REPLY) && m->corr) {
         for (wgroup *g = w->groups; g; g = g->next)
-            for (uint32_t i = 0; i < g->n; i++)
+            for (uint32_t i = 0; i < g->p.n; i++)
                 if (!g->s[i].done && g->s[i].corr == m->corr) {
                     on_generated(w, &g->s[i], m);
                     drop_finished_groups(w);
@@ -465,7 +439,7 @@ static sl_err wf_tick(void *state, sl_actor_ctx *ctx) {
     (void)ctx;
     int64_t now = (int64_t)sl_now_ms();
     for (wgroup *g = w->groups; g; g = g->next)
-        for (uint32_t i = 0; i < g->n; i++) {
+        for (uint32_t i = 0; i < g->p.n; i++) {
             wsample *s = &g->s[i];
             if (s->done || (s->corr && now - s->sent_ms < GEN_RESEND_MS)) continue;
             if (!s->corr && now - s->sent_ms < 1000) continue;
@@ -481,35 +455,11 @@ static sl_err wf_init(sl_actor_ctx *ctx, void **state) {
     if (!w) return SL_ENOMEM;
     *state = w;
     w->ctx = ctx;
-    const sl_topology *t = sl_actor_topology(ctx);
-    if (!t) {
-        sl_actor_log(ctx, SL_LOG_ERROR, "the tool workflow needs the topology (SL_TOPOLOGY)");
-        return SL_EINVAL;
-    }
-    const sl_actor_spec *ro[MAX_ENGINES];
-    w->n_engines = sl_rl_find_kind(t, "rollout", ro, MAX_ENGINES);
-    if (w->n_engines > MAX_ENGINES) w->n_engines = MAX_ENGINES;
-    if (w->n_engines < 1) {
-        sl_actor_log(ctx, SL_LOG_ERROR, "the topology has no rollout engine to GENERATE with");
-        return SL_EINVAL;
-    }
-    for (int i = 0; i < w->n_engines; i++) snprintf(w->engines[i], sizeof w->engines[i], "%s", ro[i]->name);
-    char mdir[4096], err[256];
-    int rc = sl_rl_model_dir(ctx, mdir, sizeof mdir);
-    /* the buffer writes a builtin model's files; wait for them a little */
-    for (int k = 0; rc == SL_OK && k < 100; k++) {
-        char p[4200];
-        snprintf(p, sizeof p, "%s/tokenizer.json", mdir);
-        if (access(p, R_OK) == 0) break;
-        usleep(100 * 1000);
-    }
-    if (rc || (rc = sl_tokenizer_load(mdir, &w->tok, err, sizeof err))) {
-        sl_actor_log(ctx, SL_LOG_ERROR, "tokenizer of %s: %s", mdir, rc ? err : "no model folder");
-        return rc ? rc : SL_EINVAL;
-    }
+    int rc = sl_wf_actor_setup(ctx, "the tool workflow", &w->eng, &w->tok);
+    if (rc != SL_OK) return rc;
     sl_actor_set_tick(ctx, 500);
     sl_actor_log(ctx, SL_LOG_INFO, "tool workflow: %d engine(s), calculator <calc>EXPR</calc> -> <result>V</result>",
-                 w->n_engines);
+                 w->eng.n);
     return SL_OK;
 }
 

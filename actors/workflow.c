@@ -1,5 +1,6 @@
 /*
- * workflow.c — parsing and checking WF_SAMPLE messages (workflow.h).
+ * workflow.c — parsing and checking WF_SAMPLE messages, and what the
+ * workflow actors share: PROMPTS, engines, tokenizer (workflow.h).
  */
 #include "workflow.h"
 
@@ -8,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "dataset.h"
 #include "rl_common.h"
 #include "sample_batch.h"
 
@@ -217,4 +220,100 @@ sl_wf_reason sl_wf_sample_check(const sl_wf_sample *s, const sl_wf_expect *e, ch
         return say(SL_WF_PROMPT_MISMATCH, why, wl, "the first %u tokens are not the %u-token prompt sent",
                    s->prompt_len, e->prompt_len);
     return SL_WF_OK;
+}
+
+/* ============================================================ the workflow actor's side */
+
+void sl_wf_prompts_fini(sl_wf_prompts *p) {
+    if (!p) return;
+    free(p->prompt), free(p->sample_ids), free(p->label), free(p->metadata);
+    p->prompt = NULL, p->sample_ids = NULL, p->label = NULL, p->metadata = NULL;
+}
+
+int sl_wf_prompts_parse(const sl_msg *m, sl_wf_prompts *out, char *why, size_t wl) {
+    if (!out) return SL_EINVAL;
+    memset(out, 0, sizeof *out);
+    if (why && wl) why[0] = 0;
+    json_t *o = NULL;
+    if (!m || sl_rl_json_parse(m->payload, m->len, &o, why, wl) != 0) return SL_EINVAL;
+    uint64_t step = 0, gid = 0, n = 0, seed = 0, mnt = 0;
+    int64_t top_k = -1;
+    double temp = 1, top_p = 1;
+    const char *phase = "rl", *label = NULL, *meta = NULL;
+    json_t *pr = json_object_get(o, "prompt"), *sids = json_object_get(o, "sample_ids");
+    if (sl_rl_json_u64_opt(o, "step", 0, &step) || sl_rl_json_u64(o, "group", &gid) || sl_rl_json_u64(o, "n", &n) ||
+        n < 1 || n > SL_WF_MAX_GROUP || sl_rl_json_u64_opt(o, "seed", 0, &seed) ||
+        sl_rl_json_str_opt(o, "phase", "rl", &phase) || sl_rl_json_dbl_opt(o, "temperature", 1.0, &temp) ||
+        sl_rl_json_dbl_opt(o, "top_p", 1.0, &top_p) || sl_rl_json_i64_opt(o, "top_k", -1, &top_k) ||
+        sl_rl_json_u64_opt(o, "max_new_tokens", 256, &mnt) || mnt < 1 || mnt > SL_WF_MAX_NEW_TOKENS ||
+        !json_is_array(pr) || json_array_size(pr) < 1 || sl_rl_json_str_opt(o, "label", NULL, &label) ||
+        sl_rl_json_str_opt(o, "metadata", NULL, &meta)) {
+        if (why && wl) snprintf(why, wl, "missing or bad fields");
+        json_decref(o);
+        return SL_EINVAL;
+    }
+    snprintf(out->buffer, sizeof out->buffer, "%s", m->sender);
+    out->step = (int64_t)step, out->eval = strcmp(phase, "eval") == 0, out->group = gid, out->n = (uint32_t)n;
+    out->seed = seed, out->temperature = temp, out->top_p = top_p, out->top_k = top_k < 0 ? 0 : (int)top_k;
+    out->max_new_tokens = (uint32_t)mnt;
+    out->prompt_len = (uint32_t)json_array_size(pr);
+    out->prompt = malloc(out->prompt_len * sizeof *out->prompt);
+    out->sample_ids = malloc(out->n * sizeof *out->sample_ids);
+    out->label = label ? strdup(label) : NULL;
+    out->metadata = meta ? strdup(meta) : NULL;
+    if (!out->prompt || !out->sample_ids || (label && !out->label) || (meta && !out->metadata)) {
+        json_decref(o);
+        sl_wf_prompts_fini(out);
+        if (why && wl) snprintf(why, wl, "out of memory");
+        return SL_ENOMEM;
+    }
+    for (uint32_t k = 0; k < out->prompt_len; k++) out->prompt[k] = (int32_t)json_integer_value(json_array_get(pr, k));
+    for (uint32_t i = 0; i < out->n; i++) {
+        json_t *sid = json_array_get(sids, i);
+        out->sample_ids[i] = json_is_integer(sid) ? (uint64_t)json_integer_value(sid) : gid + i;
+    }
+    json_decref(o);
+    return SL_OK;
+}
+
+int sl_wf_prompts_same_group(const sl_wf_prompts *a, const sl_wf_prompts *b) {
+    return a->group == b->group && a->step == b->step && a->eval == b->eval;
+}
+
+int sl_wf_actor_setup(sl_actor_ctx *ctx, const char *who, sl_wf_engines *e, sl_tokenizer **tok) {
+    const sl_topology *t = sl_actor_topology(ctx);
+    if (!t) {
+        sl_actor_log(ctx, SL_LOG_ERROR, "%s needs the topology (SL_TOPOLOGY)", who);
+        return SL_EINVAL;
+    }
+    const sl_actor_spec *ro[SL_RL_MAX_INSTANCES];
+    e->n = sl_rl_find_kind(t, "rollout", ro, SL_RL_MAX_INSTANCES);
+    if (e->n > SL_RL_MAX_INSTANCES) e->n = SL_RL_MAX_INSTANCES;
+    if (e->n < 1) {
+        sl_actor_log(ctx, SL_LOG_ERROR, "the topology has no rollout engine to GENERATE with");
+        return SL_EINVAL;
+    }
+    for (int i = 0; i < e->n; i++) snprintf(e->name[i], sizeof e->name[i], "%s", ro[i]->name);
+    char mdir[4096], err[512];
+    int rc = sl_rl_model_dir(ctx, mdir, sizeof mdir);
+    /* the buffer writes a builtin model's files; wait for them a little */
+    for (int k = 0; rc == SL_OK && k < 100; k++) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s/tokenizer.json", mdir);
+        if (access(p, R_OK) == 0) break;
+        usleep(100 * 1000);
+    }
+    if (rc) {
+        sl_actor_log(ctx, SL_LOG_ERROR, "no model folder ([model] path): %s", sl_strerror(rc));
+        return rc;
+    }
+    if ((rc = sl_tokenizer_load(mdir, tok, err, sizeof err))) {
+        sl_actor_log(ctx, SL_LOG_ERROR, "tokenizer of %s: %s", mdir, err);
+        return rc;
+    }
+    return SL_OK;
+}
+
+const char *sl_wf_engine_for(const sl_wf_engines *e, uint64_t group, uint32_t index) {
+    return e->name[(sl_sample_index(group) + index) % (uint64_t)e->n];
 }

@@ -28,6 +28,12 @@
  *
  * What it is not: no messaging, no group bookkeeping (actors/buffer.c).
  * Pure functions; thread-compatible.
+ *
+ * The other side, shared by the built-in workflow actors (actors/wf_tool.c,
+ * actors/wf_plugin.c): sl_wf_prompts_parse reads the buffer's PROMPTS,
+ * sl_wf_actor_setup finds the rollout engines to GENERATE with and loads the
+ * run's tokenizer, sl_wf_engine_for spreads a group's samples over the
+ * engines.
  */
 #ifndef SL_WORKFLOW_H
 #define SL_WORKFLOW_H
@@ -36,7 +42,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "actor.h"
 #include "base.h"
+#include "rl_common.h"
+#include "tokenizer.h"
 
 /* Why a sample was refused. Names (sl_wf_reason_name) are what WF_ACK's
  * "reason" and metrics.jsonl's "wf_refused" carry. */
@@ -124,5 +133,59 @@ typedef struct sl_wf_expect {
 /* Check S against its group E. Returns SL_WF_OK or the reason (WHY says
  * more). Pure. */
 sl_wf_reason sl_wf_sample_check(const sl_wf_sample *s, const sl_wf_expect *e, char *why, size_t wl);
+
+/* ------------------------------------------------------------ the workflow actor's side */
+
+#define SL_WF_MAX_GROUP 4096          /* samples of one PROMPTS group */
+#define SL_WF_MAX_NEW_TOKENS 1000000  /* a PROMPTS max_new_tokens */
+
+/* One PROMPTS message (rl_msg.h) as a workflow actor reads it. The arrays
+ * and strings are heap-owned (sl_wf_prompts_fini frees). */
+typedef struct sl_wf_prompts {
+    char buffer[SL_ACTOR_NAME_MAX]; /* the sender: where the WF_SAMPLEs go */
+    int64_t step;
+    int eval;                  /* phase "eval" */
+    uint64_t group;
+    uint32_t n;                /* samples, 1..SL_WF_MAX_GROUP */
+    uint64_t seed;
+    double temperature, top_p;
+    int top_k;                 /* 0: off (a negative top_k reads as 0) */
+    uint32_t max_new_tokens;   /* 1..SL_WF_MAX_NEW_TOKENS (default 256) */
+    int32_t *prompt;           /* (prompt_len) */
+    uint32_t prompt_len;       /* >= 1 */
+    uint64_t *sample_ids;      /* (n) "sample_ids" as sent, group + i where one is missing */
+    char *label, *metadata;    /* NULL when absent */
+} sl_wf_prompts;
+
+/* Parse PROMPTS message M into *OUT (caller: sl_wf_prompts_fini, also on
+ * error). Returns SL_OK, SL_EINVAL (not JSON, or a field missing or bad:
+ * WHY says which) or SL_ENOMEM. Thread-compatible. */
+int sl_wf_prompts_parse(const sl_msg *m, sl_wf_prompts *out, char *why, size_t wl);
+
+/* Free what sl_wf_prompts_parse allocated (safe on a zeroed or finished one). */
+void sl_wf_prompts_fini(sl_wf_prompts *p);
+
+/* 1 when A and B are the same group (phase, step, id): a group the buffer
+ * dispatched again while the first copy still runs. */
+int sl_wf_prompts_same_group(const sl_wf_prompts *a, const sl_wf_prompts *b);
+
+/* The rollout engines a workflow actor sends GENERATE to. */
+typedef struct sl_wf_engines {
+    char name[SL_RL_MAX_INSTANCES][SL_ACTOR_NAME_MAX];
+    int n;
+} sl_wf_engines;
+
+/* A workflow actor's init: the topology's rollout engines (file order, at
+ * most SL_RL_MAX_INSTANCES) into *E and the run's model tokenizer into *TOK
+ * (caller: sl_tokenizer_free), waiting up to 10 s for the buffer to write a
+ * builtin model's tokenizer.json. What is wrong is logged (WHO names the
+ * actor in "WHO needs the topology"). Returns SL_OK, SL_EINVAL (no
+ * topology, no rollout engine, no model folder) or the tokenizer's error.
+ * On the actor's thread. */
+int sl_wf_actor_setup(sl_actor_ctx *ctx, const char *who, sl_wf_engines *e, sl_tokenizer **tok);
+
+/* The engine for sample INDEX of GROUP (a group's samples spread over the
+ * engines). E->n must be >= 1. Points into E. */
+const char *sl_wf_engine_for(const sl_wf_engines *e, uint64_t group, uint32_t index);
 
 #endif /* SL_WORKFLOW_H */
