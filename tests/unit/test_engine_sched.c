@@ -19,34 +19,13 @@
 #include <cmocka.h>
 
 #include "engine.h"
+#include "tiny_model.h"
 
-#define VOCAB 40
+#define VOCAB TINY_ENGINE_VOCAB
 
 static sl_model *tiny_model(uint64_t seed, int max_tokens)
 {
-    sl_hf_config c;
-    sl_hf_config_defaults(&c);
-    c.arch = SL_ARCH_QWEN3;
-    snprintf(c.model_type, sizeof(c.model_type), "qwen3");
-    c.hidden_size = 32;
-    c.intermediate_size = 48;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 4;
-    c.num_key_value_heads = 2;
-    c.head_dim = 8;
-    c.vocab_size = VOCAB;
-    c.max_position_embeddings = 128;
-    c.qk_norm = 1;
-    c.tie_word_embeddings = 1;
-    sl_model *m = NULL;
-    char err[256];
-    assert_int_equal(sl_model_new(&c, sl_ops_cpu(), max_tokens, seed, &m, err, sizeof(err)), 0);
-    for (size_t i = 0; i < m->n_params; i++) m->params_mem[i] *= 20.0f;
-    for (int i = 0; i < m->n_tensors; i++)
-        if (m->tensors[i].no_decay)
-            for (size_t k = 0; k < m->tensors[i].numel; k++)
-                m->params_mem[m->tensors[i].offset + k] = 1.0f;
-    return m;
+    return tiny_model_new(TINY_ENGINE_SHAPE, seed, max_tokens);
 }
 
 static sl_engine *engine_for(sl_model *m, int max_batch, int max_seq_len, int sessions)

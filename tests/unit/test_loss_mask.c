@@ -28,6 +28,7 @@
 
 #include "rl_algo.h"
 #include "sampler.h"
+#include "tiny_model.h"
 #include "trainer_core.h"
 
 #define TOL 1e-9
@@ -188,30 +189,15 @@ static void advantages_ignore_the_kl_under_mask_zero(void **state) {
 
 /* ------------------------------------------------------------ trainer */
 
-#define VOCAB 24
+#define VOCAB TINY_TRAINER_VOCAB
 #define NS 4
 #define MAXT 128
 
+/* the trainer tests' model with one layer, norms as initialized */
 static sl_model *tiny_model(uint64_t seed) {
-    sl_hf_config c;
-    sl_hf_config_defaults(&c);
-    c.arch = SL_ARCH_QWEN3;
-    snprintf(c.model_type, sizeof(c.model_type), "qwen3");
-    c.hidden_size = 16;
-    c.intermediate_size = 32;
-    c.num_hidden_layers = 1;
-    c.num_attention_heads = 2;
-    c.num_key_value_heads = 1;
-    c.head_dim = 8;
-    c.vocab_size = VOCAB;
-    c.max_position_embeddings = 64;
-    c.qk_norm = 1;
-    c.tie_word_embeddings = 1;
-    sl_model *m = NULL;
-    char err[256];
-    assert_int_equal(sl_model_new(&c, sl_ops_cpu(), 64, seed, &m, err, sizeof(err)), 0);
-    for (size_t i = 0; i < m->n_params; i++) m->params_mem[i] *= 10.0f;
-    return m;
+    tiny_shape s = TINY_TRAINER_SHAPE;
+    s.layers = 1, s.unit_norms = 0;
+    return tiny_model_new(s, seed, 64);
 }
 
 typedef struct tbatch {

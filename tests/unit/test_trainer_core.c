@@ -21,36 +21,15 @@
 #include "dataset.h"
 #include "sampler.h"
 #include "trainer_core.h"
+#include "tiny_model.h"
 
-#define VOCAB 24
+#define VOCAB TINY_TRAINER_VOCAB
 #define NS 8     /* samples in the test batch */
 #define MAXT 256 /* tokens */
 
 static sl_model *tiny_model(uint64_t seed, int max_tokens)
 {
-    sl_hf_config c;
-    sl_hf_config_defaults(&c);
-    c.arch = SL_ARCH_QWEN3;
-    snprintf(c.model_type, sizeof(c.model_type), "qwen3");
-    c.hidden_size = 16;
-    c.intermediate_size = 32;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 2;
-    c.num_key_value_heads = 1;
-    c.head_dim = 8;
-    c.vocab_size = VOCAB;
-    c.max_position_embeddings = 64;
-    c.qk_norm = 1;
-    c.tie_word_embeddings = 1;
-    sl_model *m = NULL;
-    char err[256];
-    assert_int_equal(sl_model_new(&c, sl_ops_cpu(), max_tokens, seed, &m, err, sizeof(err)), 0);
-    for (size_t i = 0; i < m->n_params; i++) m->params_mem[i] *= 10.0f;
-    for (int i = 0; i < m->n_tensors; i++)
-        if (m->tensors[i].no_decay)
-            for (size_t k = 0; k < m->tensors[i].numel; k++)
-                m->params_mem[m->tensors[i].offset + k] = 1.0f;
-    return m;
+    return tiny_model_new(TINY_TRAINER_SHAPE, seed, max_tokens);
 }
 
 /* A fixed batch: NS samples of 3..6 prompt tokens and 2..7 response tokens. */
