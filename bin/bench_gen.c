@@ -9,46 +9,13 @@
  * (tests/rl/test_gen_service.sh prints those).
  */
 #include "base.h"
+#include "bench_common.h"
 #include "engine.h"
-#include "task_arith.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int arg_int(int argc, char **argv, const char *key, int def)
-{
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], key) == 0) return atoi(argv[i + 1]);
-    return def;
-}
-
-static int make_model(int hidden, int layers, sl_model **out)
-{
-    char dir[] = "/tmp/sl_bench_gen_XXXXXX", err[256], path[300];
-    if (!mkdtemp(dir)) return SL_EIO;
-    sl_arith_model_cfg mc;
-    sl_arith_model_cfg_init(&mc);
-    mc.hidden_size = hidden;
-    mc.intermediate_size = 3 * hidden;
-    mc.num_hidden_layers = layers;
-    mc.head_dim = hidden / mc.num_attention_heads;
-    sl_hf_config hc;
-    int rc = sl_arith_write_model_config(dir, &mc, err, sizeof(err));
-    if (rc == SL_OK) rc = sl_hf_config_load(&hc, dir, err, sizeof(err));
-    snprintf(path, sizeof(path), "%s/config.json", dir);
-    unlink(path);
-    rmdir(dir);
-    if (rc != SL_OK) {
-        fprintf(stderr, "bench gen: %s\n", err);
-        return rc;
-    }
-    rc = sl_model_new(&hc, sl_ops_cpu(), 256, 1, out, err, sizeof(err));
-    sl_hf_config_fini(&hc);
-    if (rc != SL_OK) fprintf(stderr, "bench gen: %s\n", err);
-    return rc;
-}
 
 /* Run N requests keeping INFLIGHT of them submitted; seconds, tokens. */
 static int run(sl_engine *e, int n, int inflight, int max_new, double *secs, long long *tokens)
@@ -80,17 +47,17 @@ static int run(sl_engine *e, int n, int inflight, int max_new, double *secs, lon
 
 int bench_gen(int argc, char **argv)
 {
-    int n = arg_int(argc, argv, "--requests", 64);
-    int max_new = arg_int(argc, argv, "--max-new", 64);
-    int hidden = arg_int(argc, argv, "--hidden", 64);
-    int layers = arg_int(argc, argv, "--layers", 2);
+    int n = bench_arg_int(argc, argv, "--requests", 64);
+    int max_new = bench_arg_int(argc, argv, "--max-new", 64);
+    int hidden = bench_arg_int(argc, argv, "--hidden", 64);
+    int layers = bench_arg_int(argc, argv, "--layers", 2);
     if (n < 1 || n > 100000 || max_new < 1 || max_new > 200 || hidden < 8 || hidden % 4 || layers < 1) {
         fprintf(stderr, "bench gen: bad arguments\n");
         return SL_EXIT_USAGE;
     }
     sl_model *m = NULL;
     sl_engine *e = NULL;
-    if (make_model(hidden, layers, &m)) return SL_EXIT_FAIL;
+    if (bench_arith_model("gen", hidden, layers, 256, &m)) return SL_EXIT_FAIL;
     sl_engine_cfg ec = {.max_batch = 64, .max_seq_len = 256, .max_sessions = 0};
     char err[256];
     if (sl_engine_new(m, &ec, &e, err, sizeof err)) {

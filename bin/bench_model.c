@@ -9,21 +9,13 @@
  * stdout. Not a test: it asserts nothing about speed.
  */
 #include "base.h"
+#include "bench_common.h"
 #include "model.h"
 
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static double secs(uint64_t t0) { return (double)(sl_now_ns() - t0) / 1e9; }
-
-static int arg_int(int argc, char **argv, const char *key, int def)
-{
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], key) == 0) return atoi(argv[i + 1]);
-    return def;
-}
 
 /* decode tokens/s for batch b: prefill a 16-token prompt per slot, then
  * `steps` decode steps over all b slots. */
@@ -45,7 +37,7 @@ static double decode_rate(sl_model *m, int b, int steps, int32_t *toks)
         if (sl_model_decode(m, kc, slots, next, b, logits)) goto out;
         for (int i = 0; i < b; i++) next[i] = (next[i] * 31 + s) % m->cfg.vocab_size;
     }
-    r = (double)b * steps / secs(t0);
+    r = (double)b * steps / bench_secs(t0);
 out:
     free(logits);
     free(slots);
@@ -56,12 +48,12 @@ out:
 
 int bench_model(int argc, char **argv)
 {
-    int T = arg_int(argc, argv, "--tokens", 1024);
-    int L = arg_int(argc, argv, "--seq-len", 256);
-    int steps = arg_int(argc, argv, "--steps", 3);
-    int db = arg_int(argc, argv, "--decode-batch", 8);
-    int ds = arg_int(argc, argv, "--decode-steps", 32);
-    int threads = arg_int(argc, argv, "--threads", 0);
+    int T = bench_arg_int(argc, argv, "--tokens", 1024);
+    int L = bench_arg_int(argc, argv, "--seq-len", 256);
+    int steps = bench_arg_int(argc, argv, "--steps", 3);
+    int db = bench_arg_int(argc, argv, "--decode-batch", 8);
+    int ds = bench_arg_int(argc, argv, "--decode-steps", 32);
+    int threads = bench_arg_int(argc, argv, "--threads", 0);
     if (T < 1 || L < 1 || L > T || steps < 1 || db < 1 || ds < 1 || db * 16 > T) {
         fprintf(stderr, "bench model: bad arguments\n");
         return SL_EXIT_USAGE;
@@ -97,14 +89,14 @@ int bench_model(int argc, char **argv)
     sl_model_backward_ce(m, NULL, NULL);
     uint64_t t0 = sl_now_ns();
     for (int i = 0; i < steps; i++) sl_model_forward(m, toks, cu, n_seq, NULL, NULL, NULL, &loss);
-    double fwd = (double)T * steps / secs(t0);
+    double fwd = (double)T * steps / bench_secs(t0);
     t0 = sl_now_ns();
     for (int i = 0; i < steps; i++) {
         sl_model_zero_grad(m);
         sl_model_forward(m, toks, cu, n_seq, NULL, NULL, NULL, &loss);
         sl_model_backward_ce(m, NULL, NULL);
     }
-    double train = (double)T * steps / secs(t0);
+    double train = (double)T * steps / bench_secs(t0);
     double d1 = decode_rate(m, 1, ds, toks);
     double dB = decode_rate(m, db, ds, toks);
     printf("{\"bench\":\"model\",\"backend\":\"cpu\",\"threads\":%d,\"params\":%zu,"

@@ -12,6 +12,7 @@
  * library calls, not the actors' messaging.
  */
 #include "base.h"
+#include "bench_common.h"
 #include "engine.h"
 #include "reward_builtin.h"
 #include "task_arith.h"
@@ -21,15 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int arg_int(int argc, char **argv, const char *key, int def)
-{
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], key) == 0) return atoi(argv[i + 1]);
-    return def;
-}
-
-static double secs(uint64_t t0) { return (double)(sl_now_ns() - t0) / 1e9; }
 
 static int encode(const char *s, int32_t *out)
 {
@@ -49,42 +41,15 @@ static size_t decode(const int32_t *ids, int n, char *out, size_t cap)
     return k;
 }
 
-/* A model of the task's config.json shape (written to a temporary folder). */
-static int make_model(int hidden, int layers, int max_tokens, sl_model **out)
-{
-    char dir[] = "/tmp/sl_bench_rl_XXXXXX", err[256], path[300];
-    if (!mkdtemp(dir)) return SL_EIO;
-    sl_arith_model_cfg mc;
-    sl_arith_model_cfg_init(&mc);
-    mc.hidden_size = hidden;
-    mc.intermediate_size = 3 * hidden;
-    mc.num_hidden_layers = layers;
-    mc.head_dim = hidden / mc.num_attention_heads;
-    sl_hf_config hc;
-    int rc = sl_arith_write_model_config(dir, &mc, err, sizeof(err));
-    if (rc == SL_OK) rc = sl_hf_config_load(&hc, dir, err, sizeof(err));
-    snprintf(path, sizeof(path), "%s/config.json", dir);
-    unlink(path);
-    rmdir(dir);
-    if (rc != SL_OK) {
-        fprintf(stderr, "bench rl-step: %s\n", err);
-        return rc;
-    }
-    rc = sl_model_new(&hc, sl_ops_cpu(), max_tokens, 1, out, err, sizeof(err));
-    sl_hf_config_fini(&hc);
-    if (rc != SL_OK) fprintf(stderr, "bench rl-step: %s\n", err);
-    return rc;
-}
-
 int bench_rl_step(int argc, char **argv)
 {
-    int steps = arg_int(argc, argv, "--steps", 5);
-    int np = arg_int(argc, argv, "--prompts", 16);
-    int ns = arg_int(argc, argv, "--samples", 8);
-    int max_new = arg_int(argc, argv, "--max-new", 16);
-    int hidden = arg_int(argc, argv, "--hidden", 64);
-    int layers = arg_int(argc, argv, "--layers", 2);
-    int sft_steps = arg_int(argc, argv, "--sft-steps", 0);
+    int steps = bench_arg_int(argc, argv, "--steps", 5);
+    int np = bench_arg_int(argc, argv, "--prompts", 16);
+    int ns = bench_arg_int(argc, argv, "--samples", 8);
+    int max_new = bench_arg_int(argc, argv, "--max-new", 16);
+    int hidden = bench_arg_int(argc, argv, "--hidden", 64);
+    int layers = bench_arg_int(argc, argv, "--layers", 2);
+    int sft_steps = bench_arg_int(argc, argv, "--sft-steps", 0);
     if (steps < 1 || np < 1 || np > 4096 || ns < 1 || ns > 256 || max_new < 1 || max_new > 200 ||
         hidden < 8 || hidden % 4 || layers < 1 || sft_steps < 0) {
         fprintf(stderr, "bench rl-step: bad arguments\n");
@@ -105,7 +70,8 @@ int bench_rl_step(int argc, char **argv)
     char err[256];
     if (!items || !req || !prompts || !tokens || !off || !mask || !roll || !rewards) goto out;
     int max_tokens = (int)(n * per < 8192 ? n * per : 8192);
-    if (make_model(hidden, layers, max_tokens, &tm) || make_model(hidden, layers, max_tokens, &em))
+    if (bench_arith_model("rl-step", hidden, layers, max_tokens, &tm) ||
+        bench_arith_model("rl-step", hidden, layers, max_tokens, &em))
         goto out;
     sl_engine_cfg ec = {.max_batch = n < 256 ? (int)n : 256, .max_seq_len = 48 + max_new};
     if (ec.max_batch > max_tokens) ec.max_batch = max_tokens;
@@ -177,7 +143,7 @@ int bench_rl_step(int argc, char **argv)
         sl_gen_output o;
         uint64_t t0 = sl_now_ns();
         if (sl_engine_generate(e, req, np, &gp, &o)) goto out;
-        t_roll += secs(t0);
+        t_roll += bench_secs(t0);
         gen_tokens += o.gen_tokens;
         t0 = sl_now_ns();
         for (int k = 0; k < o.n_samples; k++) {
@@ -188,7 +154,7 @@ int bench_rl_step(int argc, char **argv)
             rewards[k] = (float)sc;
             reward_sum += sc;
         }
-        t_rew += secs(t0);
+        t_rew += bench_secs(t0);
         uint64_t w = 0;
         off[0] = 0;
         for (int k = 0; k < o.n_samples; k++) {
@@ -210,11 +176,11 @@ int bench_rl_step(int argc, char **argv)
         sl_train_metrics mt;
         t0 = sl_now_ns();
         if (sl_trainer_step(t, &b, &mt)) goto out;
-        t_train += secs(t0);
+        t_train += bench_secs(t0);
         train_tokens += (int64_t)w;
         t0 = sl_now_ns();
         if (sl_engine_load_weights(e, params, n_params, sl_trainer_weight_version(t))) goto out;
-        t_sync += secs(t0);
+        t_sync += bench_secs(t0);
     }
     double total = t_roll + t_rew + t_train + t_sync;
     printf("{\"bench\":\"rl-step\",\"steps\":%d,\"prompts\":%d,\"samples_per_prompt\":%d,"
