@@ -3,11 +3,29 @@
 # for ledger lines or for the end, and check what a run must leave behind.
 # Sourced (POSIX sh), never run. Before sourcing, set nothing; after it:
 #
-#   sl_setup PREFIX      skip (77) unless the programs and python3 are there;
-#                        make $T (a 0700 scratch folder, removed at exit
-#                        unless SL_KEEP is set) and RUN=$T/run
+#   sl_setup PREFIX [PROG..]
+#                        skip (77) unless the programs (and PROG.., paths
+#                        under $BUILD) and python3 are there; make $T (a 0700
+#                        scratch folder, removed at exit unless SL_KEEP is
+#                        set) and RUN=$T/run
 #   sl_start OUT ARGS..  start the supervisor on conf/topology.conf with
 #                        --run-dir $RUN and ARGS, output to $T/OUT; sets SUP
+#   sl_launch CONF NAME ARGS..
+#                        start the supervisor in $ROOT on CONF (relative to
+#                        $ROOT) with --run-dir $T/NAME and ARGS, output to
+#                        $T/sup.out; sets RUN=$T/NAME and SUP
+#   sl_finish SECS       wait_end SECS, then fail unless the exit status is 0
+#   sl_run CONF NAME SECS ARGS..
+#                        sl_launch, then sl_finish
+#   SL_TOOL_SMALL        --set arguments of a shortened conf/tool.conf run:
+#                        SFT 300 steps with every target in the tool form,
+#                        TOOL_STEPS (3) GRPO steps of TOOL_RBS (8) prompts x
+#                        TOOL_NPER (4) samples, evals of 16 prompts at the
+#                        start and end, no checkpoint
+#   sl_tool_run NAME ARGS..
+#                        sl_run of conf/tool.conf with SL_TOOL_SMALL and ARGS
+#                        (300 s at most), then check_ledger (whole groups) and
+#                        check_wf_metrics (2 eval lines)
 #   SL_SMALL             --set arguments of a small, fast run (8 prompts x 4
 #                        samples, 20 SFT steps, checkpoints every 3 steps)
 #   ledger_lines         lines in $RUN/ledger.jsonl
@@ -23,6 +41,13 @@
 #   check_metrics STEPS [GAPS]
 #                        metrics.jsonl: RL steps rising, none twice, the last
 #                        one STEPS, at most GAPS (default 0) missing
+#   check_wf_metrics STEPS RBS NPER [EVALS]
+#                        metrics.jsonl of a run whose workflow calls the
+#                        calculator tool: STEPS RL lines (and EVALS eval lines
+#                        when given), each with tool_call_rate, tool_calls,
+#                        tool_errors, accuracy, wf_accepted, wf_refused; the
+#                        buffer refused nothing and accepted at least
+#                        STEPS*RBS*NPER samples; tool_calls > 0 over the RL lines
 #   check_ckpt           the latest checkpoint loads (slime-model generate)
 #   fault_count          faults fired: supervisor schedule + inject, and the
 #                        actors' injection points (logs)
@@ -39,6 +64,14 @@ SL_SMALL="--set sft.steps=20 --set eval.n_prompts=20 --set trainer.save_interval
  --set rollout.rollout_timeout_ms=3000 --set rollout.rollout_batch_size=8 --set rollout.n_samples_per_prompt=4
  --set trainer.global_batch_size=32 --set trainer.micro_batch_size=32
  --set supervisor.heartbeat_ms=300 --set supervisor.heartbeat_timeout_ms=3000 --set supervisor.intensity=30"
+TOOL_STEPS=3
+TOOL_RBS=8
+TOOL_NPER=4
+SL_TOOL_SMALL="--set run.num_steps=$TOOL_STEPS --set sft.steps=300 --set data.arith_tool_share=1
+ --set data.arith_train_size=9600 --set rollout.rollout_batch_size=$TOOL_RBS
+ --set rollout.n_samples_per_prompt=$TOOL_NPER --set trainer.global_batch_size=$((TOOL_RBS * TOOL_NPER))
+ --set trainer.micro_batch_size=$((TOOL_RBS * TOOL_NPER)) --set eval.n_prompts=16
+ --set trainer.eval_interval=0 --set trainer.save_interval=0"
 
 sl_cleanup() {
     [ -n "$SUP" ] && kill -9 "$SUP" 2>/dev/null
@@ -47,11 +80,12 @@ sl_cleanup() {
 }
 
 sl_setup() {
-    for p in slime-supervisor slime-actor slime-ctl slime-model; do
+    _prefix=$1; shift
+    for p in slime-supervisor slime-actor slime-ctl slime-model "$@"; do
         [ -x "$BUILD/$p" ] || { echo "$BUILD/$p not built: skipped"; exit 77; }
     done
     [ -x "$PY" ] || { echo "no $PY: skipped"; exit 77; }
-    T=$(mktemp -d "/tmp/$1.XXXXXX")
+    T=$(mktemp -d "/tmp/$_prefix.XXXXXX")
     RUN=$T/run
     trap sl_cleanup EXIT
 }
@@ -67,6 +101,31 @@ sl_start() {
     out=$1; shift
     "$BUILD/slime-supervisor" "$ROOT/conf/topology.conf" --run-dir "$RUN" "$@" > "$T/$out" 2>&1 &
     SUP=$!
+}
+
+sl_launch() {
+    _conf=$1; RUN=$T/$2; shift 2
+    (cd "$ROOT" && exec "$BUILD/slime-supervisor" "$_conf" --run-dir "$RUN" "$@") > "$T/sup.out" 2>&1 &
+    SUP=$!
+}
+
+sl_finish() {
+    wait_end "$1" || return 1
+    [ "$SUP_RC" -eq 0 ] || { fail "$RUN: supervisor exit $SUP_RC"; return 1; }
+}
+
+sl_run() {
+    _conf=$1; _name=$2; _secs=$3; shift 3
+    sl_launch "$_conf" "$_name" "$@"
+    sl_finish "$_secs"
+}
+
+sl_tool_run() {
+    _name=$1; shift
+    # shellcheck disable=SC2086
+    sl_run conf/tool.conf "$_name" 300 $SL_TOOL_SMALL "$@" || return 1
+    check_ledger $TOOL_STEPS $TOOL_RBS $TOOL_NPER groups || return 1
+    check_wf_metrics $TOOL_STEPS $TOOL_RBS $TOOL_NPER 2
 }
 
 ledger_lines() { cat "$RUN/ledger.jsonl" 2>/dev/null | wc -l; }
@@ -124,6 +183,29 @@ missing = sorted(set(range(1, steps + 1)) - set(rl))
 assert len(missing) <= gaps, "metrics lack steps %s" % missing
 ev = [x["rl_step"] for x in m if x["phase"] == "eval"]
 assert len(ev) == len(set(ev)), "eval steps %s" % ev
+PYEOF
+}
+
+check_wf_metrics() {
+    "$PY" - "$RUN" "$1" "$2" "$3" "${4:-}" <<'PYEOF' || fail "$RUN: metrics check"
+import json, sys
+run, steps, rbs, nper, evals = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+m = [json.loads(l) for l in open(run + "/metrics.jsonl") if l.strip()]
+rl = [x for x in m if x["phase"] == "rl"]
+ev = [x for x in m if x["phase"] == "eval"]
+assert len(rl) == steps, "metrics lines: %d rl, expected %d" % (len(rl), steps)
+assert not evals or len(ev) == int(evals), "metrics lines: %d eval, expected %s" % (len(ev), evals)
+for x in rl:
+    for k in ("tool_call_rate", "tool_calls", "tool_errors", "accuracy", "wf_accepted", "wf_refused"):
+        assert k in x, "rl line lacks %s" % k
+assert rl[-1]["wf_refused"] == {}, "refusals: %s" % rl[-1]["wf_refused"]
+assert rl[-1]["wf_accepted"] >= steps * rbs * nper, "accepted %d" % rl[-1]["wf_accepted"]
+calls = sum(x["tool_calls"] for x in rl)
+assert calls > 0, "the model never called the calculator"
+line = "tool_call_rate by RL step %s" % [round(x["tool_call_rate"], 3) for x in rl]
+if ev:
+    line += ", eval accuracy %.3f -> %.3f" % (ev[0]["eval_accuracy"], ev[-1]["eval_accuracy"])
+print(line)
 PYEOF
 }
 

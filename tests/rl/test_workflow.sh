@@ -23,69 +23,30 @@
 #      (more prompts are sampled), buffer_filter_path those of index % 5 == 1;
 #      none of them is trained.
 # Skips (77) when the programs are not built.
+# The shared run and ledger checks are in tests/rl/lib.sh.
 set -u
-ROOT=${SL_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-BUILD=${SL_BUILD:-$ROOT/build}
-PY=/usr/bin/python3
-for p in slime-supervisor slime-actor slime-ctl tests/helper_wf_fake; do
-    [ -x "$BUILD/$p" ] || { echo "$BUILD/$p not built: skipped"; exit 77; }
-done
-[ -x "$PY" ] || { echo "no $PY: skipped"; exit 77; }
-
-T=$(mktemp -d /tmp/slwf.XXXXXX)
-SUP=
-cleanup() { [ -n "$SUP" ] && kill -9 "$SUP" 2>/dev/null; [ -n "${SL_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"; }
-trap cleanup EXIT
-RUN=
-fail() { echo "FAIL: $*"; echo "--- supervisor output"; tail -20 "$T/sup.out" 2>/dev/null;
-         for f in "$RUN"/logs/*.log; do echo "--- $f"; tail -15 "$f"; done; exit 1; }
+. "$(dirname "$0")/lib.sh"
+sl_setup slwf tests/helper_wf_fake
 
 RBS=4
 NPER=4
 # start NAME STEPS MODE [--set ...]: a run in the background; leaves RUN, SUP set
 start() {
-    RUN=$T/$1; steps=$2; mode=$3; shift 3
-    WF_FAKE_MODE=$mode "$BUILD/slime-supervisor" "$ROOT/conf/topology.conf" --run-dir "$RUN" \
-        --set sft.steps=0 --set run.num_steps="$steps" --set rollout.rollout_batch_size=$RBS \
-        --set rollout.n_samples_per_prompt=$NPER --set eval.n_prompts=4 --set trainer.save_interval=0 \
-        --set trainer.eval_interval=0 --set trainer.global_batch_size=$((RBS * NPER)) \
+    name=$1; steps=$2; WF_FAKE_MODE=$3; shift 3
+    export WF_FAKE_MODE
+    sl_launch conf/topology.conf "$name" --set sft.steps=0 --set run.num_steps="$steps" \
+        --set rollout.rollout_batch_size=$RBS --set rollout.n_samples_per_prompt=$NPER --set eval.n_prompts=4 \
+        --set trainer.save_interval=0 --set trainer.eval_interval=0 --set trainer.global_batch_size=$((RBS * NPER)) \
         --set trainer.micro_batch_size=$((RBS * NPER)) --set supervisor.intensity=5 \
         --set rollout.workflow=wf --set actor.wf.kind=exec --set actor.wf.command="$BUILD/tests/helper_wf_fake" \
-        "$@" > "$T/sup.out" 2>&1 &
-    SUP=$!
-}
-finish() {
-    i=0
-    while kill -0 "$SUP" 2>/dev/null; do
-        i=$((i + 1)); [ $i -gt 1800 ] && fail "$RUN: not done within 180 s"
-        sleep 0.1
-    done
-    wait "$SUP"; rc=$?; SUP=
-    [ $rc -eq 0 ] || fail "$RUN: supervisor exit $rc"
+        "$@"
 }
 # ledger STEPS: every step once, whole groups, no sample id twice
-ledger() {
-    "$PY" - "$RUN" "$1" "$RBS" "$NPER" <<'PYEOF' || fail "ledger"
-import json, sys
-run, steps, rbs, nper = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-ledger = [json.loads(l) for l in open(run + "/ledger.jsonl") if l.strip()]
-assert [r["step"] for r in ledger] == list(range(1, steps + 1)), "ledger steps %s" % [r["step"] for r in ledger]
-ids = [s for r in ledger for s in r["sample_ids"]]
-assert len(ids) == len(set(ids)), "duplicate sample ids: %d of %d unique" % (len(set(ids)), len(ids))
-assert len(ids) == steps * rbs * nper, "%d sample ids, expected %d" % (len(ids), steps * rbs * nper)
-for r in ledger:
-    groups = {}
-    for s in r["sample_ids"]:
-        p, sub = s.rsplit(":s", 1)
-        groups.setdefault(p, set()).add(int(sub))
-    assert all(v == set(range(nper)) for v in groups.values()), "incomplete group at step %d" % r["step"]
-    assert len(groups) == rbs, "%d groups at step %d" % (len(groups), r["step"])
-PYEOF
-}
+ledger() { check_ledger "$1" $RBS $NPER groups; }
 
 # ---------------------------------------------------------------- 1. malformed
 start malformed 3 malformed
-finish
+sl_finish 180
 ledger 3
 "$PY" - "$RUN" <<'PYEOF' || fail "malformed checks"
 import json, sys, collections
@@ -118,14 +79,7 @@ echo "ok 1: 19 kinds of malformed sample refused and counted; run complete"
 # ---------------------------------------------------------------- 2. killed
 STEPS=6
 start killed $STEPS slow --set rollout.rollout_timeout_ms=2500
-i=0
-while :; do
-    n=$(cat "$RUN/ledger.jsonl" 2>/dev/null | wc -l)
-    [ "$n" -ge 2 ] && break
-    kill -0 "$SUP" 2>/dev/null || fail "the run ended before 2 RL steps"
-    i=$((i + 1)); [ $i -gt 1800 ] && fail "no 2 RL steps within 180 s"
-    sleep 0.1
-done
+wait_ledger 2 180
 # kill it while it pauses in the middle of a group (its "half" line)
 h0=$(grep -c "^half" "$RUN/wf_fake.log")
 i=0
@@ -135,7 +89,7 @@ while [ "$(grep -c "^half" "$RUN/wf_fake.log")" -le "$h0" ]; do
 done
 "$BUILD/slime-ctl" --run-dir "$RUN" inject wf kill > /dev/null || fail "inject wf kill"
 echo "workflow killed with $(wc -l < "$RUN/ledger.jsonl") ledger line(s)"
-finish
+sl_finish 180
 ledger $STEPS
 redis=$(grep -c "dispatched again" "$RUN/logs/buffer.log")
 dups=$(grep -c "refused a sample from wf .*: duplicate: " "$RUN/logs/buffer.log")
@@ -147,12 +101,7 @@ echo "ok 2: workflow killed mid-group, restarted; $redis group(s) dispatched aga
 # ---------------------------------------------------------------- 2b. hung
 start hung 4 slow --set rollout.rollout_timeout_ms=2500 --set supervisor.heartbeat_ms=300 \
     --set supervisor.heartbeat_timeout_ms=2000
-i=0
-while [ "$(cat "$RUN/ledger.jsonl" 2>/dev/null | wc -l)" -lt 1 ]; do
-    kill -0 "$SUP" 2>/dev/null || fail "the run ended before 1 RL step"
-    i=$((i + 1)); [ $i -gt 1800 ] && fail "no RL step within 180 s"
-    sleep 0.1
-done
+wait_ledger 1 180
 h0=$(grep -c "^half" "$RUN/wf_fake.log")
 i=0
 while [ "$(grep -c "^half" "$RUN/wf_fake.log")" -le "$h0" ]; do
@@ -160,7 +109,7 @@ while [ "$(grep -c "^half" "$RUN/wf_fake.log")" -le "$h0" ]; do
     sleep 0.05
 done
 "$BUILD/slime-ctl" --run-dir "$RUN" inject wf hang 60 > /dev/null || fail "inject wf hang"
-finish
+sl_finish 180
 ledger 4
 grep -q "wf (pid [0-9]*) is hung" "$RUN/logs/supervisor.log" || fail "the hung workflow was not found hung"
 echo "ok 2b: workflow hung mid-group (SIGSTOP): killed by the supervisor, restarted, ledger complete"
@@ -172,7 +121,7 @@ if command -v cc > /dev/null; then
     start filters 3 good --set algorithm.dynamic_sampling=true --set rollout.over_sampling_batch_size=12 \
         --set rollout.dynamic_sampling_filter_path="$T/filters.so" \
         --set rollout.buffer_filter_path="$T/filters.so:slime_buffer_filter"
-    finish
+    sl_finish 180
     grep -q "dynamic_sampling_filter_path: .*filters.so:slime_dynamic_sampling_filter loaded" "$RUN/logs/buffer.log" ||
         fail "the dynamic-sampling filter was not loaded"
     "$PY" - "$RUN" "$RBS" <<'PYEOF' || fail "filter checks"
