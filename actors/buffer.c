@@ -1385,15 +1385,17 @@ static void finish_eval(buffer *b, rround *r) {
 
 /* ============================================================ resume */
 
+/* A scan of the WAL: the records of steps after < step <= upto, the latest
+ * one of each step, collected into the list *list (*n entries). */
 typedef struct wal_scan {
-    buffer *b;
-    int64_t after; /* keep records with after < step <= upto */
+    int64_t after;
     int64_t upto;
+    resend **list;
+    size_t *n;
 } wal_scan;
 
 static int wal_record(void *user, uint64_t seq, const void *data, size_t len) {
     wal_scan *ws = user;
-    buffer *b = ws->b;
     (void)seq;
     if (len < 4) return 0;
     uint32_t hl = sl_get_u32(data);
@@ -1408,13 +1410,13 @@ static int wal_record(void *user, uint64_t seq, const void *data, size_t len) {
     json_decref(h);
     /* a later record of the same step replaces an earlier one */
     resend *rs = NULL;
-    for (size_t i = 0; i < b->n_resends; i++)
-        if (b->resends[i].step == (int64_t)step) rs = &b->resends[i];
+    for (size_t i = 0; i < *ws->n; i++)
+        if ((*ws->list)[i].step == (int64_t)step) rs = &(*ws->list)[i];
     if (!rs) {
-        resend *nr = realloc(b->resends, (b->n_resends + 1) * sizeof *nr);
+        resend *nr = realloc(*ws->list, (*ws->n + 1) * sizeof *nr);
         if (!nr) return SL_ENOMEM;
-        b->resends = nr;
-        rs = &b->resends[b->n_resends++];
+        *ws->list = nr;
+        rs = &nr[(*ws->n)++];
         memset(rs, 0, sizeof *rs);
     }
     free(rs->hdr), free(rs->data);
@@ -1430,6 +1432,21 @@ static int wal_record(void *user, uint64_t seq, const void *data, size_t len) {
 static int cmp_resend(const void *x, const void *y) {
     const resend *a = x, *c = y;
     return a->step < c->step ? -1 : a->step > c->step;
+}
+
+/* Add the WAL PATH's records of steps AFTER+1..UPTO to *LIST (*N entries;
+ * a step already there is replaced), sorted by step. Returns what
+ * sl_wal_replay returns (what was read before an error is kept). */
+static int wal_collect(const char *path, int64_t after, int64_t upto, resend **list, size_t *n) {
+    wal_scan ws = {after, upto, list, n};
+    int rc = sl_wal_replay(path, wal_record, &ws, NULL);
+    if (*n) qsort(*list, *n, sizeof **list, cmp_resend);
+    return rc;
+}
+
+static void resends_free(resend *list, size_t n) {
+    for (size_t i = 0; i < n; i++) free(list[i].hdr), free(list[i].data);
+    free(list);
 }
 
 /* The weight_version of RL step STEP in RUN_DIR/ledger.jsonl (-1: none). */
@@ -1458,14 +1475,11 @@ static int64_t ledger_version(const buffer *b, int64_t step) {
  * from their WAL'd batches: the buffer's own figures (rewards, lengths,
  * samples); the trainer's (loss, kl, ...) are lost: "recovered": true. */
 static void recover_metrics(buffer *b, const char *wal_path, int64_t last, int64_t step) {
-    resend *keep = b->resends;
-    size_t keep_n = b->n_resends;
-    b->resends = NULL, b->n_resends = 0;
-    wal_scan ws = {b, last, step};
-    sl_wal_replay(wal_path, wal_record, &ws, NULL);
-    qsort(b->resends, b->n_resends, sizeof *b->resends, cmp_resend);
-    for (size_t k = 0; k < b->n_resends; k++) {
-        resend *rs = &b->resends[k];
+    resend *list = NULL;
+    size_t n_list = 0;
+    wal_collect(wal_path, last, step, &list, &n_list);
+    for (size_t k = 0; k < n_list; k++) {
+        resend *rs = &list[k];
         sl_batch_view v;
         if (sl_batch_view_open(&v, rs->data, rs->len, 0, SL_BATCH_SKIP_CHECKSUM, NULL, 0) != 0 || !v.n_samples) continue;
         double sum = 0, sum2 = 0, len = 0;
@@ -1488,9 +1502,7 @@ static void recover_metrics(buffer *b, const char *wal_path, int64_t last, int64
         blog(b, SL_LOG_INFO, "metrics of RL step %lld rebuilt from the WAL (its TRAIN_DONE was lost)",
              (long long)rs->step);
     }
-    for (size_t k = 0; k < b->n_resends; k++) free(b->resends[k].hdr), free(b->resends[k].data);
-    free(b->resends);
-    b->resends = keep, b->n_resends = keep_n;
+    resends_free(list, n_list);
 }
 
 static void on_status(buffer *b, const sl_msg *m) {
@@ -1533,10 +1545,8 @@ static void on_status(buffer *b, const sl_msg *m) {
     snprintf(wp, sizeof wp, "%s/wal/buffer.wal", b->run_dir);
     int64_t last_rl = resumed ? sl_metrics_last_rl_step(path) : 0;
     if (resumed && b->metrics && last_rl < (int64_t)step) recover_metrics(b, wp, last_rl, (int64_t)step);
-    wal_scan ws = {b, (int64_t)step, INT64_MAX};
-    sl_wal_replay(wp, wal_record, &ws, NULL);
+    wal_collect(wp, (int64_t)step, INT64_MAX, &b->resends, &b->n_resends);
     if (b->n_resends) {
-        qsort(b->resends, b->n_resends, sizeof *b->resends, cmp_resend);
         /* continue the data after the last re-sent batch */
         resend *last = &b->resends[b->n_resends - 1];
         json_t *h = json_loads(last->hdr, 0, NULL);
@@ -1624,15 +1634,12 @@ static void rl_trained(buffer *b, int64_t step, int64_t wv, json_t *mt) {
  * does not hold every one of those steps (the run cannot be completed). */
 static int rl_rewind(buffer *b, int64_t S) {
     int64_t upto = b->rl_sent;
-    for (size_t i = 0; i < b->n_resends; i++) free(b->resends[i].hdr), free(b->resends[i].data);
-    free(b->resends);
+    resends_free(b->resends, b->n_resends);
     b->resends = NULL;
     b->n_resends = b->resend_pos = 0;
     char wp[4200];
     snprintf(wp, sizeof wp, "%s/wal/buffer.wal", b->run_dir);
-    wal_scan ws = {b, S, upto};
-    int rc = sl_wal_replay(wp, wal_record, &ws, NULL);
-    if (b->n_resends) qsort(b->resends, b->n_resends, sizeof *b->resends, cmp_resend);
+    int rc = wal_collect(wp, S, upto, &b->resends, &b->n_resends);
     bool whole = rc == 0 && (int64_t)b->n_resends == upto - S;
     for (size_t i = 0; whole && i < b->n_resends; i++) whole = b->resends[i].step == S + 1 + (int64_t)i;
     if (!whole) {
