@@ -2215,8 +2215,7 @@ static void buffer_fini(void *state, sl_actor_ctx *ctx) {
     (void)ctx;
     if (!b) return;
     for (int i = 0; i < b->n_rounds; i++) round_free(b->rounds[i]);
-    for (size_t i = 0; i < b->n_resends; i++) free(b->resends[i].hdr), free(b->resends[i].data);
-    free(b->resends);
+    resends_free(b->resends, b->n_resends);
     for (int i = 0; i < b->n_views; i++) sl_shm_view_close(b->views[i]);
     sl_shm_arena_close(b->arena);
     sl_shm_arena_close(b->wf_arena);
