@@ -8,6 +8,15 @@
 #                        under $BUILD) and python3 are there; make $T (a 0700
 #                        scratch folder, removed at exit unless SL_KEEP is
 #                        set) and RUN=$T/run
+#   sl_driver_setup PREFIX DRIVER
+#                        for a test driver that plays actors itself
+#                        (tests/unit/helper_DRIVER.c, no supervisor): skip (77)
+#                        unless slime-actor and $BUILD/tests/DRIVER are built;
+#                        make $T as sl_setup does and an empty RUN=$T/run
+#   sl_driver_run ARGS.. run the driver on slime-actor, $T/topology.conf (the
+#                        caller writes it) and $RUN with ARGS, 150 s at most;
+#                        print the actors' log tails when it fails; returns
+#                        its exit status
 #   sl_start OUT ARGS..  start the supervisor on conf/topology.conf with
 #                        --run-dir $RUN and ARGS, output to $T/OUT; sets SUP
 #   sl_launch CONF NAME ARGS..
@@ -88,6 +97,25 @@ sl_setup() {
     T=$(mktemp -d "/tmp/$_prefix.XXXXXX")
     RUN=$T/run
     trap sl_cleanup EXIT
+}
+
+sl_driver_setup() {
+    ACTOR=$BUILD/slime-actor
+    DRIVER=$BUILD/tests/$2
+    [ -x "$ACTOR" ] && [ -x "$DRIVER" ] || { echo "needs $ACTOR and $DRIVER: skipped"; exit 77; }
+    T=$(mktemp -d "/tmp/$1.XXXXXX")
+    RUN=$T/run
+    trap sl_cleanup EXIT
+    mkdir -p "$RUN" && chmod 700 "$RUN"
+}
+
+sl_driver_run() {
+    timeout 150 "$DRIVER" "$ACTOR" "$T/topology.conf" "$RUN" "$@"
+    _rc=$?
+    if [ $_rc -ne 0 ]; then
+        for f in "$RUN"/*.log; do echo "--- $f"; tail -20 "$f"; done
+    fi
+    return $_rc
 }
 
 fail() {

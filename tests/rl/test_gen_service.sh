@@ -7,18 +7,12 @@
 # requests, heartbeats while generating) and, when /usr/bin/python3 has
 # zmq, runs tests/rl/py_gen_caller.py as a Python caller.
 set -u
-ROOT=${SL_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-B=${SL_BUILD:-$ROOT/build}
-ACTOR=$B/slime-actor
-DRIVER=$B/tests/helper_gen_service
-[ -x "$ACTOR" ] && [ -x "$DRIVER" ] || { echo "needs $ACTOR and $DRIVER"; exit 77; }
-D=$(mktemp -d /tmp/sl_gen.XXXXXX)
-trap 'rm -rf "$D"' EXIT
-mkdir -p "$D/run" && chmod 700 "$D/run"
-cat > "$D/topology.conf" <<CONF
+. "$(dirname "$0")/lib.sh"
+sl_driver_setup sl_gen helper_gen_service
+cat > "$T/topology.conf" <<CONF
 [run]
 name = gentest
-run_dir = $D/run
+run_dir = $RUN
 seed = 7
 
 [actor trainer]
@@ -45,9 +39,5 @@ else
     echo "note: /usr/bin/python3 has no zmq: the Python caller is skipped"
 fi
 # shellcheck disable=SC2086
-timeout 150 "$DRIVER" "$ACTOR" "$D/topology.conf" "$D/run" $PY
-rc=$?
-if [ $rc -ne 0 ]; then
-    for f in "$D"/run/*.log; do echo "--- $f"; tail -20 "$f"; done
-fi
-exit $rc
+sl_driver_run $PY
+exit $?

@@ -26,6 +26,7 @@
  *
  *   helper_gen_service SLIME_ACTOR TOPOLOGY RUN_DIR [PYTHON3 SCRIPT]
  */
+#include "actor_driver.h"
 #include "gen_client.h"
 #include "hfconfig.h"
 #include "mailbox.h"
@@ -45,36 +46,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const char *actor_bin, *topo, *run_dir;
-static int failures;
 static const char *ENG = "rollout";
 
-#define CHECK(cond, ...)                                                                          \
-    do {                                                                                          \
-        if (cond) {                                                                               \
-            printf("ok   ");                                                                      \
-        } else {                                                                                  \
-            printf("FAIL ");                                                                      \
-            failures++;                                                                           \
-        }                                                                                         \
-        printf(__VA_ARGS__);                                                                      \
-        printf("\n");                                                                             \
-        fflush(stdout);                                                                           \
-    } while (0)
-
-static pid_t spawn(const char *kind, const char *name) {
-    pid_t pid = fork();
-    if (pid == 0) {
-        char log[1024];
-        snprintf(log, sizeof log, "%s/%s.log", run_dir, name);
-        FILE *f = freopen(log, "a", stderr);
-        (void)f;
-        execl(actor_bin, actor_bin, "--kind", kind, "--name", name, "--run-dir", run_dir, "--topology", topo,
-              (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
 
 #define NCALL 8
 
@@ -92,6 +65,17 @@ static void make_call(int i, const int32_t *base, int nbase, int32_t *buf, sl_ge
     c->top_k = i == 1 ? 5 : 0;
     c->top_p = i == 4 ? 0.8f : 1.0f;
     c->seed = 1000 + (uint64_t)i;
+}
+
+/* A request that runs long: 240 tokens, EOS ignored (rid and seed: the caller's). */
+static sl_gen_call long_call(const int32_t *base, int nbase) {
+    sl_gen_call c;
+    sl_gen_call_default(&c);
+    c.prompt = base;
+    c.prompt_len = nbase;
+    c.max_tokens = 240;
+    c.ignore_eos = true;
+    return c;
 }
 
 static bool same_result(const sl_gen_result *a, const sl_gen_result *b, float tol) {
@@ -473,12 +457,7 @@ int main(int argc, char **argv) {
 
     /* ---- 5. ABORT */
     {
-        sl_gen_call lg;
-        sl_gen_call_default(&lg);
-        lg.prompt = base;
-        lg.prompt_len = nbase;
-        lg.max_tokens = 240;
-        lg.ignore_eos = true;
+        sl_gen_call lg = long_call(base, nbase);
         uint64_t ac[6], bc;
         sl_gen_result ar[6], br = {0};
         memset(ar, 0, sizeof ar);
@@ -505,12 +484,7 @@ int main(int argc, char **argv) {
 
     /* ---- 6. heartbeats while generating, and malformed requests */
     {
-        sl_gen_call lg;
-        sl_gen_call_default(&lg);
-        lg.prompt = base;
-        lg.prompt_len = nbase;
-        lg.max_tokens = 240;
-        lg.ignore_eos = true;
+        sl_gen_call lg = long_call(base, nbase);
         uint64_t lc[16];
         for (int i = 0; i < 16; i++) {
             lg.rid = 900 + (uint64_t)i;
@@ -652,6 +626,5 @@ int main(int argc, char **argv) {
     sl_mailbox_close(pinger);
     sl_mailbox_close(rw);
     sl_mailbox_close(bf);
-    printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
-    return failures ? 1 : 0;
+    return driver_summary();
 }

@@ -25,6 +25,7 @@
  *
  *   helper_rl_driver SLIME_ACTOR TOPOLOGY RUN_DIR
  */
+#include "actor_driver.h"
 #include "dataset.h"
 #include "mailbox.h"
 #include "rl_common.h"
@@ -39,35 +40,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const char *actor_bin, *topo, *run_dir;
-static int failures;
 
-#define CHECK(cond, ...)                                                                          \
-    do {                                                                                          \
-        if (cond) {                                                                               \
-            printf("ok   ");                                                                      \
-        } else {                                                                                  \
-            printf("FAIL ");                                                                      \
-            failures++;                                                                           \
-        }                                                                                         \
-        printf(__VA_ARGS__);                                                                      \
-        printf("\n");                                                                             \
-        fflush(stdout);                                                                           \
-    } while (0)
-
-static pid_t spawn(const char *kind, const char *name) {
-    pid_t pid = fork();
-    if (pid == 0) {
-        char log[1024];
-        snprintf(log, sizeof log, "%s/%s.log", run_dir, name);
-        FILE *f = freopen(log, "a", stderr);
-        (void)f;
-        execl(actor_bin, actor_bin, "--kind", kind, "--name", name, "--run-dir", run_dir,
-              "--topology", topo, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
 
 static json_t *payload_json(const sl_msg *m) {
     json_t *o = NULL;
@@ -432,6 +405,5 @@ out:
     sl_shm_arena_close(arena);
     sl_mailbox_close(bf);
     sl_mailbox_close(rw);
-    printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
-    return failures ? 1 : 0;
+    return driver_summary();
 }
