@@ -43,6 +43,15 @@ start() {
 }
 # ledger STEPS: every step once, whole groups, no sample id twice
 ledger() { check_ledger "$1" $RBS $NPER groups; }
+# wait_half: until the (slow) workflow pauses in the middle of a new group (a new "half" line), 60 s at most
+wait_half() {
+    h0=$(grep -c "^half" "$RUN/wf_fake.log")
+    i=0
+    while [ "$(grep -c "^half" "$RUN/wf_fake.log")" -le "$h0" ]; do
+        i=$((i + 1)); [ $i -gt 600 ] && fail "the workflow sent no half group within 60 s"
+        sleep 0.05
+    done
+}
 
 # ---------------------------------------------------------------- 1. malformed
 start malformed 3 malformed
@@ -80,13 +89,8 @@ echo "ok 1: 19 kinds of malformed sample refused and counted; run complete"
 STEPS=6
 start killed $STEPS slow --set rollout.rollout_timeout_ms=2500
 wait_ledger 2 180
-# kill it while it pauses in the middle of a group (its "half" line)
-h0=$(grep -c "^half" "$RUN/wf_fake.log")
-i=0
-while [ "$(grep -c "^half" "$RUN/wf_fake.log")" -le "$h0" ]; do
-    i=$((i + 1)); [ $i -gt 600 ] && fail "the workflow sent no half group within 60 s"
-    sleep 0.05
-done
+# kill it while it pauses in the middle of a group
+wait_half
 "$BUILD/slime-ctl" --run-dir "$RUN" inject wf kill > /dev/null || fail "inject wf kill"
 echo "workflow killed with $(wc -l < "$RUN/ledger.jsonl") ledger line(s)"
 sl_finish 180
@@ -102,12 +106,7 @@ echo "ok 2: workflow killed mid-group, restarted; $redis group(s) dispatched aga
 start hung 4 slow --set rollout.rollout_timeout_ms=2500 --set supervisor.heartbeat_ms=300 \
     --set supervisor.heartbeat_timeout_ms=2000
 wait_ledger 1 180
-h0=$(grep -c "^half" "$RUN/wf_fake.log")
-i=0
-while [ "$(grep -c "^half" "$RUN/wf_fake.log")" -le "$h0" ]; do
-    i=$((i + 1)); [ $i -gt 600 ] && fail "the workflow sent no half group within 60 s"
-    sleep 0.05
-done
+wait_half
 "$BUILD/slime-ctl" --run-dir "$RUN" inject wf hang 60 > /dev/null || fail "inject wf hang"
 sl_finish 180
 ledger 4
