@@ -3,11 +3,15 @@
 # for ledger lines or for the end, and check what a run must leave behind.
 # Sourced (POSIX sh), never run. Before sourcing, set nothing; after it:
 #
+#   sl_need PROG..       skip (77) unless every PROG (a path under $BUILD)
+#                        is built
+#   sl_tmp PREFIX        make $T (a 0700 scratch folder /tmp/PREFIX.*, removed
+#                        at exit, after killing $SUP, unless SL_KEEP is set)
+#                        and RUN=$T/run
 #   sl_setup PREFIX [PROG..]
-#                        skip (77) unless the programs (and PROG.., paths
-#                        under $BUILD) and python3 are there; make $T (a 0700
-#                        scratch folder, removed at exit unless SL_KEEP is
-#                        set) and RUN=$T/run
+#                        sl_need the programs (slime-supervisor, slime-actor,
+#                        slime-ctl, slime-model, PROG..), skip (77) without
+#                        python3, then sl_tmp PREFIX
 #   sl_driver_setup PREFIX DRIVER
 #                        for a test driver that plays actors itself
 #                        (tests/unit/helper_DRIVER.c, no supervisor): skip (77)
@@ -88,24 +92,30 @@ sl_cleanup() {
     if [ -n "${SL_KEEP:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi
 }
 
-sl_setup() {
-    _prefix=$1; shift
-    for p in slime-supervisor slime-actor slime-ctl slime-model "$@"; do
+sl_need() {
+    for p in "$@"; do
         [ -x "$BUILD/$p" ] || { echo "$BUILD/$p not built: skipped"; exit 77; }
     done
-    [ -x "$PY" ] || { echo "no $PY: skipped"; exit 77; }
-    T=$(mktemp -d "/tmp/$_prefix.XXXXXX")
+}
+
+sl_tmp() {
+    T=$(mktemp -d "/tmp/$1.XXXXXX")
     RUN=$T/run
     trap sl_cleanup EXIT
+}
+
+sl_setup() {
+    _prefix=$1; shift
+    sl_need slime-supervisor slime-actor slime-ctl slime-model "$@"
+    [ -x "$PY" ] || { echo "no $PY: skipped"; exit 77; }
+    sl_tmp "$_prefix"
 }
 
 sl_driver_setup() {
     ACTOR=$BUILD/slime-actor
     DRIVER=$BUILD/tests/$2
-    [ -x "$ACTOR" ] && [ -x "$DRIVER" ] || { echo "needs $ACTOR and $DRIVER: skipped"; exit 77; }
-    T=$(mktemp -d "/tmp/$1.XXXXXX")
-    RUN=$T/run
-    trap sl_cleanup EXIT
+    sl_need slime-actor "tests/$2"
+    sl_tmp "$1"
     mkdir -p "$RUN" && chmod 700 "$RUN"
 }
 

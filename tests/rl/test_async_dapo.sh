@@ -14,16 +14,11 @@
 #      every step and full 16-group steps.
 # Skips (77) when not built.
 set -u
-ROOT=${SL_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-BUILD=${SL_BUILD:-$ROOT/build}
-PY=/usr/bin/python3
-for p in slime-supervisor slime-actor; do
-    [ -x "$BUILD/$p" ] || { echo "$BUILD/$p not built: skipped"; exit 77; }
-done
+. "$(dirname "$0")/lib.sh"
+sl_need slime-supervisor slime-actor
 [ -x "$PY" ] || { echo "no $PY: skipped"; exit 77; }
 STEPS=12
-T=$(mktemp -d /tmp/slasync.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+sl_tmp slasync
 fail() { echo "FAIL: $*"; tail -20 "$T"/sup*.out; for f in "$T"/*/logs/buffer.log; do echo "--- $f"; tail -15 "$f"; done; exit 1; }
 
 run() { # NAME EXTRA-SETS...

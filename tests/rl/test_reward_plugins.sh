@@ -14,19 +14,10 @@
 # Skips (77) when the programs or cc are not built/available; case 5 skips
 # alone without python3-zmq.
 set -u
-ROOT=${SL_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-BUILD=${SL_BUILD:-$ROOT/build}
-PY=/usr/bin/python3
-for p in slime-supervisor slime-actor; do
-    [ -x "$BUILD/$p" ] || { echo "$BUILD/$p not built: skipped"; exit 77; }
-done
+. "$(dirname "$0")/lib.sh"
+sl_need slime-supervisor slime-actor
 command -v cc > /dev/null || { echo "no cc: skipped"; exit 77; }
-
-T=$(mktemp -d /tmp/slrw.XXXXXX)
-SUP=
-cleanup() { [ -n "$SUP" ] && kill -9 "$SUP" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
-[ -n "${SL_KEEP:-}" ] && trap - EXIT
+sl_tmp slrw
 RUN=
 fail() { echo "FAIL: $*"; echo "--- supervisor output"; tail -20 "$T/sup.out" 2>/dev/null;
          for f in "$RUN"/logs/*.log; do echo "--- $f"; tail -15 "$f"; done; exit 1; }

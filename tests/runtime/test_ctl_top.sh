@@ -12,16 +12,9 @@
 #   - bad arguments exit 2; no supervisor: exit 1.
 # Skips (77) when the programs are not built.
 set -u
-ROOT=${SL_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-BUILD=${SL_BUILD:-$ROOT/build}
-for p in slime-supervisor slime-actor slime-ctl; do
-    [ -x "$BUILD/$p" ] || { echo "$BUILD/$p not built: skipped"; exit 77; }
-done
-T=$(mktemp -d /tmp/sltop.XXXXXX)
-RUN=$T/run
-SUP=
-cleanup() { [ -n "$SUP" ] && kill -9 "$SUP" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
+. "$(dirname "$0")/../rl/lib.sh"
+sl_need slime-supervisor slime-actor slime-ctl
+sl_tmp sltop
 fail() { echo "FAIL: $*"; echo "--- top output"; cat "$T/top.out" 2>/dev/null;
          echo "--- supervisor output"; cat "$T/sup.out" 2>/dev/null; exit 1; }
 CTL="$BUILD/slime-ctl --run-dir $RUN"

@@ -8,17 +8,10 @@
 # (each kill is followed by a restart), and stop cleanly (exit 0).
 # Skips (77) when the programs are not built.
 set -u
-ROOT=${SL_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-BUILD=${SL_BUILD:-$ROOT/build}
-for p in slime-supervisor slime-actor slime-ctl; do
-    [ -x "$BUILD/$p" ] || { echo "$BUILD/$p not built: skipped"; exit 77; }
-done
+. "$(dirname "$0")/../rl/lib.sh"
+sl_need slime-supervisor slime-actor slime-ctl
 KILLS=${SL_STORM_KILLS:-250}
-T=$(mktemp -d /tmp/slstorm.XXXXXX)
-RUN=$T/run
-SUP=
-cleanup() { [ -n "$SUP" ] && kill -9 "$SUP" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
+sl_tmp slstorm
 fail() { echo "FAIL: $*"; echo "--- supervisor output (tail)"; tail -20 "$T/sup.out"; exit 1; }
 
 cat > "$T/t.conf" <<CONF

@@ -15,15 +15,9 @@
 #      final [done] line; with --quiet only the [done] line and the summary.
 # Skips (77) when the programs are not built.
 set -u
-ROOT=${SL_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-BUILD=${SL_BUILD:-$ROOT/build}
-for p in slime-supervisor slime-actor slime-ctl; do
-    [ -x "$BUILD/$p" ] || { echo "$BUILD/$p not built: skipped"; exit 77; }
-done
-T=$(mktemp -d /tmp/sllog.XXXXXX)
-SUP=
-cleanup() { [ -n "$SUP" ] && kill -9 "$SUP" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
+. "$(dirname "$0")/../rl/lib.sh"
+sl_need slime-supervisor slime-actor slime-ctl
+sl_tmp sllog
 OUT=
 RUN=
 fail() { echo "FAIL: $*"; echo "--- supervisor output"; tail -30 "$OUT" 2>/dev/null;

@@ -7,19 +7,10 @@
 # SIGTERM to the supervisor stops both in reverse order, exit 0.
 # Skips (77) when /usr/bin/python3 has no zmq module or the programs are not built.
 set -u
-ROOT=${SL_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-BUILD=${SL_BUILD:-$ROOT/build}
-PY=/usr/bin/python3
+. "$(dirname "$0")/../rl/lib.sh"
 [ -x "$PY" ] && "$PY" -c 'import zmq' 2>/dev/null || { echo "no python3-zmq: skipped"; exit 77; }
-for p in slime-supervisor slime-actor slime-ctl; do
-    [ -x "$BUILD/$p" ] || { echo "$BUILD/$p not built: skipped"; exit 77; }
-done
-
-T=$(mktemp -d /tmp/slpy.XXXXXX)
-RUN=$T/run
-SUP=
-cleanup() { [ -n "$SUP" ] && kill -9 "$SUP" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
+sl_need slime-supervisor slime-actor slime-ctl
+sl_tmp slpy
 fail() { echo "FAIL: $*"; echo "--- supervisor output"; cat "$T/sup.out" 2>/dev/null;
          for f in "$RUN"/logs/*.log; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
 
