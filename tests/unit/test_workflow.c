@@ -2,7 +2,9 @@
  * test_workflow.c — WF_SAMPLE checks (actors/workflow.h): a good sample is
  * taken in the batch layout (mask 0 on the prompt, log-probs zeroed where
  * the mask is 0), and each kind of malformed sample is refused with its own
- * reason.
+ * reason. The workflow actors' side: PROMPTS as the buffer sends them are
+ * read with their defaults, bad ones refused with the reason; a group's
+ * samples spread over the engines.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dataset.h"
+#include "rl_msg.h"
 #include "workflow.h"
 
 static const int32_t PROMPT[3] = {5, 6, 7};
@@ -136,10 +140,107 @@ static void every_kind_of_malformed_sample_has_its_reason(void **state) {
 #undef EXPECT
 }
 
+/* PROMPTS payload TEXT from "buffer" into *P. */
+static int prompts(const char *text, sl_wf_prompts *p, char *why, size_t wl) {
+    sl_msg m = {.type = SL_MSG_PROMPTS, .len = (uint32_t)strlen(text), .payload = (uint8_t *)text};
+    snprintf(m.sender, sizeof m.sender, "buffer");
+    return sl_wf_prompts_parse(&m, p, why, wl);
+}
+
+static void prompts_are_read_with_their_defaults(void **state) {
+    (void)state;
+    sl_wf_prompts p, q;
+    char why[160];
+    /* as the buffer sends them (buffer.c dispatch_group) */
+    assert_int_equal(prompts("{\"step\":3,\"phase\":\"eval\",\"group\":8192,\"sample_ids\":[8192,9000],"
+                             "\"prompt\":[5,6,7],\"n\":2,\"temperature\":0.5,\"top_p\":0.9,\"top_k\":-1,"
+                             "\"max_new_tokens\":32,\"seed\":11,\"label\":\"19\",\"metadata\":\"{}\"}",
+                             &p, why, sizeof why),
+                     SL_OK);
+    assert_string_equal(p.buffer, "buffer");
+    assert_int_equal(p.step, 3);
+    assert_true(p.eval);
+    assert_int_equal(p.group, 8192);
+    assert_int_equal(p.n, 2);
+    assert_int_equal(p.sample_ids[0], 8192);
+    assert_int_equal(p.sample_ids[1], 9000);
+    assert_int_equal(p.prompt_len, 3);
+    assert_memory_equal(p.prompt, PROMPT, sizeof PROMPT);
+    assert_true(p.temperature == 0.5 && p.top_p == 0.9);
+    assert_int_equal(p.top_k, 0); /* -1: off */
+    assert_int_equal(p.max_new_tokens, 32);
+    assert_int_equal(p.seed, 11);
+    assert_string_equal(p.label, "19");
+    assert_string_equal(p.metadata, "{}");
+    /* the least a PROMPTS holds: the defaults, sample ids group + i */
+    assert_int_equal(prompts("{\"group\":4096,\"n\":3,\"prompt\":[1]}", &q, why, sizeof why), SL_OK);
+    assert_int_equal(q.step, 0);
+    assert_false(q.eval);
+    assert_int_equal(q.sample_ids[2], 4098);
+    assert_true(q.temperature == 1.0 && q.top_p == 1.0);
+    assert_int_equal(q.max_new_tokens, 256);
+    assert_null(q.label);
+    assert_null(q.metadata);
+    assert_true(sl_wf_prompts_same_group(&q, &q));
+    assert_false(sl_wf_prompts_same_group(&p, &q));
+    sl_wf_prompts_fini(&p);
+    sl_wf_prompts_fini(&q);
+    sl_wf_prompts_fini(&q); /* twice: safe */
+}
+
+static void bad_prompts_are_refused_with_the_reason(void **state) {
+    (void)state;
+    static const char *const bad[] = {
+        "not json",
+        "[1,2]",
+        "{\"n\":2,\"prompt\":[1]}",                             /* no group */
+        "{\"group\":1,\"prompt\":[1]}",                         /* no n */
+        "{\"group\":1,\"n\":0,\"prompt\":[1]}",               /* n < 1 */
+        "{\"group\":1,\"n\":4097,\"prompt\":[1]}",            /* n > SL_WF_MAX_GROUP */
+        "{\"group\":1,\"n\":2}",                                /* no prompt */
+        "{\"group\":1,\"n\":2,\"prompt\":[]}",                /* empty prompt */
+        "{\"group\":1,\"n\":2,\"prompt\":[1],\"max_new_tokens\":0}",
+        "{\"group\":1,\"n\":2,\"prompt\":[1],\"max_new_tokens\":1000001}",
+        "{\"group\":1,\"n\":2,\"prompt\":[1],\"phase\":7}",
+        "{\"group\":1,\"n\":2,\"prompt\":[1],\"label\":[1]}",
+        "{\"group\":1,\"n\":2,\"prompt\":[1],\"metadata\":{}}",
+        "{\"group\":-1,\"n\":2,\"prompt\":[1]}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sl_wf_prompts p;
+        char why[160] = "";
+        int rc = prompts(bad[i], &p, why, sizeof why);
+        if (rc != SL_EINVAL) print_message("accepted: %s\n", bad[i]);
+        assert_int_equal(rc, SL_EINVAL);
+        assert_true(why[0] != 0);
+        assert_null(p.prompt);
+        assert_null(p.sample_ids);
+        sl_wf_prompts_fini(&p);
+    }
+}
+
+static void a_groups_samples_spread_over_the_engines(void **state) {
+    (void)state;
+    sl_wf_engines e = {.n = 3};
+    for (int i = 0; i < 3; i++) snprintf(e.name[i], sizeof e.name[i], "rollout%d", i);
+    uint64_t gid;
+    assert_int_equal(sl_prompt_id_pack(0, 7, &gid), 0);
+    int used[3] = {0};
+    for (uint32_t i = 0; i < 6; i++) {
+        const char *n = sl_wf_engine_for(&e, gid, i);
+        assert_string_equal(n, e.name[(7 + i) % 3]);
+        used[n[7] - '0']++;
+    }
+    assert_true(used[0] == 2 && used[1] == 2 && used[2] == 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_good_sample_is_taken_in_the_batch_layout),
         cmocka_unit_test(every_kind_of_malformed_sample_has_its_reason),
+        cmocka_unit_test(prompts_are_read_with_their_defaults),
+        cmocka_unit_test(bad_prompts_are_refused_with_the_reason),
+        cmocka_unit_test(a_groups_samples_spread_over_the_engines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
