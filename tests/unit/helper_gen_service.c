@@ -178,26 +178,6 @@ static void publish_weights(sl_mailbox *tr, sl_weights_pub **pub) {
     sl_model_free(m);
 }
 
-static void send_group(sl_mailbox *mb, uint64_t index) {
-    json_t *pr = json_array(), *ids = json_array();
-    for (const char *c = "12+7="; *c; c++) json_array_append_new(pr, json_integer(*c - 31));
-    uint64_t gid;
-    sl_prompt_id_pack(0, index, &gid);
-    for (uint32_t k = 0; k < 4; k++) {
-        uint64_t id;
-        sl_sample_id_pack(0, index, k, &id);
-        json_array_append_new(ids, json_integer((json_int_t)id));
-    }
-    json_t *o = json_pack("{s:I, s:s, s:I, s:o, s:o, s:i, s:f, s:f, s:i, s:i, s:I, s:s, s:s}", "step", (json_int_t)1,
-                          "phase", "rl", "group", (json_int_t)gid, "sample_ids", ids, "prompt", pr, "n", 4,
-                          "temperature", 1.0, "top_p", 1.0, "top_k", -1, "max_new_tokens", 24, "seed",
-                          (json_int_t)index, "label", "19", "metadata", "{}");
-    char *t = json_dumps(o, JSON_COMPACT);
-    sl_mailbox_send(mb, ENG, SL_MSG_PROMPTS, t, strlen(t));
-    free(t);
-    json_decref(o);
-}
-
 /* One SAMPLES at RW: the group id and all its tokens (concatenated, with
  * -1 between samples) into TOK (cap), count into *n; both holds released.
  * 0 on success. */
@@ -350,15 +330,15 @@ int main(int argc, char **argv) {
         uint64_t gida[2] = {0}, gidb[2] = {0};
         int okg = 1;
         for (int k = 0; k < 2; k++) {
-            send_group(bf, 40 + (uint64_t)k);
+            send_prompts(bf, 40 + (uint64_t)k, 1, 24);
             if (get_group(rw, &gida[k], ga[k], 2048, &na[k])) okg = 0;
         }
         sl_gen_result mix[NCALL];
         memset(mix, 0, sizeof mix);
-        send_group(bf, 40);
+        send_prompts(bf, 40, 1, 24);
         for (int i = 0; i < NCALL; i++)
             if (sl_gen_send(cb[i], ENG, &calls[i], &corr[i])) okg = 0;
-        send_group(bf, 41);
+        send_prompts(bf, 41, 1, 24);
         for (int k = 0; k < 2; k++)
             if (get_group(rw, &gidb[k], gb[k], 2048, &nb2[k])) okg = 0;
         int samem = 1;

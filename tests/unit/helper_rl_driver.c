@@ -82,28 +82,6 @@ static int request_json(sl_mailbox *mb, const char *to, uint16_t type, json_t *o
     return *reply ? 0 : SL_EINVAL;
 }
 
-static void send_prompts(sl_mailbox *mb, uint64_t index, int64_t step) {
-    const char *text = "12+7=";
-    json_t *pr = json_array(), *ids = json_array();
-    for (const char *c = text; *c; c++) json_array_append_new(pr, json_integer(*c - 31));
-    uint64_t gid;
-    sl_prompt_id_pack(0, index, &gid);
-    for (uint32_t k = 0; k < 4; k++) {
-        uint64_t id;
-        sl_sample_id_pack(0, index, k, &id);
-        json_array_append_new(ids, json_integer((json_int_t)id));
-    }
-    json_t *o = json_pack("{s:I, s:s, s:I, s:o, s:o, s:i, s:f, s:f, s:i, s:i, s:I, s:s, s:s}",
-                          "step", (json_int_t)step, "phase", "rl", "group", (json_int_t)gid,
-                          "sample_ids", ids, "prompt", pr, "n", 4, "temperature", 1.0, "top_p",
-                          1.0, "top_k", -1, "max_new_tokens", 12, "seed", (json_int_t)index,
-                          "label", "19", "metadata", "{}");
-    char *t = json_dumps(o, JSON_COMPACT);
-    sl_mailbox_send(mb, "rollout", SL_MSG_PROMPTS, t, strlen(t));
-    free(t);
-    json_decref(o);
-}
-
 /* Receive SAMPLES at the reward mailbox, read the slot as reward (0) and as
  * buffer (30), copy the batch out into *copy (malloc'd), release both. */
 static int get_samples(sl_mailbox *rw, uint8_t **copy, size_t *clen, uint64_t *version) {
@@ -270,7 +248,7 @@ int main(int argc, char **argv) {
           "a fresh trainer reports step 0, weight_version 0");
     json_decref(st);
 
-    send_prompts(bf, 3, 1);
+    send_prompts(bf, 3, 1, 12);
     uint8_t *batch = NULL;
     size_t blen = 0;
     uint64_t ver = 99;
@@ -302,7 +280,7 @@ int main(int argc, char **argv) {
     json_decref(r);
     CHECK(ledger_lines() == 1, "the ledger still holds one line");
 
-    send_prompts(bf, 4, 2);
+    send_prompts(bf, 4, 2, 12);
     free(batch);
     batch = NULL;
     rc = get_samples(rw, &batch, &blen, &ver);
@@ -386,7 +364,7 @@ int main(int argc, char **argv) {
               (unsigned long long)worst, slow);
     }
 
-    send_prompts(bf, 5, 2);
+    send_prompts(bf, 5, 2, 12);
     free(batch);
     batch = NULL;
     rc = get_samples(rw, &batch, &blen, &ver);
