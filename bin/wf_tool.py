@@ -24,7 +24,6 @@ else WF_ENGINE, default "rollout"). Exits 0 on SIGTERM or STOP.
 import configparser
 import json
 import os
-import signal
 import sys
 import time
 
@@ -36,14 +35,6 @@ PROMPTS, WF_SAMPLE, WF_ACK = 0x0110, 0x0130, 0x0131
 MAX_CALLS = 4
 CALC_MAX_LEN, CALC_MAX_DEPTH, CALC_MAX_ABS = 64, 8, 10 ** 12
 RESEND_S = 60.0
-
-stopping = False
-
-
-def on_term(signum, frame):
-    global stopping
-    stopping = True
-
 
 # ------------------------------------------------------------ calculator
 
@@ -298,15 +289,12 @@ class Workflow:
 
 
 def main():
-    run_dir, name = os.environ.get("SL_RUN_DIR"), os.environ.get("SL_ACTOR_NAME")
-    if not run_dir or not name:
-        print("wf_tool.py: SL_RUN_DIR and SL_ACTOR_NAME must be set", file=sys.stderr)
+    got = slm.actor_from_env("wf_tool.py")
+    if got is None:
         return 2
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
-    mb = slm.Mailbox(run_dir, name)
+    mb, stopping = got
     wf = Workflow(mb, engines_of(os.environ.get("SL_TOPOLOGY")))
-    print("wf_tool.py: %s ready at %s, engines %s" % (name, mb.endpoint, wf.engines), file=sys.stderr, flush=True)
+    print("wf_tool.py: %s ready at %s, engines %s" % (mb.name, mb.endpoint, wf.engines), file=sys.stderr, flush=True)
     last_tick = time.monotonic()
     while not stopping:
         try:

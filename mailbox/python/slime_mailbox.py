@@ -10,6 +10,7 @@ It is not fast and not the C API: one Mailbox per thread, like the C one.
 
     import slime_mailbox as slm
     mb = slm.Mailbox.from_env()          # SL_RUN_DIR + SL_ACTOR_NAME
+                                         # (or mb, stop = slm.actor_from_env(PROG))
     while True:
         msg = mb.recv(timeout_ms=1000)
         if msg is None or mb.handle_builtin(msg):
@@ -21,9 +22,11 @@ It is not fast and not the C API: one Mailbox per thread, like the C one.
 
 import errno
 import os
+import signal
 import socket
 import stat
 import struct
+import sys
 import time
 import zlib
 
@@ -419,6 +422,34 @@ TYPE_NAMES.update({GENERATE: "GENERATE", GENERATED: "GENERATED", ABORT: "ABORT",
                    TOKENIZE: "TOKENIZE", TOKENIZED: "TOKENIZED", DETOKENIZE: "DETOKENIZE",
                    DETOKENIZED: "DETOKENIZED", APPLY_CHAT_TEMPLATE: "APPLY_CHAT_TEMPLATE",
                    CHAT_TEMPLATED: "CHAT_TEMPLATED"})
+
+
+class StopFlag:
+    """True once the process got SIGTERM or SIGINT (how the supervisor stops
+    an actor). Installs the two handlers; use one per process."""
+
+    def __init__(self):
+        self._set = False
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum, frame):
+        self._set = True
+
+    def __bool__(self):
+        return self._set
+
+
+def actor_from_env(prog, **kw):
+    """For a custom actor's main(): (Mailbox.from_env(**kw), StopFlag()) of
+    the actor the supervisor started, or None when SL_RUN_DIR or
+    SL_ACTOR_NAME is missing, after saying so on stderr as PROG (the actor
+    should then exit 2)."""
+    if not os.environ.get("SL_RUN_DIR") or not os.environ.get("SL_ACTOR_NAME"):
+        print("%s: SL_RUN_DIR and SL_ACTOR_NAME must be set" % prog, file=sys.stderr)
+        return None
+    stop = StopFlag()
+    return Mailbox.from_env(**kw), stop
 
 
 class GenError(RuntimeError):

@@ -25,7 +25,6 @@ logs (stderr -> RUN_DIR/logs/NAME.log) how many samples it scored.
 import argparse
 import json
 import os
-import signal
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,14 +34,6 @@ import slime_mailbox as slm  # noqa: E402
 REWARD_REQ = 0x0119
 REWARD = 0x011A
 EINVAL = 22
-stopping = False
-
-
-def on_term(signum, frame):
-    global stopping
-    stopping = True
-
-
 def reward(req, penalty):
     resp, label = req["response"], req.get("label") or ""
     if not isinstance(resp, str) or not isinstance(label, str):
@@ -58,13 +49,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--penalty", type=float, default=0.01)
     a = ap.parse_args()
-    run_dir, name = os.environ.get("SL_RUN_DIR"), os.environ.get("SL_ACTOR_NAME")
-    if not run_dir or not name:
-        print("len_penalty_actor.py: SL_RUN_DIR and SL_ACTOR_NAME must be set", file=sys.stderr)
+    got = slm.actor_from_env("len_penalty_actor.py")
+    if got is None:
         return 2
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
-    mb = slm.Mailbox(run_dir, name)
+    mb, stopping = got
     print(f"length-penalty reward actor: penalty {a.penalty} per byte", file=sys.stderr, flush=True)
     scored = 0
     while not stopping:

@@ -21,7 +21,6 @@ counts what it scored in $SL_RUN_DIR/pyreward.count (for the tests).
 import json
 import os
 import re
-import signal
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,14 +29,6 @@ import slime_mailbox as slm  # noqa: E402
 
 REWARD_REQ = 0x0119
 REWARD = 0x011A
-stopping = False
-
-
-def on_term(signum, frame):
-    global stopping
-    stopping = True
-
-
 def score(req):
     answers = re.findall(r"####\s*(-?[0-9][0-9,]*)", req.get("response", ""))
     label = str(req.get("label", "")).strip()
@@ -45,13 +36,10 @@ def score(req):
 
 
 def main():
-    run_dir, name = os.environ.get("SL_RUN_DIR"), os.environ.get("SL_ACTOR_NAME")
-    if not run_dir or not name:
-        print("py_reward_actor.py: SL_RUN_DIR and SL_ACTOR_NAME must be set", file=sys.stderr)
+    got = slm.actor_from_env("py_reward_actor.py")
+    if got is None:
         return 2
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
-    mb = slm.Mailbox(run_dir, name)
+    mb, stopping = got
     n = 0
     while not stopping:
         try:
@@ -71,7 +59,7 @@ def main():
             continue
         mb.reply(msg, REWARD, json.dumps({"reward": r}).encode())
         n += 1
-        with open(os.path.join(run_dir, "pyreward.count"), "w") as f:
+        with open(os.path.join(mb.run_dir, "pyreward.count"), "w") as f:
             f.write("%d\n" % n)
     mb.close()
     return 0

@@ -15,20 +15,11 @@ actors, and exits 0 on SIGTERM or STOP. Exit 2 when the environment the
 supervisor sets (SL_RUN_DIR, SL_ACTOR_NAME) is missing.
 """
 import os
-import signal
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "mailbox", "python"))
 import slime_mailbox as slm  # noqa: E402
-
-stopping = False
-
-
-def on_term(signum, frame):
-    global stopping
-    stopping = True
-
 
 def record(run_dir, what, name):
     fd = os.open(os.path.join(run_dir, "events.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -39,14 +30,11 @@ def record(run_dir, what, name):
 
 
 def main():
-    run_dir = os.environ.get("SL_RUN_DIR")
-    name = os.environ.get("SL_ACTOR_NAME")
-    if not run_dir or not name:
-        print("py_echo_actor.py: SL_RUN_DIR and SL_ACTOR_NAME must be set", file=sys.stderr)
+    got = slm.actor_from_env("py_echo_actor.py")
+    if got is None:
         return 2
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
-    mb = slm.Mailbox(run_dir, name)
+    mb, stopping = got
+    run_dir, name = mb.run_dir, mb.name
     record(run_dir, "start", name)
     print("py_echo_actor.py: %s ready at %s" % (name, mb.endpoint), file=sys.stderr, flush=True)
     answered = 0
