@@ -38,7 +38,8 @@ run() {
 count() { sed -n "s/.*stopping: .*[ (]$1 \([0-9]*\).*/\1/p" "$RUN/logs/reward.log" | tail -1; }
 # check_log ACTIONS BACKOFF_MIN_GAPS: every sample id was asked once per
 # action (ACTIONS: "drop error score"), attempts 1..k in order; the gaps
-# between its requests are at least BACKOFF_MIN_GAPS ("550 300", ms).
+# between its requests (received here) are at least BACKOFF_MIN_GAPS ("500
+# 250", ms: the waits less 50 ms for the delivery times of the two).
 # Prints the number of sample ids.
 check_log() {
     "$PY" - "$RUN/pyreward.log" "$1" "$2" <<'PYEOF' || fail "$RUN: request log (above)"
@@ -65,9 +66,10 @@ import json, sys
 print(sum(json.loads(l).get("reward_failed", 0) for l in open(sys.argv[1]) if l.strip()))' "$RUN/metrics.jsonl"
 }
 
-# 1. timeout (400 ms) + backoff 150 before attempt 2, backoff 300 before attempt 3
+# 1. timeout (400 ms) + backoff 150 before attempt 2, backoff 300 before
+# attempt 3 (more than 150: doubled)
 run retry drop,error --set reward.reward_retries=2
-n=$(check_log "drop error score" "550 300") || exit 1
+n=$(check_log "drop error score" "500 250") || exit 1
 [ "$(count retries)" = $((2 * n)) ] || fail "retries $(count retries), expected $((2 * n))"
 [ "$(count timeouts)" = "$n" ] || fail "timeouts $(count timeouts), expected $n"
 [ "$(count failed)" = 0 ] || fail "failed $(count failed) after successful retries"
@@ -78,7 +80,7 @@ echo "ok 1 - $n samples: dropped, refused, then scored on the 3rd attempt ($(cou
 
 # 2. retries exhausted
 run exhaust error,error,error --set reward.reward_retries=2
-n=$(check_log "error error error" "150 300") || exit 1
+n=$(check_log "error error error" "100 250") || exit 1
 [ "$(count retries)" = $((2 * n)) ] || fail "retries $(count retries), expected $((2 * n))"
 [ "$(count failed)" = "$n" ] || fail "failed $(count failed), expected $n"
 [ "$(metrics_failed)" = "$n" ] || fail "metrics count $(metrics_failed) failed rewards, expected $n"
