@@ -167,9 +167,12 @@ ASAN_FLAGS := BUILD=build/asan NO_CUDA=1 \
 ASAN_REPORTS := $(CURDIR)/build/asan/reports
 # SL_TIME_SCALE multiplies the tests' deadlines and heartbeat timeouts
 # (never what they assert): the sanitized programs are 2-5x slower.
+# ASAN_JOBS tests run at once (tests/run.sh SL_TEST_JOBS): most wait on
+# processes, timeouts and sleeps, so even 2 cores overlap them.
 ASAN_TIME_SCALE ?= 4
+ASAN_JOBS ?= $(shell nproc)
 ASAN_ENV = ASAN_OPTIONS=log_path=$(ASAN_REPORTS)/asan UBSAN_OPTIONS=log_path=$(ASAN_REPORTS)/ubsan:print_stacktrace=1 \
-  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp SL_TIME_SCALE=$(ASAN_TIME_SCALE)
+  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp SL_TIME_SCALE=$(ASAN_TIME_SCALE) SL_TEST_JOBS=$(ASAN_JOBS)
 define asan_check
 	@bad=$$(grep -l "ERROR: \|runtime error" $(ASAN_REPORTS)/* 2>/dev/null); \
 	if [ -n "$$bad" ]; then echo "sanitizer errors in $(ASAN_REPORTS):"; head -40 $$bad; exit 1; fi; \
