@@ -92,10 +92,12 @@ info:
 # Flags for a program built against build/libslime.a (a custom C actor, see
 # README "Attaching custom actors"), run from the repository root:
 #   cc $$(make -s cflags) -o my_actor my_actor.c $$(make -s libs)
+# (libs starts with LDFLAGS: a library built by `make asan` needs
+# -fsanitize=address,undefined at the link too)
 cflags:
 	@echo "$(CPPFLAGS) -std=c11 -pthread -fopenmp"
 libs:
-	@echo "$(LIB) $(LDLIBS_SLIME)"
+	@echo "$(strip $(LDFLAGS) $(LIB) $(LDLIBS_SLIME))"
 
 deps-check:
 ifneq ($(strip $(MISSING_HEADERS)),)
