@@ -7,7 +7,8 @@
 #   make asan       the whole test suite under AddressSanitizer + UBSan (CI runs it)
 #   make asan-ci    a quick part of it (ASAN_CI_TESTS: unit + hostile tests)
 #   make soak       random faults for SOAK_MINUTES (10) minutes (tests/faults/soak.sh)
-#   make fuzz       build the libFuzzer targets (clang) and run each FUZZ_SECONDS (60)
+#   make fuzz       build the libFuzzer targets (clang) and run each FUZZ_SECONDS (60),
+#                   FUZZ_JOBS (nproc) at once
 #   make install PREFIX=/usr/local
 #   make clean
 #
@@ -199,9 +200,11 @@ asan-ci:
 # ------------------------------------------------------------------ fuzz
 # libFuzzer targets tests/fuzz/fuzz_*.c: the library and each target are
 # built with clang + ASan + UBSan in build/fuzz (a sub-make with its own
-# CC/CFLAGS); tests/fuzz/run.sh runs each from a scratch copy of its corpus.
+# CC/CFLAGS); tests/fuzz/run.sh runs each from a scratch copy of its corpus,
+# FUZZ_JOBS targets at once (each for FUZZ_SECONDS).
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= $(shell nproc)
 FUZZ_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
                -fno-sanitize-recover=undefined -Wno-pass-failed
 
@@ -211,7 +214,7 @@ fuzz-build:
 	  $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
 fuzz: fuzz-build
-	tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS)
+	FUZZ_JOBS=$(FUZZ_JOBS) tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS)
 
 $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(LIB)
 	@$(if $(Q),echo "  FUZZ    $@")
