@@ -172,10 +172,16 @@ ASAN_REPORTS := $(CURDIR)/build/asan/reports
 # (never what they assert): the sanitized programs are 2-5x slower.
 # ASAN_JOBS tests run at once (tests/run.sh SL_TEST_JOBS): most wait on
 # processes, timeouts and sleeps, so even 2 cores overlap them.
+# Two long runs are shorter here, through their own knobs: they prove
+# learning (test_default_run, 120 GRPO steps: 645 s under ASan on 2 loaded
+# cores) and the heartbeat deadlock fix (250 kills: 292 s) in `make test`;
+# under the sanitizers the same code paths run (stop, resume, ledger, every
+# assertion; kills and restarts), 40 steps and 100 kills.
 ASAN_TIME_SCALE ?= 4
 ASAN_JOBS ?= $(shell nproc)
 ASAN_ENV = ASAN_OPTIONS=log_path=$(ASAN_REPORTS)/asan UBSAN_OPTIONS=log_path=$(ASAN_REPORTS)/ubsan:print_stacktrace=1 \
-  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp SL_TIME_SCALE=$(ASAN_TIME_SCALE) SL_TEST_JOBS=$(ASAN_JOBS)
+  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp SL_TIME_SCALE=$(ASAN_TIME_SCALE) SL_TEST_JOBS=$(ASAN_JOBS) \
+  SL_RL_TEST_STEPS=40 SL_STORM_KILLS=100
 define asan_check
 	@bad=$$(grep -l "ERROR: \|runtime error" $(ASAN_REPORTS)/* 2>/dev/null); \
 	if [ -n "$$bad" ]; then echo "sanitizer errors in $(ASAN_REPORTS):"; head -40 $$bad; exit 1; fi; \
