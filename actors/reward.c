@@ -118,6 +118,7 @@ typedef struct reward_actor {
     /* counters */
     uint64_t n_groups, n_scored, n_failed, n_timeouts, n_crashes, n_worker_starts, n_bad_msgs,
         n_retries;
+    bool started; /* init completed */
 } reward_actor;
 
 /* ------------------------------------------------------------ jobs */
@@ -596,7 +597,9 @@ static void on_reward_reply(reward_actor *a, const sl_msg *m) {
 
 /* ------------------------------------------------------------ ops */
 
-static sl_err reward_init(sl_actor_ctx *ctx, void **state) {
+static void reward_fini(void *state, sl_actor_ctx *ctx);
+
+static sl_err reward_init_state(sl_actor_ctx *ctx, void **state) {
     reward_actor *a = calloc(1, sizeof *a);
     if (!a) return SL_ENOMEM;
     a->ctx = ctx;
@@ -683,7 +686,19 @@ static sl_err reward_init(sl_actor_ctx *ctx, void **state) {
     }
     sl_actor_set_tick(ctx, a->mode == MODE_BUILTIN ? 0 : 5);
     sl_actor_log(ctx, SL_LOG_INFO, "reward %s (consumer %u) -> %s", a->rm_type, a->consumer, a->buffer_name);
+    a->started = true;
     return SL_OK;
+}
+
+/* A failed init releases what it built (the runtime calls fini only after
+ * a successful one). */
+static sl_err reward_init(sl_actor_ctx *ctx, void **state) {
+    sl_err e = reward_init_state(ctx, state);
+    if (e != SL_OK && *state) {
+        reward_fini(*state, ctx);
+        *state = NULL;
+    }
+    return e;
 }
 
 static sl_err reward_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
@@ -729,7 +744,8 @@ static void free_list(job *j) {
 static void reward_fini(void *state, sl_actor_ctx *ctx) {
     reward_actor *a = state;
     if (!a) return;
-    sl_actor_log(ctx, SL_LOG_INFO,
+    if (a->started)
+        sl_actor_log(ctx, SL_LOG_INFO,
                  "stopping: groups %llu, scored %llu, failed %llu (timeouts %llu, crashes %llu, retries %llu)",
                  (unsigned long long)a->n_groups, (unsigned long long)a->n_scored,
                  (unsigned long long)a->n_failed, (unsigned long long)a->n_timeouts,

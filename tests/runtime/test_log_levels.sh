@@ -15,6 +15,10 @@
 #      final [done] line; with --quiet only the [done] line and the summary.
 # Skips (77) when the programs are not built.
 set -u
+# SL_TIME_SCALE (an integer, default 1; `make asan` sets it) multiplies the
+# RL runs' deadline and heartbeat timeout (the summary must count 0 restarts:
+# a sanitized actor slow to start must not be judged hung)
+TS=${SL_TIME_SCALE:-1}
 ROOT=${SL_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${SL_BUILD:-$ROOT/build}
 for p in slime-supervisor slime-actor slime-ctl; do
@@ -78,8 +82,8 @@ rl() {
     name=$1; shift
     RUN=$T/$name OUT=$T/$name.out
     : > "$OUT"
-    SL_PROGRESS_AFTER_MS=0 timeout 300 "$BUILD/slime-supervisor" "$ROOT/conf/topology.conf" --run-dir "$RUN" \
-        --set run.num_steps=2 --set sft.steps=30 --set eval.n_prompts=8 --set rollout.rollout_batch_size=4 \
+    SL_PROGRESS_AFTER_MS=0 timeout $((300 * TS)) "$BUILD/slime-supervisor" "$ROOT/conf/topology.conf" --run-dir "$RUN" \
+        --set supervisor.heartbeat_timeout_ms=$((20000 * TS)) --set run.num_steps=2 --set sft.steps=30 --set eval.n_prompts=8 --set rollout.rollout_batch_size=4 \
         --set rollout.n_samples_per_prompt=4 "$@" >> "$OUT" 2>&1 || fail "$name: exit $?"
     grep -q '^\[done\] step 2/2' "$OUT" || fail "$name: no [done] line"
     grep -q "INFO summary: exit status 0, 4 actors, 0 restarts; last progress: \[done\] step 2/2" "$OUT" ||
