@@ -4,10 +4,11 @@
 #   make run        build, then run the embedded default topology on the CPU
 #   make test       build and run every test (cmocka summaries, exit 77 = skip)
 #   make deps       apt-get install every -dev package the build needs
-#   make asan       the whole test suite under AddressSanitizer + UBSan
-#   make asan-ci    the part of it CI runs (ASAN_CI_TESTS)
+#   make asan       the whole test suite under AddressSanitizer + UBSan (CI runs it)
+#   make asan-ci    a quick part of it (ASAN_CI_TESTS: unit + hostile tests)
 #   make soak       random faults for SOAK_MINUTES (10) minutes (tests/faults/soak.sh)
-#   make fuzz       build the libFuzzer targets (clang) and run each FUZZ_SECONDS (60)
+#   make fuzz       build the libFuzzer targets (clang) and run each FUZZ_SECONDS (60),
+#                   FUZZ_JOBS (nproc) at once
 #   make install PREFIX=/usr/local
 #   make clean
 #
@@ -92,10 +93,12 @@ info:
 # Flags for a program built against build/libslime.a (a custom C actor, see
 # README "Attaching custom actors"), run from the repository root:
 #   cc $$(make -s cflags) -o my_actor my_actor.c $$(make -s libs)
+# (libs starts with LDFLAGS: a library built by `make asan` needs
+# -fsanitize=address,undefined at the link too)
 cflags:
 	@echo "$(CPPFLAGS) -std=c11 -pthread -fopenmp"
 libs:
-	@echo "$(LIB) $(LDLIBS_SLIME)"
+	@echo "$(strip $(LDFLAGS) $(LIB) $(LDLIBS_SLIME))"
 
 deps-check:
 ifneq ($(strip $(MISSING_HEADERS)),)
@@ -165,8 +168,20 @@ ASAN_FLAGS := BUILD=build/asan NO_CUDA=1 \
 # error report there (not a notice such as "Suppressions used") fails the
 # target.
 ASAN_REPORTS := $(CURDIR)/build/asan/reports
+# SL_TIME_SCALE multiplies the tests' deadlines and heartbeat timeouts
+# (never what they assert): the sanitized programs are 2-5x slower.
+# ASAN_JOBS tests run at once (tests/run.sh SL_TEST_JOBS): most wait on
+# processes, timeouts and sleeps, so even 2 cores overlap them.
+# Two long runs are shorter here, through their own knobs: they prove
+# learning (test_default_run, 120 GRPO steps: 645 s under ASan on 2 loaded
+# cores) and the heartbeat deadlock fix (250 kills: 292 s) in `make test`;
+# under the sanitizers the same code paths run (stop, resume, ledger, every
+# assertion; kills and restarts), 40 steps and 100 kills.
+ASAN_TIME_SCALE ?= 4
+ASAN_JOBS ?= $(shell nproc)
 ASAN_ENV = ASAN_OPTIONS=log_path=$(ASAN_REPORTS)/asan UBSAN_OPTIONS=log_path=$(ASAN_REPORTS)/ubsan:print_stacktrace=1 \
-  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp
+  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp SL_TIME_SCALE=$(ASAN_TIME_SCALE) SL_TEST_JOBS=$(ASAN_JOBS) \
+  SL_RL_TEST_STEPS=40 SL_STORM_KILLS=100
 define asan_check
 	@bad=$$(grep -l "ERROR: \|runtime error" $(ASAN_REPORTS)/* 2>/dev/null); \
 	if [ -n "$$bad" ]; then echo "sanitizer errors in $(ASAN_REPORTS):"; head -40 $$bad; exit 1; fi; \
@@ -177,11 +192,9 @@ asan:
 	$(ASAN_ENV) $(MAKE) --no-print-directory $(ASAN_FLAGS) test
 	$(asan_check)
 
-# The part of the suite CI runs under the sanitizers (the whole suite is
-# too slow there): every unit test program and the hostile-input suite
-# (the fault suite runs in `make test`; with it and the runtime suite the
-# subset took 6.6 min on 2 shared cores); not test_learning (its accuracy thresholds
-# fail under -O1 + sanitizers, a numerics matter, not a memory error).
+# A quick part of the suite under the sanitizers (CI runs the whole
+# `make asan`): every unit test program but test_learning (the longest),
+# and the hostile-input suite.
 ASAN_CI_TESTS ?= test_* tests/hostile/*
 ASAN_CI_SKIP ?= test_learning
 asan-ci:
@@ -193,9 +206,11 @@ asan-ci:
 # ------------------------------------------------------------------ fuzz
 # libFuzzer targets tests/fuzz/fuzz_*.c: the library and each target are
 # built with clang + ASan + UBSan in build/fuzz (a sub-make with its own
-# CC/CFLAGS); tests/fuzz/run.sh runs each from a scratch copy of its corpus.
+# CC/CFLAGS); tests/fuzz/run.sh runs each from a scratch copy of its corpus,
+# FUZZ_JOBS targets at once (each for FUZZ_SECONDS).
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= $(shell nproc)
 FUZZ_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
                -fno-sanitize-recover=undefined -Wno-pass-failed
 
@@ -205,7 +220,7 @@ fuzz-build:
 	  $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
 fuzz: fuzz-build
-	tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS)
+	FUZZ_JOBS=$(FUZZ_JOBS) tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS)
 
 $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(LIB)
 	@$(if $(Q),echo "  FUZZ    $@")

@@ -19,8 +19,13 @@
  *        Calls run on a scoring thread so the actor's loop keeps answering
  *        heartbeats; results are sent from the tick.
  *   remote  REWARD_REQ to the actor named [reward] remote_actor, one per
- *        sample, asynchronously (correlation ids); a reply missing after
- *        reward_timeout_ms fails the sample.
+ *        sample, asynchronously (correlation ids). An attempt fails when
+ *        its reply is missing after reward_timeout_ms, is an ERROR reply or
+ *        cannot be sent; a failed attempt is sent again (a new correlation
+ *        id: a late reply of the old one is ignored) up to reward_retries
+ *        times, after reward_retry_backoff_ms doubled per retry (at most
+ *        30 s); then the sample fails (reward 0, counted). A reply whose
+ *        reward is missing or not finite is an answer: failed, not retried.
  *
  * What it is not: no grouping, filtering or advantages (the buffer).
  */
@@ -68,11 +73,13 @@ typedef struct job {
     int64_t *resp_len;
     double *reward;
     uint8_t *failed;
-    /* remote */
+    /* remote: per sample, the attempt in flight (corr, deadline) or the
+     * time of the next one (retry_at >= 0), and the attempts made */
     uint64_t *corr;
     uint8_t *done;
     uint32_t n_done;
-    int64_t deadline_ms;
+    int64_t *deadline_ms, *retry_at;
+    int32_t *attempts;
 } job;
 
 typedef struct worker {
@@ -90,7 +97,8 @@ typedef struct reward_actor {
     int timeout_ms;
     long mem_mb;
     int cpu_s;   /* RLIMIT_CPU seconds per plugin call */
-    int retries; /* a hung or crashed plugin call is tried again this many times */
+    int retries; /* a hung or crashed plugin call / a failed remote attempt is tried again this many times */
+    int backoff_ms; /* remote: wait before the first retry (doubled per retry) */
     sl_tokenizer *tok;
     int32_t vocab;
     sl_shm_view *view; /* cached view of the last arena */
@@ -110,6 +118,7 @@ typedef struct reward_actor {
     /* counters */
     uint64_t n_groups, n_scored, n_failed, n_timeouts, n_crashes, n_worker_starts, n_bad_msgs,
         n_retries;
+    bool started; /* init completed */
 } reward_actor;
 
 /* ------------------------------------------------------------ jobs */
@@ -124,7 +133,7 @@ static void job_free(job *j) {
     }
     free(j->prompt), free(j->response), free(j->label), free(j->meta);
     free(j->sample_id), free(j->resp_len), free(j->reward), free(j->failed);
-    free(j->corr), free(j->done);
+    free(j->corr), free(j->done), free(j->deadline_ms), free(j->retry_at), free(j->attempts);
     json_decref(j->fields);
     free(j);
 }
@@ -143,8 +152,12 @@ static job *job_new(uint32_t n) {
     j->failed = calloc(n, 1);
     j->corr = calloc(n, sizeof(uint64_t));
     j->done = calloc(n, 1);
+    j->deadline_ms = calloc(n, sizeof(int64_t));
+    j->retry_at = calloc(n, sizeof(int64_t));
+    j->attempts = calloc(n, sizeof(int32_t));
     if (!j->prompt || !j->response || !j->label || !j->meta || !j->sample_id || !j->resp_len ||
-        !j->reward || !j->failed || !j->corr || !j->done) {
+        !j->reward || !j->failed || !j->corr || !j->done || !j->deadline_ms || !j->retry_at ||
+        !j->attempts) {
         job_free(j);
         return NULL;
     }
@@ -413,6 +426,8 @@ static char *decode(reward_actor *a, const int32_t *ids, size_t n, int skip_spec
     return t;
 }
 
+static void remote_send(reward_actor *a, job *j, uint32_t i);
+
 static int on_samples(reward_actor *a, const sl_msg *m) {
     json_t *o = NULL;
     char err[200];
@@ -482,33 +497,72 @@ static int on_samples(reward_actor *a, const sl_msg *m) {
         pthread_cond_signal(&a->cv);
         pthread_mutex_unlock(&a->mu);
     } else {
-        j->deadline_ms = (int64_t)sl_now_ms() + a->timeout_ms;
-        for (uint32_t i = 0; i < j->n; i++) {
-            json_t *q = json_pack("{s:s,s:s,s:s,s:s}", "response", j->response[i], "label",
-                                  j->label[i] ? j->label[i] : "", "metadata", j->meta[i] ? j->meta[i] : "",
-                                  "prompt", j->prompt[i]);
-            char *txt = q ? json_dumps(q, JSON_COMPACT) : NULL;
-            json_decref(q);
-            int r = txt ? sl_actor_send_corr(a->ctx, a->remote, SL_MSG_REWARD_REQ, txt, strlen(txt), &j->corr[i])
-                        : SL_ENOMEM;
-            free(txt);
-            if (r != 0) j->failed[i] = 1, j->done[i] = 1, j->n_done++;
-        }
+        for (uint32_t i = 0; i < j->n; i++) remote_send(a, j, i);
         j->next = a->remote_jobs;
         a->remote_jobs = j;
     }
     return SL_OK;
 }
 
-static void remote_finish_ready(reward_actor *a, bool force_expired) {
+/* Sample I of J is over (scored or failed). */
+static void remote_done(job *j, uint32_t i, bool failed, double reward) {
+    j->done[i] = 1, j->n_done++;
+    j->failed[i] = failed;
+    j->reward[i] = failed ? 0 : reward;
+    j->retry_at[i] = -1;
+}
+
+/* Attempt J->attempts[I] of sample I failed (WHY): schedule the next one,
+ * or fail the sample when reward_retries are spent. */
+static void remote_attempt_failed(reward_actor *a, job *j, uint32_t i, const char *why) {
+    j->corr[i] = 0;
+    if (j->attempts[i] > a->retries) {
+        sl_actor_log(a->ctx, SL_LOG_WARN, "remote reward actor %s: sample %llu failed after %d attempt(s): %s",
+                     a->remote, (unsigned long long)j->sample_id[i], j->attempts[i], why);
+        remote_done(j, i, true, 0);
+        return;
+    }
+    int64_t delay = a->backoff_ms;
+    for (int k = 1; k < j->attempts[i] && delay < 30000; k++) delay *= 2;
+    if (delay > 30000) delay = 30000;
+    a->n_retries++;
+    j->retry_at[i] = (int64_t)sl_now_ms() + delay;
+    sl_actor_log(a->ctx, SL_LOG_DEBUG, "remote reward actor %s: sample %llu attempt %d: %s; again in %lld ms",
+                 a->remote, (unsigned long long)j->sample_id[i], j->attempts[i], why, (long long)delay);
+}
+
+/* Send attempt J->attempts[I] + 1 of sample I's REWARD_REQ. */
+static void remote_send(reward_actor *a, job *j, uint32_t i) {
+    j->attempts[i]++;
+    j->retry_at[i] = -1;
+    j->deadline_ms[i] = (int64_t)sl_now_ms() + a->timeout_ms;
+    json_t *q = json_pack("{s:s,s:s,s:s,s:s,s:I,s:i}", "response", j->response[i], "label",
+                          j->label[i] ? j->label[i] : "", "metadata", j->meta[i] ? j->meta[i] : "",
+                          "prompt", j->prompt[i], "sample_id", (json_int_t)j->sample_id[i], "attempt",
+                          j->attempts[i]);
+    char *txt = q ? json_dumps(q, JSON_COMPACT) : NULL;
+    json_decref(q);
+    int r = txt ? sl_actor_send_corr(a->ctx, a->remote, SL_MSG_REWARD_REQ, txt, strlen(txt), &j->corr[i])
+                : SL_ENOMEM;
+    free(txt);
+    if (r != 0) remote_attempt_failed(a, j, i, sl_strerror(r));
+}
+
+/* Retries due, attempts past their deadline (POLL), and finished jobs sent. */
+static void remote_finish_ready(reward_actor *a, bool poll) {
     int64_t now = (int64_t)sl_now_ms();
     for (job **pp = &a->remote_jobs; *pp;) {
         job *j = *pp;
-        if (force_expired && now >= j->deadline_ms && j->n_done < j->n) {
-            for (uint32_t i = 0; i < j->n; i++)
-                if (!j->done[i]) j->done[i] = 1, j->failed[i] = 1, j->n_done++, a->n_timeouts++;
-            sl_actor_log(a->ctx, SL_LOG_WARN, "remote reward actor %s: replies missing after %d ms",
-                         a->remote, a->timeout_ms);
+        for (uint32_t i = 0; poll && i < j->n; i++) {
+            if (j->done[i]) continue;
+            if (j->retry_at[i] >= 0) {
+                if (now >= j->retry_at[i]) remote_send(a, j, i);
+            } else if (now >= j->deadline_ms[i]) {
+                a->n_timeouts++;
+                char why[64];
+                snprintf(why, sizeof why, "no reply within %d ms", a->timeout_ms);
+                remote_attempt_failed(a, j, i, why);
+            }
         }
         if (j->n_done == j->n) {
             *pp = j->next;
@@ -521,17 +575,20 @@ static void remote_finish_ready(reward_actor *a, bool force_expired) {
 }
 
 static void on_reward_reply(reward_actor *a, const sl_msg *m) {
+    if (m->corr == 0) return;
     for (job *j = a->remote_jobs; j; j = j->next)
         for (uint32_t i = 0; i < j->n; i++) {
-            if (j->done[i] || j->corr[i] != m->corr) continue;
-            j->done[i] = 1, j->n_done++;
+            if (j->done[i] || j->retry_at[i] >= 0 || j->corr[i] != m->corr) continue;
+            if (m->type == SL_MSG_ERROR || (m->flags & SL_FLAG_ERROR)) {
+                remote_attempt_failed(a, j, i, "ERROR reply");
+                return;
+            }
             json_t *o = NULL;
             double r = 0;
-            if (m->type != SL_MSG_REWARD || sl_rl_json_parse(m->payload, m->len, &o, NULL, 0) != 0 ||
-                sl_rl_json_dbl_opt(o, "reward", NAN, &r) != 0 || !isfinite(r))
-                j->failed[i] = 1, r = 0;
+            bool bad = m->type != SL_MSG_REWARD || sl_rl_json_parse(m->payload, m->len, &o, NULL, 0) != 0 ||
+                       sl_rl_json_dbl_opt(o, "reward", NAN, &r) != 0 || !isfinite(r);
             json_decref(o);
-            j->reward[i] = r;
+            remote_done(j, i, bad, r);
             remote_finish_ready(a, false);
             return;
         }
@@ -540,7 +597,9 @@ static void on_reward_reply(reward_actor *a, const sl_msg *m) {
 
 /* ------------------------------------------------------------ ops */
 
-static sl_err reward_init(sl_actor_ctx *ctx, void **state) {
+static void reward_fini(void *state, sl_actor_ctx *ctx);
+
+static sl_err reward_init_state(sl_actor_ctx *ctx, void **state) {
     reward_actor *a = calloc(1, sizeof *a);
     if (!a) return SL_ENOMEM;
     a->ctx = ctx;
@@ -571,6 +630,7 @@ static sl_err reward_init(sl_actor_ctx *ctx, void **state) {
     a->cpu_s = (int)sl_topology_get_int(t, "reward", "reward_cpu_s");
     if (a->cpu_s <= 0) a->cpu_s = (a->timeout_ms + 999) / 1000;
     a->retries = (int)sl_topology_get_int(t, "reward", "reward_retries");
+    a->backoff_ms = (int)sl_topology_get_int(t, "reward", "reward_retry_backoff_ms");
     char dir[4096], err[256];
     int rc = sl_rl_model_dir(ctx, dir, sizeof dir);
     if (rc == 0) rc = sl_tokenizer_load(dir, &a->tok, err, sizeof err);
@@ -615,6 +675,8 @@ static sl_err reward_init(sl_actor_ctx *ctx, void **state) {
             sl_actor_log(ctx, SL_LOG_ERROR, "rm_type remote needs [reward] remote_actor");
             return SL_EINVAL;
         }
+        sl_actor_log(ctx, SL_LOG_INFO, "remote reward actor %s: %d ms per attempt, %d retries, backoff %d ms",
+                     a->remote, a->timeout_ms, a->retries, a->backoff_ms);
     } else {
         a->mode = MODE_BUILTIN;
         if (!sl_reward_find(strncmp(a->rm_type, "boxed_", 6) == 0 ? a->rm_type + 6 : a->rm_type)) {
@@ -624,7 +686,19 @@ static sl_err reward_init(sl_actor_ctx *ctx, void **state) {
     }
     sl_actor_set_tick(ctx, a->mode == MODE_BUILTIN ? 0 : 5);
     sl_actor_log(ctx, SL_LOG_INFO, "reward %s (consumer %u) -> %s", a->rm_type, a->consumer, a->buffer_name);
+    a->started = true;
     return SL_OK;
+}
+
+/* A failed init releases what it built (the runtime calls fini only after
+ * a successful one). */
+static sl_err reward_init(sl_actor_ctx *ctx, void **state) {
+    sl_err e = reward_init_state(ctx, state);
+    if (e != SL_OK && *state) {
+        reward_fini(*state, ctx);
+        *state = NULL;
+    }
+    return e;
 }
 
 static sl_err reward_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
@@ -670,7 +744,8 @@ static void free_list(job *j) {
 static void reward_fini(void *state, sl_actor_ctx *ctx) {
     reward_actor *a = state;
     if (!a) return;
-    sl_actor_log(ctx, SL_LOG_INFO,
+    if (a->started)
+        sl_actor_log(ctx, SL_LOG_INFO,
                  "stopping: groups %llu, scored %llu, failed %llu (timeouts %llu, crashes %llu, retries %llu)",
                  (unsigned long long)a->n_groups, (unsigned long long)a->n_scored,
                  (unsigned long long)a->n_failed, (unsigned long long)a->n_timeouts,

@@ -132,6 +132,57 @@ static void cpu_embedding_bwd(float *dwte, const float *dout, const int32_t *tok
     }
 }
 
+/* ------------------------------------------------------------ reductions */
+
+/* Sums in one fixed order, whatever the build: 8 interleaved partial sums
+ * (a GNU vector of 8 floats: lane-wise, exactly the scalar arithmetic, and
+ * SIMD whether or not the vectorizer runs), combined pairwise, then the
+ * tail. Without -ffast-math the compiler keeps this order, so the -O2 build
+ * and the -O1 + sanitizers one (whose checks stop GCC's vectorizer) give
+ * bit-identical results. (With `omp simd reduction` each build chose its own
+ * order: the -O1 + ASan/UBSan build of test_learning followed another RL
+ * trajectory than the -O2 one from the first SFT steps.) */
+static inline float sum8(const float *p)
+{
+    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+}
+
+typedef float sl_v8f __attribute__((vector_size(32)));
+
+/* sum of a[i] * b[i] */
+static inline float dotf(const float *a, const float *b, int n)
+{
+    sl_v8f acc = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        sl_v8f va, vb;
+        memcpy(&va, a + i, sizeof va), memcpy(&vb, b + i, sizeof vb);
+        acc += va * vb;
+    }
+    float s[8];
+    memcpy(s, &acc, sizeof s);
+    float r = sum8(s);
+    for (; i < n; i++) r += a[i] * b[i];
+    return r;
+}
+
+/* sum of a[i] * b[i] * c[i] */
+static inline float dot3f(const float *a, const float *b, const float *c, int n)
+{
+    sl_v8f acc = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        sl_v8f va, vb, vc;
+        memcpy(&va, a + i, sizeof va), memcpy(&vb, b + i, sizeof vb), memcpy(&vc, c + i, sizeof vc);
+        acc += va * vb * vc;
+    }
+    float s[8];
+    memcpy(s, &acc, sizeof s);
+    float r = sum8(s);
+    for (; i < n; i++) r += a[i] * b[i] * c[i];
+    return r;
+}
+
 /* --------------------------------------------------------------- rmsnorm */
 
 static void cpu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int T,
@@ -141,9 +192,7 @@ static void cpu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const flo
     for (int t = 0; t < T; t++) {
         const float *x = inp + (size_t)t * C;
         float *o = out + (size_t)t * C;
-        float ss = 0.0f;
-#pragma omp simd reduction(+ : ss)
-        for (int c = 0; c < C; c++) ss += x[c] * x[c];
+        float ss = dotf(x, x, C);
         float r = 1.0f / sqrtf(ss / (float)C + eps);
         rstd[t] = r;
         for (int c = 0; c < C; c++) o[c] = w[c] * (x[c] * r);
@@ -157,9 +206,7 @@ static void cpu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const flo
     for (int t = 0; t < T; t++) {
         const float *x = inp + (size_t)t * C, *g = dout + (size_t)t * C;
         float *dx = dinp + (size_t)t * C;
-        float r = rstd[t], dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-        for (int c = 0; c < C; c++) dot += w[c] * g[c] * x[c];
+        float r = rstd[t], dot = dot3f(w, g, x, C);
         /* d/dx_c of w_c x_c r: r w_c g_c - x_c r^3 sum(w g x) / C */
         float k = dot * r * r * r / (float)C;
         for (int c = 0; c < C; c++) dx[c] += r * w[c] * g[c] - k * x[c];
@@ -206,14 +253,6 @@ static void cpu_rope_bwd(float *dx, const int32_t *pos, const float *cos_t, cons
 
 /* ------------------------------------------------------------- attention */
 
-static inline float dotf(const float *a, const float *b, int n)
-{
-    float s = 0.0f;
-    /* omp simd: lets the compiler vectorize the reduction (reassociates) */
-#pragma omp simd reduction(+ : s)
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
 
 /* One query row against nkeys keys (stride ks floats between keys):
  * o = softmax(scale q.k) v with an online (single pass, rescaling)

@@ -128,10 +128,32 @@ void sl_adamw_step(sl_adamw *opt, float *params, const float *grads, double lr) 
 
 /* ------------------------------------------------------------- clipping */
 
+/* The sum of squares in one order whatever the thread count: per chunk of
+ * 16384 (in parallel), then the chunks in order. (An OpenMP reduction adds
+ * the threads' partial sums in the order they finish: with 3+ threads the
+ * norm, and so the clipping, changed in the last bits from run to run.) */
 double sl_grad_norm(const float *g, size_t n) {
+    enum { CHUNK = 16384, ON_STACK = 64 };
+    size_t nc = (n + CHUNK - 1) / CHUNK;
+    double stack[ON_STACK], *part = nc <= ON_STACK ? stack : malloc(nc * sizeof *part);
     double s = 0.0;
-#pragma omp parallel for reduction(+ : s) schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) s += (double)g[i] * (double)g[i];
+    if (!part) { /* out of memory: one thread, the same order */
+        for (size_t c = 0; c < nc; c++) {
+            double p = 0.0;
+            for (size_t i = c * CHUNK; i < n && i < (c + 1) * CHUNK; i++) p += (double)g[i] * (double)g[i];
+            s += p;
+        }
+        return sqrt(s);
+    }
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t c = 0; c < nc; c++) {
+        double p = 0.0;
+        size_t hi = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
+        for (size_t i = c * CHUNK; i < hi; i++) p += (double)g[i] * (double)g[i];
+        part[c] = p;
+    }
+    for (size_t c = 0; c < nc; c++) s += part[c];
+    if (part != stack) free(part);
     return sqrt(s);
 }
 

@@ -175,8 +175,13 @@ static const sl_key_def keys[] = {
       "0 = reward_timeout_ms rounded up."),
     I("reward", "reward_retries", "1", 0, 100,
       "rm_type custom: a plugin call that hangs (reward_timeout_ms) or crashes (a signal, a limit) "
-      "is tried again this many times with a fresh worker; then the sample fails (reward 0, counted "
-      "in reward_failed). A plugin's own error return is not retried."),
+      "is tried again this many times with a fresh worker; rm_type remote: a REWARD_REQ whose reply "
+      "is missing after reward_timeout_ms or is an ERROR reply is sent again this many times "
+      "(after reward_retry_backoff_ms); then the sample fails (reward 0, counted in reward_failed). "
+      "A plugin's own error return, a remote reply without a finite reward, is not retried."),
+    MS("reward", "reward_retry_backoff_ms", "200", 0, 60000,
+       "rm_type remote: wait before the first retry of a failed REWARD_REQ, doubled for each "
+       "further retry (at most 30 s)."),
 
     /* -------------------------------------------------------- [algorithm] */
     E("algorithm", "advantage_estimator", "grpo",

@@ -1,6 +1,8 @@
 """Driven by test_python_mailbox.sh: a Python actor (slime_mailbox) and a C
 mailbox (helper_mbpeer, bound as c_actor) exchange messages both ways.
-Every check raises on failure; the exit code is the number of failures."""
+Every check raises on failure; the exit code is the number of failures.
+Timeouts are multiplied by SL_TIME_SCALE (default 1; `make asan` sets it)."""
+import os
 import struct
 import subprocess
 import sys
@@ -12,6 +14,12 @@ import slime_mailbox as slm
 helper = sys.argv[1]
 fails = 0
 checks = 0
+SCALE = max(1.0, float(os.environ.get("SL_TIME_SCALE") or 1))
+
+
+def tms(ms):
+    """MS scaled by SL_TIME_SCALE."""
+    return int(ms * SCALE)
 
 
 def check(cond, what):
@@ -40,13 +48,13 @@ mb = slm.Mailbox.from_env()
 check(mb.name == "py_actor", "opened the mailbox named by SL_ACTOR_NAME")
 
 # 2. Python -> C requests
-r = mb.request("c_actor", slm.ECHO, b"hello from python", 3000)
+r = mb.request("c_actor", slm.ECHO, b"hello from python", tms(3000))
 check(r.type == slm.ECHO_REPLY and r.payload == b"hello from python" and r.sender == "c_actor",
       "ECHO answered by the C actor")
-check(mb.ping("c_actor", 0x1122334455667788), "PING answered with PONG echoing the sequence")
-r = mb.request("c_actor", 0x8001, b"shout", 3000)
+check(mb.ping("c_actor", 0x1122334455667788, tms(3000)), "PING answered with PONG echoing the sequence")
+r = mb.request("c_actor", 0x8001, b"shout", tms(3000))
 check(r.type == 0x8001 and r.payload == b"SHOUT", "user type 0x8001 answered (upper-cased)")
-r = mb.request("c_actor", 0x8555, b"?", 3000)
+r = mb.request("c_actor", 0x8555, b"?", tms(3000))
 check(r.is_error() and r.error()[0] == 13, "unhandled request gets an ERROR reply (SL_EUNSUPPORTED)")
 
 # 3. hostile bytes to the C actor: it must survive and keep answering
@@ -59,7 +67,7 @@ raw.send_multipart([ex, b"extra"])
 raw.send(b"SLMB" + b"\xff" * 200)
 time.sleep(0.05)
 raw.close()
-check(mb.ping("c_actor", 5), "C actor still answers after malformed frames")
+check(mb.ping("c_actor", 5, tms(3000)), "C actor still answers after malformed frames")
 
 # 4. C -> Python: the C helper requests while Python serves its mailbox
 def serve_while(proc):
@@ -70,8 +78,8 @@ def serve_while(proc):
             handled += 1
     return handled
 
-for args, what in [(["ping", "py_actor", "987654321"], "C PING answered by Python PONG"),
-                   (["request", "py_actor", "3", "from C"], "C ECHO answered by Python")]:
+for args, what in [(["ping", "py_actor", "987654321", str(tms(3000))], "C PING answered by Python PONG"),
+                   (["request", "py_actor", "3", "from C", str(tms(3000))], "C ECHO answered by Python")]:
     p = subprocess.Popen([helper, mb.run_dir, "c_client", *args], stdout=subprocess.PIPE)
     n = serve_while(p)
     out = p.stdout.read().decode().strip()
@@ -83,12 +91,16 @@ try:
     timed_out = False
 except TimeoutError:
     timed_out = True
-time.sleep(0.2)
-check(mb.recv(100) is None and mb.stats["dropped_late_reply"] == 1,
+# the reply comes when the C actor gets to it: wait for it (generously),
+# and recv must never return it
+late, end = None, time.monotonic() + 10 * SCALE
+while late is None and mb.stats["dropped_late_reply"] == 0 and time.monotonic() < end:
+    late = mb.recv(100)
+check(late is None and mb.stats["dropped_late_reply"] == 1,
       "a reply arriving after the timeout is dropped as late (timed out: %s)" % timed_out)
 
 # 6. stop the C actor cleanly
-r = mb.request("c_actor", slm.STOP, b"", 3000)
+r = mb.request("c_actor", slm.STOP, b"", tms(3000))
 check(r.type == slm.STOP, "STOP acknowledged")
 mb.close()
 print("%d checks, %d failed" % (checks, fails))

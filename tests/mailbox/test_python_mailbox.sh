@@ -4,7 +4,10 @@
 # ways: requests, PING/PONG, user types, ERROR replies, malformed frames
 # dropped by the C side, a clean STOP. Skips (77) when Debian's
 # /usr/bin/python3 has no zmq module or the helper is not built.
+# Waits are multiplied by SL_TIME_SCALE (an integer, default 1; `make asan`
+# sets it).
 set -u
+TS=${SL_TIME_SCALE:-1}
 ROOT=${SL_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${SL_BUILD:-$ROOT/build}
 PY=/usr/bin/python3
@@ -17,11 +20,11 @@ RUN=$(mktemp -d /tmp/slpyXXXXXX) || exit 1
 chmod 700 "$RUN"
 trap 'kill $CPID 2>/dev/null; rm -rf "$RUN"' EXIT INT TERM
 
-"$HELPER" "$RUN" c_actor serve 30 > "$RUN/c.out" &
+"$HELPER" "$RUN" c_actor serve $((30 * TS)) > "$RUN/c.out" &
 CPID=$!
 i=0
 until grep -q ready "$RUN/c.out" 2>/dev/null; do
-    i=$((i + 1)); [ $i -gt 100 ] && { echo "FAIL: C peer did not start"; exit 1; }
+    i=$((i + 1)); [ $i -gt $((100 * TS)) ] && { echo "FAIL: C peer did not start"; exit 1; }
     sleep 0.05
 done
 PYTHONPATH="$ROOT/mailbox/python" SL_RUN_DIR="$RUN" SL_ACTOR_NAME=py_actor \
@@ -39,15 +42,15 @@ SL_RUN_DIR="$RUN" SL_ACTOR_NAME=pyexec SL_ACTOR_KIND=exec SL_TOPOLOGY=/dev/null 
 CPID=$!
 i=0
 until [ -S "$RUN/mb/pyexec" ]; do
-    i=$((i + 1)); [ $i -gt 100 ] && { echo "FAIL: custom_actor.py did not bind"; cat "$RUN/py.err"; exit 1; }
+    i=$((i + 1)); [ $i -gt $((100 * TS)) ] && { echo "FAIL: custom_actor.py did not bind"; cat "$RUN/py.err"; exit 1; }
     sleep 0.05
 done
-out=$("$HELPER" "$RUN" drv ping pyexec 31337) || { echo "FAIL: ping custom_actor.py: $out"; exit 1; }
+out=$("$HELPER" "$RUN" drv ping pyexec 31337 $((3000 * TS))) || { echo "FAIL: ping custom_actor.py: $out"; exit 1; }
 echo "ok   custom_actor.py answers PING ($out)"
-out=$("$HELPER" "$RUN" drv request pyexec 0x8001 "exec actor") || { echo "FAIL: user type: $out"; exit 1; }
+out=$("$HELPER" "$RUN" drv request pyexec 0x8001 "exec actor" $((3000 * TS))) || { echo "FAIL: user type: $out"; exit 1; }
 [ "$out" = "0x8001 EXEC ACTOR" ] || [ "$out" = "USER EXEC ACTOR" ] || { echo "FAIL: user type gave '$out'"; exit 1; }
 echo "ok   custom_actor.py answers a user type ($out)"
-out=$("$HELPER" "$RUN" drv request pyexec 0x8002 "?"); rc=$?
+out=$("$HELPER" "$RUN" drv request pyexec 0x8002 "?" $((3000 * TS))); rc=$?
 [ $rc -eq 1 ] || { echo "FAIL: expected an ERROR reply, got rc $rc '$out'"; exit 1; }
 echo "ok   custom_actor.py answers an unknown request with ERROR ($out)"
 kill -TERM $CPID

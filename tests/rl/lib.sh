@@ -68,6 +68,9 @@
 ROOT=${SL_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${SL_BUILD:-$ROOT/build}
 PY=/usr/bin/python3
+# SL_TIME_SCALE (an integer, default 1; `make asan` sets it) multiplies the
+# deadlines of wait_ledger / wait_end and SL_SMALL's heartbeat timeout
+TS=${SL_TIME_SCALE:-1}
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 SUP=
 SUP_RC=
@@ -76,7 +79,7 @@ RUN=
 SL_SMALL="--set sft.steps=20 --set eval.n_prompts=20 --set trainer.save_interval=3 --set trainer.eval_interval=5
  --set rollout.rollout_timeout_ms=3000 --set rollout.rollout_batch_size=8 --set rollout.n_samples_per_prompt=4
  --set trainer.global_batch_size=32 --set trainer.micro_batch_size=32
- --set supervisor.heartbeat_ms=300 --set supervisor.heartbeat_timeout_ms=3000 --set supervisor.intensity=30"
+ --set supervisor.heartbeat_ms=300 --set supervisor.heartbeat_timeout_ms=$((3000 * TS)) --set supervisor.intensity=30"
 TOOL_STEPS=3
 TOOL_RBS=8
 TOOL_NPER=4
@@ -172,7 +175,7 @@ wait_ledger() {
     _i=0
     while [ "$(ledger_lines)" -lt "$1" ]; do
         kill -0 "$SUP" 2>/dev/null || { fail "the run ended before $1 ledger lines"; return 1; }
-        _i=$((_i + 1)); [ $_i -gt $(($2 * 10)) ] && { fail "no $1 ledger lines within $2 s"; return 1; }
+        _i=$((_i + 1)); [ $_i -gt $(($2 * 10 * TS)) ] && { fail "no $1 ledger lines within $(($2 * TS)) s"; return 1; }
         sleep 0.1
     done
 }
@@ -180,7 +183,7 @@ wait_ledger() {
 wait_end() {
     _i=0
     while kill -0 "$SUP" 2>/dev/null; do
-        _i=$((_i + 1)); [ $_i -gt $(($1 * 10)) ] && { fail "run not done within $1 s"; return 1; }
+        _i=$((_i + 1)); [ $_i -gt $(($1 * 10 * TS)) ] && { fail "run not done within $(($1 * TS)) s"; return 1; }
         sleep 0.1
     done
     wait "$SUP"; SUP_RC=$?; SUP=

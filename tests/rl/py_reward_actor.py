@@ -17,11 +17,20 @@ each with a REWARD (0x011A) reply {"reward": float} (mailbox/PROTOCOL.md,
 label, else 0.0 — the same as the built-in gsm8k reward, in a few lines of
 Python. It answers PING (its heartbeat), exits 0 on SIGTERM or STOP, and
 counts what it scored in $SL_RUN_DIR/pyreward.count (for the tests).
+
+For the retry tests (tests/faults/test_reward_remote_retry.sh): with
+`--fail ACTION[,ACTION...]` the k-th request for a sample id (its
+"sample_id" field) gets the k-th ACTION while there is one: `drop` (no
+reply: the reward actor's reward_timeout_ms runs out) or `error` (an ERROR
+reply); later requests are scored. Every request is logged to
+$SL_RUN_DIR/pyreward.log as "SAMPLE_ID K ATTEMPT MS ACTION" (K: requests
+seen for that id, ATTEMPT: the request's "attempt" field, MS: receive time).
 """
 import json
 import os
 import re
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "mailbox", "python"))
@@ -40,6 +49,16 @@ def main():
     if got is None:
         return 2
     mb, stopping = got
+    fail = []
+    if len(sys.argv) == 3 and sys.argv[1] == "--fail":
+        fail = sys.argv[2].split(",")
+    elif len(sys.argv) != 1:
+        print("usage: py_reward_actor.py [--fail drop|error[,...]]", file=sys.stderr)
+        return 2
+    if any(a not in ("drop", "error") for a in fail):
+        print("py_reward_actor.py: --fail actions are drop or error", file=sys.stderr)
+        return 2
+    seen = {}
     n = 0
     while not stopping:
         try:
@@ -53,9 +72,20 @@ def main():
         if msg.type != REWARD_REQ:
             continue
         try:
-            r = score(json.loads(msg.payload.decode("utf-8")))
-        except (ValueError, UnicodeDecodeError):
+            req = json.loads(msg.payload.decode("utf-8"))
+            r = score(req)
+        except (ValueError, UnicodeDecodeError, AttributeError):
             mb.reply_error(msg, 22, "bad REWARD_REQ payload")
+            continue
+        sid = req.get("sample_id")
+        k = seen[sid] = seen.get(sid, 0) + 1
+        action = fail[k - 1] if k <= len(fail) else "score"
+        with open(os.path.join(mb.run_dir, "pyreward.log"), "a") as f:
+            f.write("%s %d %s %d %s\n" % (sid, k, req.get("attempt"), int(time.time() * 1000), action))
+        if action == "drop":
+            continue
+        if action == "error":
+            mb.reply_error(msg, 11, "try again")
             continue
         mb.reply(msg, REWARD, json.dumps({"reward": r}).encode())
         n += 1

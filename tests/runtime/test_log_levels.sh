@@ -18,6 +18,10 @@ set -u
 . "$(dirname "$0")/../rl/lib.sh"
 sl_need slime-supervisor slime-actor slime-ctl
 sl_tmp sllog
+# SL_TIME_SCALE (an integer, default 1; `make asan` sets it) multiplies the
+# RL runs' deadline and heartbeat timeout (the summary must count 0 restarts:
+# a sanitized actor slow to start must not be judged hung)
+TS=${SL_TIME_SCALE:-1}
 OUT=
 RUN=
 fail() { echo "FAIL: $*"; echo "--- supervisor output"; tail -30 "$OUT" 2>/dev/null;
@@ -72,8 +76,8 @@ rl() {
     name=$1; shift
     RUN=$T/$name OUT=$T/$name.out
     : > "$OUT"
-    SL_PROGRESS_AFTER_MS=0 timeout 300 "$BUILD/slime-supervisor" "$ROOT/conf/topology.conf" --run-dir "$RUN" \
-        --set run.num_steps=2 --set sft.steps=30 --set eval.n_prompts=8 --set rollout.rollout_batch_size=4 \
+    SL_PROGRESS_AFTER_MS=0 timeout $((300 * TS)) "$BUILD/slime-supervisor" "$ROOT/conf/topology.conf" --run-dir "$RUN" \
+        --set supervisor.heartbeat_timeout_ms=$((20000 * TS)) --set run.num_steps=2 --set sft.steps=30 --set eval.n_prompts=8 --set rollout.rollout_batch_size=4 \
         --set rollout.n_samples_per_prompt=4 "$@" >> "$OUT" 2>&1 || fail "$name: exit $?"
     grep -q '^\[done\] step 2/2' "$OUT" || fail "$name: no [done] line"
     grep -q "INFO summary: exit status 0, 4 actors, 0 restarts; last progress: \[done\] step 2/2" "$OUT" ||

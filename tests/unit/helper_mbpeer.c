@@ -11,8 +11,9 @@
  *   helper_mbpeer RUN_DIR NAME request TO TYPE TEXT [TIMEOUT_MS]
  *       one request; prints "TYPE_NAME PAYLOAD" of the reply; exit 0 on a
  *       reply, 1 on an error reply, 4 on timeout, 5 on another failure.
- *   helper_mbpeer RUN_DIR NAME ping TO SEQ
- *       PING with u64 SEQ; exit 0 when the PONG echoes it.
+ *   helper_mbpeer RUN_DIR NAME ping TO SEQ [TIMEOUT_MS]
+ *       PING with u64 SEQ (waiting TIMEOUT_MS, default 3000); exit 0 when
+ *       the PONG echoes it.
  */
 #include "mailbox.h"
 
@@ -67,11 +68,11 @@ static int request(sl_mailbox *mb, const char *to, const char *type, const char 
     return is_err ? 1 : 0;
 }
 
-static int ping(sl_mailbox *mb, const char *to, uint64_t seq) {
+static int ping(sl_mailbox *mb, const char *to, uint64_t seq, int tmo) {
     uint8_t p[8];
     sl_put_u64(p, seq);
     sl_msg r;
-    sl_err err = sl_mailbox_request(mb, to, SL_MSG_PING, p, 8, &r, 3000);
+    sl_err err = sl_mailbox_request(mb, to, SL_MSG_PING, p, 8, &r, tmo);
     if (err) {
         fprintf(stderr, "ping: %s\n", sl_strerror(err));
         return err == SL_ETIMEDOUT ? 4 : 5;
@@ -100,7 +101,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[3], "request") && argc >= 7)
         rc = request(mb, argv[4], argv[5], argv[6], argc > 7 ? atoi(argv[7]) : 3000);
     else if (!strcmp(argv[3], "ping") && argc >= 6)
-        rc = ping(mb, argv[4], strtoull(argv[5], NULL, 0));
+        rc = ping(mb, argv[4], strtoull(argv[5], NULL, 0), argc > 6 ? atoi(argv[6]) : 3000);
     sl_mailbox_close(mb);
     return rc;
 }
