@@ -153,6 +153,12 @@ static inline int sl_gpum_new(const sl_model *host, int max_tokens, sl_gpum **ou
     return SL_EUNSUPPORTED;
 }
 static inline void sl_gpum_free(sl_gpum *g) { (void)g; }
+static inline void *sl_gpum_weights(sl_gpum *g, size_t *bytes)
+{
+    (void)g;
+    if (bytes) *bytes = 0;
+    return 0;
+}
 #endif
 
 #endif /* SL_GPU_MODEL_H */

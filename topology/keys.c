@@ -216,6 +216,15 @@ static const sl_key_def keys[] = {
     I("trainer", "micro_batch_size", "1", 1, 1000000, "Samples per forward/backward pass."),
     I("trainer", "num_steps_per_rollout", "1", 1, 100000, "Optimizer steps per RL step."),
     I("trainer", "save_interval", "0", 0, BIG, "Checkpoint every this many RL steps; 0 = only at the end."),
+    I("trainer", "max_tokens_per_gpu", "0", 0, 1048576,
+      "Most tokens packed into one forward/backward (activation memory); samples are packed up to "
+      "it within a micro-batch. 0 = auto: min(max_position_embeddings, 4096) x micro_batch_size, "
+      "at most 65536 on the CPU and 16384 on a GPU."),
+    E("trainer", "gpu_weight_sync", "auto", "auto|copy|in_place",
+      "Trainer on a GPU, rollout on the same GPU (CUDA IPC): copy = the rollout copies the "
+      "published bf16 buffer into its own on each WEIGHTS (one device copy, ~1 ms for 0.5B); "
+      "in_place = it reads the trainer's buffer, no copy (only safe while the trainer does not "
+      "write it: synchronous RL); auto = in_place when rollout.async is false, else copy."),
     I("trainer", "eval_interval", "0", 0, BIG, "Evaluate every this many RL steps; 0 = never."),
 
     /* -------------------------------------------------------------- [sft] */
