@@ -33,13 +33,13 @@ set -- $SL_SMALL --set run.num_steps="$STEPS" --set sft.steps=40 --set sft.batch
     --set model.builtin_intermediate_size=256
 start=$(date +%s)
 sl_start sup1.out "$@"
-wait_ledger 3 300
+wait_ledger 3 "${SL_GPU_LOOP_WAIT:-300}"
 "$BUILD/slime-ctl" --run-dir "$RUN" stop > /dev/null || fail "slime-ctl stop"
 wait "$SUP"; rc=$?; SUP=
 [ $rc -eq 0 ] || fail "stopped supervisor exit $rc"
 echo "stopped after $(ledger_lines) ledger line(s)"
 sl_start sup2.out "$@" --set run.resume=auto
-wait_end 400
+wait_end "${SL_GPU_LOOP_WAIT:-400}"
 [ "$SUP_RC" -eq 0 ] || fail "resumed supervisor exit $SUP_RC"
 echo "wall time $(( $(date +%s) - start )) s"
 check_ledger "$STEPS" "$RBS" "$NPER" groups

@@ -9,7 +9,8 @@
  *    norm, train_rollout_logprob_abs_diff) and the parameter update agree;
  *  - save then load into a fresh GPU trainer: parameters, AdamW moments and
  *    counters come back, and the next step matches the trainer that never
- *    stopped (resume).
+ *    stopped (resume);
+ *  - 120 forwards of different lengths (GEMM shapes) keep working.
  * Prints every comparison. Exit 0 pass, 1 failure, 77 no GPU / no CUDA.
  */
 #include <math.h>
@@ -202,6 +203,17 @@ int main(void)
     ok = fabs(x2.loss - x3.loss) <= 1e-5 * fabs(x2.loss) + 1e-7 && d < 1e-5;
     printf("  resumed step: loss %.7g / %.7g, params rel %.1e (moments restored) %s\n", x2.loss,
            x3.loss, d, ok ? "ok" : "FAIL");
+    if (!ok) g_fail = 1;
+    /* many different packed lengths (a new GEMM shape each): the trainer
+     * of a real run meets hundreds; the GEMM plan cache must not run out */
+    ok = 1;
+    for (int r = 0; r < 120 && ok; r++) {
+        sl_train_batch one = b;
+        uint64_t o2[2] = {0, (uint64_t)(20 + r)};
+        one.n_samples = 1, one.offsets = o2, one.group_size = 1;
+        ok = sl_trainer_logprobs(t2, &one, lp2, NULL) == SL_OK;
+    }
+    printf("  120 forwards of 120 different lengths %s\n", ok ? "ok" : "FAIL");
     if (!ok) g_fail = 1;
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
