@@ -49,6 +49,8 @@ const void *sl_gsync_pull(sl_gsync *s, int copy);
  * memory of at least the handle's bytes, the caller's). Returns when the
  * copy is done. */
 void sl_gsync_pull_into(sl_gsync *s, void *dst);
+/* Copy n bytes of device memory to the host (tests, checks). */
+void sl_gpu_to_host(void *dst, const void *src, size_t n);
 /* Plain device memory (cudaMalloc) for callers without CUDA headers. */
 void *sl_gpu_alloc(size_t bytes);
 void sl_gpu_free(void *p);

@@ -88,6 +88,11 @@ extern "C" void *sl_gpu_alloc(size_t bytes)
     }
     return p;
 }
+extern "C" void sl_gpu_to_host(void *dst, const void *src, size_t n)
+{
+    CUDA_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost));
+}
+
 extern "C" void sl_gpu_free(void *p)
 {
     if (p) cudaFree(p);
