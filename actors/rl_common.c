@@ -48,7 +48,8 @@ static void fsync_path(const char *path, int dir) {
     }
 }
 
-int sl_rl_model_dir_for(const char *model_path, const char *run_dir, char *out, size_t cap) {
+static int model_dir_for(const char *model_path, const char *run_dir, const sl_arith_model_cfg *shape,
+                         char *out, size_t cap) {
     if (!model_path || !*model_path || !out || !cap) return SL_EINVAL;
     if (strcmp(model_path, SL_RL_BUILTIN_ARITH) != 0) {
         if (strlen(model_path) >= cap) return SL_EINVAL;
@@ -72,7 +73,7 @@ int sl_rl_model_dir_for(const char *model_path, const char *run_dir, char *out, 
         return SL_EIO;
     }
     char err[256] = "";
-    int e = sl_arith_write_model_config(tmp, NULL, err, sizeof err);
+    int e = sl_arith_write_model_config(tmp, shape, err, sizeof err);
     if (!e) e = sl_arith_write_tokenizer(tmp, err, sizeof err);
     if (e) {
         sl_error("cannot write the built-in model into %s: %s", tmp, err);
@@ -100,6 +101,25 @@ int sl_rl_model_dir_for(const char *model_path, const char *run_dir, char *out, 
     return SL_OK;
 }
 
+int sl_rl_model_dir_for(const char *model_path, const char *run_dir, char *out, size_t cap) {
+    return model_dir_for(model_path, run_dir, NULL, out, cap);
+}
+
+void sl_rl_builtin_shape(const sl_topology *t, sl_arith_model_cfg *m) {
+    sl_arith_model_cfg_init(m);
+    if (!t) return;
+    m->model_type = sl_topology_get_str(t, "model", "builtin_model_type");
+    m->hidden_size = (int)sl_topology_get_int(t, "model", "builtin_hidden_size");
+    m->intermediate_size = (int)sl_topology_get_int(t, "model", "builtin_intermediate_size");
+    m->num_hidden_layers = (int)sl_topology_get_int(t, "model", "builtin_num_hidden_layers");
+    m->num_attention_heads = (int)sl_topology_get_int(t, "model", "builtin_num_attention_heads");
+    m->num_key_value_heads = (int)sl_topology_get_int(t, "model", "builtin_num_key_value_heads");
+    m->head_dim = (int)sl_topology_get_int(t, "model", "builtin_head_dim");
+    m->vocab_size = (int)sl_topology_get_int(t, "model", "builtin_vocab_size");
+    m->max_position_embeddings = (int)sl_topology_get_int(t, "model", "builtin_max_position_embeddings");
+    m->tie_word_embeddings = sl_topology_get_bool(t, "model", "builtin_tie_word_embeddings");
+}
+
 int sl_rl_model_dir(sl_actor_ctx *ctx, char *out, size_t cap) {
     const sl_topology *t = sl_actor_topology(ctx);
     const char *p = t ? sl_topology_get_str(t, "model", "path") : NULL;
@@ -107,7 +127,9 @@ int sl_rl_model_dir(sl_actor_ctx *ctx, char *out, size_t cap) {
         sl_actor_log(ctx, SL_LOG_ERROR, "no [model] path");
         return SL_EINVAL;
     }
-    return sl_rl_model_dir_for(p, sl_actor_run_dir(ctx), out, cap);
+    sl_arith_model_cfg shape;
+    sl_rl_builtin_shape(t, &shape);
+    return model_dir_for(p, sl_actor_run_dir(ctx), &shape, out, cap);
 }
 
 /* ========================================================== topology */

@@ -24,6 +24,7 @@
 #include "base.h"
 #include "rl_msg.h"
 #include "shm.h"
+#include "task_arith.h"
 
 /* Consumer ids of shm holders: SL_RL_CONSUMER_* of rl_msg.h. */
 #define SL_RL_MAX_INSTANCES 16 /* per kind (reward and rollout ids must stay below 16) */
@@ -44,8 +45,14 @@
  * logged). Reentrant; safe from several processes at once. */
 int sl_rl_model_dir_for(const char *model_path, const char *run_dir, char *out, size_t cap);
 
-/* The same for an actor: [model] path of its topology and its run dir. */
+/* The same for an actor: [model] path of its topology and its run dir;
+ * the built-in model has the shape of the [model] builtin_* keys. */
 int sl_rl_model_dir(sl_actor_ctx *ctx, char *out, size_t cap);
+
+/* The built-in model's shape from TOPO's [model] builtin_* keys (the
+ * defaults of sl_arith_model_cfg_init when TOPO is NULL). Strings point
+ * into TOPO. */
+void sl_rl_builtin_shape(const sl_topology *topo, sl_arith_model_cfg *m);
 
 /* Instances of actor kind KIND ("rollout", "reward", ...) in TOPO, in file
  * order: up to MAX specs into OUT (may be NULL to count). Returns how many

@@ -383,6 +383,7 @@ void sl_arith_model_cfg_init(sl_arith_model_cfg *m) {
     m->max_position_embeddings = 256;
     m->rope_theta = 10000.0;
     m->tie_word_embeddings = 1;
+    m->vocab_size = SL_ARITH_VOCAB_SIZE;
 }
 
 int sl_arith_write_model_config(const char *dir, const sl_arith_model_cfg *m, char *err, size_t errlen) {
@@ -393,10 +394,14 @@ int sl_arith_write_model_config(const char *dir, const sl_arith_model_cfg *m, ch
         m = &def;
     }
     if (!dir) return fail(err, errlen, SL_EINVAL, "no folder");
-    int qwen3;
+    int qwen3, qwen2 = 0;
     if (m->model_type && !strcmp(m->model_type, "qwen3")) qwen3 = 1;
     else if (m->model_type && !strcmp(m->model_type, "llama")) qwen3 = 0;
-    else return fail(err, errlen, SL_EINVAL, "model_type must be \"qwen3\" or \"llama\"");
+    else if (m->model_type && !strcmp(m->model_type, "qwen2")) qwen3 = 0, qwen2 = 1;
+    else return fail(err, errlen, SL_EINVAL, "model_type must be \"qwen3\", \"qwen2\" or \"llama\"");
+    int vocab = m->vocab_size ? m->vocab_size : SL_ARITH_VOCAB_SIZE;
+    if (vocab < SL_ARITH_VOCAB_SIZE || vocab > 1 << 22)
+        return fail(err, errlen, SL_EINVAL, "vocab_size must be in [tokenizer size, 2^22]");
     if (m->hidden_size < 8 || m->hidden_size > 8192 || m->intermediate_size < 8 || m->intermediate_size > 32768 ||
         m->num_hidden_layers < 1 || m->num_hidden_layers > 64 || m->num_attention_heads < 1 ||
         m->num_attention_heads > 128 || m->num_key_value_heads < 1 ||
@@ -404,7 +409,7 @@ int sl_arith_write_model_config(const char *dir, const sl_arith_model_cfg *m, ch
         m->max_position_embeddings < 16 || m->max_position_embeddings > 1 << 20 || !(m->rope_theta > 0))
         return fail(err, errlen, SL_EINVAL, "bad model shape (sizes, heads dividing, even head_dim)");
     if (!qwen3 && m->head_dim * m->num_attention_heads != m->hidden_size)
-        return fail(err, errlen, SL_EINVAL, "llama needs head_dim * heads == hidden_size");
+        return fail(err, errlen, SL_EINVAL, "llama and qwen2 need head_dim * heads == hidden_size");
     int rc = ensure_dir(dir, err, errlen);
     if (rc) return rc;
     char *path = join(dir, "config.json");
@@ -412,19 +417,21 @@ int sl_arith_write_model_config(const char *dir, const sl_arith_model_cfg *m, ch
     json_t *c = json_pack(
         "{s:[s], s:b, s:f, s:n, s:s, s:i, s:i, s:s, s:i, s:f, s:i, s:i, s:s, s:i, s:i, s:i, s:i, s:f, s:f, s:n, "
         "s:b, s:b, s:i}",
-        "architectures", qwen3 ? "Qwen3ForCausalLM" : "LlamaForCausalLM", "attention_bias", 0, "attention_dropout", 0.0,
+        "architectures", qwen3 ? "Qwen3ForCausalLM" : qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM",
+        "attention_bias", 0, "attention_dropout", 0.0,
         "bos_token_id", "torch_dtype", "float32", "eos_token_id", SL_ARITH_IM_END_ID, "head_dim", m->head_dim,
         "hidden_act", "silu", "hidden_size", m->hidden_size, "initializer_range", 0.02, "intermediate_size",
         m->intermediate_size, "max_position_embeddings", m->max_position_embeddings, "model_type",
-        qwen3 ? "qwen3" : "llama", "num_attention_heads", m->num_attention_heads, "num_hidden_layers",
+        qwen3 ? "qwen3" : qwen2 ? "qwen2" : "llama", "num_attention_heads", m->num_attention_heads, "num_hidden_layers",
         m->num_hidden_layers, "num_key_value_heads", m->num_key_value_heads, "pad_token_id", SL_ARITH_ENDOFTEXT_ID,
         "rms_norm_eps", 1e-6, "rope_theta", m->rope_theta, "rope_scaling", "tie_word_embeddings",
-        m->tie_word_embeddings ? 1 : 0, "use_cache", 1, "vocab_size", SL_ARITH_VOCAB_SIZE);
+        m->tie_word_embeddings ? 1 : 0, "use_cache", 1, "vocab_size", vocab);
     if (!c) {
         free(path);
         return fail(err, errlen, SL_ENOMEM, "out of memory");
     }
-    if (qwen3) {
+    if (qwen2) json_object_del(c, "attention_bias"); /* Qwen2Config: q/k/v always biased */
+    if (qwen3 || qwen2) {
         json_object_set_new(c, "use_sliding_window", json_false());
         json_object_set_new(c, "sliding_window", json_null());
         json_object_set_new(c, "max_window_layers", json_integer(m->num_hidden_layers));

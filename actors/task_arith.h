@@ -164,7 +164,7 @@ int sl_arith_write_tokenizer(const char *dir, char *err, size_t errlen);
 
 /* The tiny transformer's shape. */
 typedef struct sl_arith_model_cfg {
-    const char *model_type;   /* "qwen3" (default) or "llama" */
+    const char *model_type;   /* "qwen3" (default), "qwen2" (q/k/v bias) or "llama" */
     int hidden_size;          /* default 64 */
     int intermediate_size;    /* default 192 */
     int num_hidden_layers;    /* default 2 */
@@ -174,12 +174,14 @@ typedef struct sl_arith_model_cfg {
     int max_position_embeddings; /* default 256 */
     double rope_theta;        /* default 10000 */
     int tie_word_embeddings;  /* default 1 */
+    int vocab_size;           /* default SL_ARITH_VOCAB_SIZE; more = rows no token of the
+                               * tokenizer uses (the shape of a real vocabulary) */
 } sl_arith_model_cfg;
 
 void sl_arith_model_cfg_init(sl_arith_model_cfg *m);
 
 /* Write DIR/config.json for a model of shape *m (NULL = defaults) with
- * vocab_size SL_ARITH_VOCAB_SIZE, eos_token_id <|im_end|>, pad_token_id
+ * its vocab_size (>= SL_ARITH_VOCAB_SIZE), eos_token_id <|im_end|>, pad_token_id
  * <|endoftext|>, dtype float32, in the form transformers writes, and
  * DIR/generation_config.json (eos <|im_end|>, pad <|endoftext|>). DIR is
  * created when missing. Errors: SL_EINVAL (a bad shape, with err), SL_EIO. */

@@ -30,6 +30,15 @@
  * run with resume = no forgets the old `latest` pointer and empties the
  * ledger.
  *
+ * On a GPU (`device = cuda:0`): the same actor; trainer_core runs the step
+ * on an sl_gpum (bf16 mixed precision). Weights go to GPU rollouts through
+ * CUDA IPC (weights_gpu.h: the `cuda_ipc` object and a `sync` mode
+ * "copy" | "in_place" in WEIGHTS, [trainer] gpu_weight_sync) and to CPU
+ * rollouts through the shm fp32 arena as before (copied down from the
+ * device only when the topology has CPU rollouts), so a mixed topology
+ * works. The CUDA IPC event is recorded by the worker right after the
+ * step, on the GPU model's stream.
+ *
  * What it is not: the loss math (rl_algo.h), the step (trainer_core.h), the
  * data flow (buffer.c).
  */
@@ -41,6 +50,7 @@
 #include "sample_batch.h"
 #include "trainer_core.h"
 #include "wal.h"
+#include "weights_gpu.h"
 #include "weights_sync.h"
 
 #include <errno.h>
@@ -78,6 +88,7 @@ typedef struct job {
     sl_train_metrics m;
     bool published;
     sl_shm_desc wdesc;
+    json_t *ipc;       /* cuda_ipc object of this publish (GPU trainer), owned */
     uint64_t version;
     char ckpt[SL_CKPT_NAME_MAX];
     double pub_s, ckpt_s;
@@ -95,6 +106,12 @@ typedef struct trainer {
     const sl_actor_spec *rollouts[SL_RL_MAX_INSTANCES];
     int n_rollouts;
     uint32_t all_mask;
+    /* GPU trainer: the GPU model, its CUDA IPC export; rollouts on a GPU
+     * (cuda_ipc) and on the CPU (shm, shm_mask) */
+    sl_gpum *gpum;
+    sl_wgpu_pub *wpub;
+    uint32_t gpu_mask, shm_mask;
+    const char *sync_mode; /* "copy" | "in_place" */
     sl_shm_view *bview;
     sl_ckpt_state st;   /* state after the last finished batch */
     int64_t save_interval, num_steps, sft_steps;
@@ -226,35 +243,54 @@ static bool same_session(const char *run_dir) {
 
 /* ============================================================ weights */
 
-static void send_weights(trainer *tr, sl_actor_ctx *ctx, const sl_shm_desc *d, uint64_t version,
-                         uint32_t mask) {
+/* WEIGHTS to the rollouts of MASK: d (may be NULL) to the shm ones, ipc
+ * (may be NULL) to the GPU ones. */
+static void send_weights(trainer *tr, sl_actor_ctx *ctx, const sl_shm_desc *d, json_t *ipc,
+                         uint64_t version, uint32_t mask) {
     char hex[SL_RL_DESC_HEX_LEN + 1];
-    sl_rl_desc_to_hex(d, hex);
-    json_t *o = json_pack("{s:s, s:I}", "desc", hex, "weight_version", (json_int_t)version);
+    json_t *o = NULL, *og = NULL;
+    if (d) {
+        sl_rl_desc_to_hex(d, hex);
+        o = json_pack("{s:s, s:I}", "desc", hex, "weight_version", (json_int_t)version);
+    }
+    if (ipc)
+        og = json_pack("{s:I, s:O, s:s}", "weight_version", (json_int_t)version, "cuda_ipc", ipc,
+                       "sync", tr->sync_mode ? tr->sync_mode : "copy");
     for (int i = 0; i < tr->n_rollouts; i++) {
-        if (!(mask & (1u << (SL_RL_CONSUMER_ROLLOUT_BASE + i)))) continue;
-        int e = sl_rl_json_send(ctx, tr->rollouts[i]->name, SL_MSG_WEIGHTS, o);
+        uint32_t bit = 1u << (SL_RL_CONSUMER_ROLLOUT_BASE + i);
+        if (!(mask & bit)) continue;
+        json_t *body = (tr->gpu_mask & bit) ? og : o;
+        if (!body) continue;
+        int e = sl_rl_json_send(ctx, tr->rollouts[i]->name, SL_MSG_WEIGHTS, body);
         if (e)
             sl_actor_log(ctx, SL_LOG_DEBUG, "WEIGHTS to %s not sent (%s); it will ask",
                          tr->rollouts[i]->name, sl_strerror(e));
     }
     json_decref(o);
+    json_decref(og);
 }
 
 /* Publish the current parameters (loop thread, worker idle) to MASK. */
 static int publish_now(trainer *tr, sl_actor_ctx *ctx, uint32_t mask) {
-    if (!mask || !tr->pub) return SL_OK;
-    size_t n;
-    const float *p = sl_trainer_params(tr->core, &n);
+    if (!mask) return SL_OK;
     uint64_t v = sl_trainer_weight_version(tr->core);
     sl_shm_desc d;
-    int e = sl_weights_publish(tr->pub, p, v, mask, &d);
-    if (e) {
-        sl_actor_log(ctx, SL_LOG_ERROR, "cannot publish weights v%llu: %s", (unsigned long long)v,
-                     sl_strerror(e));
-        return e;
+    bool have_d = false;
+    uint32_t sm = mask & tr->shm_mask;
+    if (sm && tr->pub) {
+        size_t n;
+        const float *p = sl_trainer_params(tr->core, &n);
+        int e = sl_weights_publish(tr->pub, p, v, sm, &d);
+        if (e) {
+            sl_actor_log(ctx, SL_LOG_ERROR, "cannot publish weights v%llu: %s",
+                         (unsigned long long)v, sl_strerror(e));
+            return e;
+        }
+        have_d = true;
     }
-    send_weights(tr, ctx, &d, v, mask);
+    json_t *ipc = (mask & tr->gpu_mask) && tr->wpub ? sl_wgpu_publish(tr->wpub) : NULL;
+    send_weights(tr, ctx, have_d ? &d : NULL, ipc, v, mask);
+    json_decref(ipc);
     return SL_OK;
 }
 
@@ -286,10 +322,15 @@ static void *worker(void *arg) {
         }
     }
     uint64_t t0 = sl_now_ns();
-    if (tr->pub && tr->all_mask) {
+    if (tr->pub && tr->shm_mask) {
         size_t n;
-        const float *p = sl_trainer_params(tr->core, &n);
-        if (!sl_weights_publish(tr->pub, p, j->version, tr->all_mask, &j->wdesc)) j->published = true;
+        const float *p = sl_trainer_params(tr->core, &n); /* GPU: copied down here */
+        if (!sl_weights_publish(tr->pub, p, j->version, tr->shm_mask, &j->wdesc)) j->published = true;
+    }
+    if (tr->wpub && tr->gpu_mask) {
+        /* the event after the optimizer step, on the model's stream */
+        j->ipc = sl_wgpu_publish(tr->wpub);
+        if (j->ipc) j->published = true;
     }
     uint64_t t1 = sl_now_ns();
     j->pub_s = (double)(t1 - t0) / 1e9;
@@ -566,7 +607,8 @@ static int finish_batch(trainer *tr, sl_actor_ctx *ctx) {
             j->cursor_json = NULL;
         }
         if (j->published) {
-            send_weights(tr, ctx, &j->wdesc, j->version, tr->all_mask);
+            bool shm = tr->pub && tr->shm_mask;
+            send_weights(tr, ctx, shm ? &j->wdesc : NULL, j->ipc, j->version, tr->all_mask);
             tr->weights_req_mask &= ~tr->all_mask;
         }
         const sl_train_metrics *m = &j->m;
@@ -592,6 +634,7 @@ static int finish_batch(trainer *tr, sl_actor_ctx *ctx) {
                      j->ckpt);
     }
     free(j->cursor_json);
+    json_decref(j->ipc);
     free(j);
     return fatal;
 }
@@ -654,6 +697,7 @@ static void trainer_free(trainer *tr) {
     if (tr->running) pthread_join(tr->th, NULL);
     if (tr->cur) {
         free(tr->cur->cursor_json);
+        json_decref(tr->cur->ipc);
         free(tr->cur);
     }
     for (queued *q = tr->q_head; q;) {
@@ -664,7 +708,9 @@ static void trainer_free(trainer *tr) {
     }
     sl_shm_view_close(tr->bview);
     sl_weights_pub_free(tr->pub);
+    sl_wgpu_pub_free(tr->wpub);
     sl_trainer_free(tr->core);
+    sl_gpum_free(tr->gpum);
     sl_model_free(tr->model);
     sl_ckpt_state_fini(&tr->st);
     free(tr);
@@ -697,16 +743,48 @@ static sl_err trainer_init(sl_actor_ctx *ctx, void **state) {
     struct stat sb;
     int mbs = t ? (int)sl_topology_get_int(t, "trainer", "micro_batch_size") : 1;
     if (mbs < 1) mbs = 1;
+    long long mt_key = t ? sl_topology_get_int(t, "trainer", "max_tokens_per_gpu") : 0;
+    const sl_actor_spec *self = sl_actor_spec_self(ctx);
+    bool on_gpu = self && self->cuda_device >= 0;
+    if (on_gpu && self->cuda_device != 0) {
+        sl_actor_log(ctx, SL_LOG_ERROR, "device %s: the trainer runs on cuda:0 only (one GPU per "
+                     "trainer; several GPUs are issue 9)", self->device);
+        e = SL_EUNSUPPORTED;
+        goto fail;
+    }
     sl_hf_config cfg;
     bool have_weights = stat(wpath, &sb) == 0 || stat(ipath, &sb) == 0;
-    if (have_weights) {
+    if (on_gpu) {
+        /* the host twin holds parameters only (max_tokens 1: no activations
+         * worth the name); the GPU model gets the activations */
+        if (have_weights) {
+            e = sl_model_load_hf(tr->model_dir, sl_ops_cpu(), 1, &tr->model, err, sizeof err);
+        } else {
+            char cpath[PATH_MAX + 32];
+            snprintf(cpath, sizeof cpath, "%s/config.json", tr->model_dir);
+            e = sl_hf_config_load(&cfg, cpath, err, sizeof err);
+            if (!e) {
+                e = sl_model_new(&cfg, sl_ops_cpu(), 1, seed, &tr->model, err, sizeof err);
+                sl_hf_config_fini(&cfg);
+            }
+        }
+        if (e) goto fail_model;
+        int mp = tr->model->cfg.max_position_embeddings;
+        long long mt = mt_key > 0 ? mt_key : (long long)(mp < 4096 ? mp : 4096) * mbs;
+        if (mt_key <= 0 && mt > 16384) mt = 16384;
+        e = sl_gpum_new(tr->model, (int)mt, &tr->gpum, err, sizeof err);
+        if (e) {
+            sl_actor_log(ctx, SL_LOG_ERROR, "cannot put the model on the GPU: %s", err);
+            goto fail;
+        }
+    } else if (have_weights) {
         /* max_tokens needs the config first; load once to read it */
         e = sl_model_load_hf(tr->model_dir, sl_ops_cpu(), 256, &tr->model, err, sizeof err);
         if (e) goto fail_model;
         int mp = tr->model->cfg.max_position_embeddings;
         int per = mp < 4096 ? mp : 4096;
-        long long mt = (long long)per * mbs;
-        if (mt > 65536) mt = 65536;
+        long long mt = mt_key > 0 ? mt_key : (long long)per * mbs;
+        if (mt_key <= 0 && mt > 65536) mt = 65536;
         if (mt > 256) {
             sl_model_free(tr->model);
             tr->model = NULL;
@@ -720,8 +798,8 @@ static sl_err trainer_init(sl_actor_ctx *ctx, void **state) {
         if (e) goto fail_model;
         int mp = cfg.max_position_embeddings;
         int per = mp < 4096 ? mp : 4096;
-        long long mt = (long long)per * mbs;
-        if (mt > 65536) mt = 65536;
+        long long mt = mt_key > 0 ? mt_key : (long long)per * mbs;
+        if (mt_key <= 0 && mt > 65536) mt = 65536;
         e = sl_model_new(&cfg, sl_ops_cpu(), (int)mt, seed, &tr->model, err, sizeof err);
         sl_hf_config_fini(&cfg);
         if (e) goto fail_model;
@@ -750,7 +828,8 @@ static sl_err trainer_init(sl_actor_ctx *ctx, void **state) {
      * (use_kl_loss / kl_coef) is the run's initial policy. */
     sl_trainer_cfg c0 = tr->rl_cfg;
     cfg_for_batch(tr, &c0, 1);
-    e = sl_trainer_new(tr->model, &c0, &tr->core, err, sizeof err);
+    e = tr->gpum ? sl_trainer_new_gpu(tr->model, tr->gpum, &c0, &tr->core, err, sizeof err)
+                 : sl_trainer_new(tr->model, &c0, &tr->core, err, sizeof err);
     if (e) {
         sl_actor_log(ctx, SL_LOG_ERROR, "trainer config: %s", err);
         goto fail;
@@ -762,8 +841,31 @@ static sl_err trainer_init(sl_actor_ctx *ctx, void **state) {
     /* weights arena and the rollouts to publish to */
     tr->n_rollouts = sl_rl_find_kind(t, "rollout", tr->rollouts, SL_RL_MAX_INSTANCES);
     if (tr->n_rollouts > SL_RL_MAX_INSTANCES) tr->n_rollouts = SL_RL_MAX_INSTANCES;
-    for (int i = 0; i < tr->n_rollouts; i++) tr->all_mask |= 1u << (SL_RL_CONSUMER_ROLLOUT_BASE + i);
-    if (tr->n_rollouts > 0) {
+    for (int i = 0; i < tr->n_rollouts; i++) {
+        uint32_t bit = 1u << (SL_RL_CONSUMER_ROLLOUT_BASE + i);
+        tr->all_mask |= bit;
+        /* CUDA IPC to rollouts on the trainer's GPU; shm to the others */
+        if (tr->gpum && tr->rollouts[i]->cuda_device == self->cuda_device)
+            tr->gpu_mask |= bit;
+        else
+            tr->shm_mask |= bit;
+    }
+    if (tr->gpu_mask) {
+        size_t wb = 0;
+        void *wp = sl_gpum_weights(tr->gpum, &wb);
+        e = sl_wgpu_pub_new(wp, wb, &tr->wpub, err, sizeof err);
+        if (e) {
+            sl_actor_log(ctx, SL_LOG_ERROR, "cannot export the weights (CUDA IPC): %s", err);
+            goto fail;
+        }
+        const char *gs = t ? sl_topology_get_str(t, "trainer", "gpu_weight_sync") : "auto";
+        bool async = t && sl_topology_get_bool(t, "rollout", "async");
+        tr->sync_mode = !strcmp(gs, "in_place") || (!strcmp(gs, "auto") && !async) ? "in_place" : "copy";
+        if (!strcmp(tr->sync_mode, "in_place") && async)
+            sl_actor_log(ctx, SL_LOG_WARN, "gpu_weight_sync = in_place with rollout.async: rollouts "
+                         "may read weights while an optimizer step writes them");
+    }
+    if (tr->shm_mask) {
         char an[SL_SHM_NAME_MAX];
         snprintf(an, sizeof an, "weights.%d", (int)getpid());
         e = sl_weights_pub_new(an, tr->model->n_params, (uint32_t)tr->n_rollouts + 2, &tr->pub);
@@ -773,10 +875,13 @@ static sl_err trainer_init(sl_actor_ctx *ctx, void **state) {
         }
         publish_now(tr, ctx, tr->all_mask);
     }
+    if (tr->n_rollouts > 0 && !tr->shm_mask) publish_now(tr, ctx, tr->all_mask);
     sl_actor_log(ctx, SL_LOG_INFO,
-                 "trainer ready: model %s (%zu params), %d rollout(s), step %lld, weight_version %llu",
-                 tr->model_dir, tr->model->n_params, tr->n_rollouts, (long long)tr->st.step,
-                 (unsigned long long)sl_trainer_weight_version(tr->core));
+                 "trainer ready: model %s (%zu params) on %s, %d rollout(s) (%d by CUDA IPC, sync "
+                 "%s), step %lld, weight_version %llu",
+                 tr->model_dir, tr->model->n_params, tr->gpum ? "the GPU (bf16)" : "the CPU",
+                 tr->n_rollouts, __builtin_popcount(tr->gpu_mask), tr->sync_mode ? tr->sync_mode : "-",
+                 (long long)tr->st.step, (unsigned long long)sl_trainer_weight_version(tr->core));
     tr->st.weight_version = sl_trainer_weight_version(tr->core);
     tr->check_gap = true;
     *state = tr;
@@ -808,7 +913,7 @@ static sl_err trainer_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
         }
         unsigned cid = SL_RL_CONSUMER_ROLLOUT_BASE + (unsigned)idx;
         /* its previous incarnation's holds will never be released */
-        sl_weights_pub_reclaim(tr->pub, cid);
+        if (tr->pub) sl_weights_pub_reclaim(tr->pub, cid);
         if (tr->running)
             tr->weights_req_mask |= 1u << cid;
         else

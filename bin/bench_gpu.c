@@ -15,12 +15,22 @@
  *      from this process to a child process: publish -> ready latency with
  *      a device-to-device copy and in place, against a raw in-process copy.
  *
+ *  gpu-grpo [--layers L] [--prompts P] [--samples N] [--prompt-len A]
+ *           [--response-len R] [--micro M] [--steps K]
+ *      one GRPO step of the trainer (actors/trainer_core.h on the GPU, the
+ *      step the trainer actor runs) on that model: P x N samples of A
+ *      prompt + R response tokens (random ids, rewards 0/1), one optimizer
+ *      step, micro-batches of M samples packed up to 16384 tokens, PPO clip
+ *      + entropy bonus; median seconds per step and its old/ref log-prob
+ *      share (none here), trained tokens/s, peak device memory.
+ *
  * Without CUDA both report that they are not in this build. Not tests:
  * they assert nothing about speed (the sync checks the stamps it sends).
  */
 #include "base.h"
 #include "gpu_model.h"
 #include "gpu_sync.h"
+#include "trainer_core.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,6 +220,82 @@ static int sync_child(int fd)
     }
     sl_gsync_free(s);
     return SL_EXIT_OK;
+}
+
+int bench_gpu_grpo(int argc, char **argv)
+{
+    int layers = arg_int(argc, argv, "--layers", 24), P = arg_int(argc, argv, "--prompts", 64);
+    int N = arg_int(argc, argv, "--samples", 16), A = arg_int(argc, argv, "--prompt-len", 12);
+    int R = arg_int(argc, argv, "--response-len", 16), M = arg_int(argc, argv, "--micro", 256);
+    int steps = arg_int(argc, argv, "--steps", 5);
+    long n = (long)P * N;
+    if (layers < 1 || P < 1 || N < 1 || A < 1 || R < 1 || M < 1 || steps < 1 || n > 65536 ||
+        (long)(A + R) > 16384) {
+        fprintf(stderr, "bench gpu-grpo: bad arguments\n");
+        return SL_EXIT_USAGE;
+    }
+    sl_hf_config c;
+    qwen05(&c, layers);
+    char err[256];
+    sl_model *h = NULL;
+    sl_gpum *g = NULL;
+    sl_trainer *t = NULL;
+    if (sl_model_new(&c, sl_ops_cpu(), 1, 1, &h, err, sizeof(err)) ||
+        sl_gpum_new(h, 16384, &g, err, sizeof(err))) {
+        fprintf(stderr, "bench gpu-grpo: %s\n", err);
+        return SL_EXIT_FAIL;
+    }
+    sl_trainer_cfg cfg;
+    sl_trainer_cfg_default(&cfg);
+    cfg.global_batch_size = (int)n, cfg.micro_batch_size = M < n ? M : (int)n;
+    cfg.entropy_coef = 0.003f, cfg.eps_clip_high = 0.28f, cfg.lr = 1e-6;
+    if (sl_trainer_new_gpu(h, g, &cfg, &t, err, sizeof(err))) {
+        fprintf(stderr, "bench gpu-grpo: %s\n", err);
+        return SL_EXIT_FAIL;
+    }
+    long T = n * (A + R);
+    uint64_t *off = malloc(sizeof(uint64_t) * (n + 1));
+    int32_t *tok = malloc(sizeof(int32_t) * T);
+    uint8_t *mask = malloc(T);
+    float *rew = malloc(sizeof(float) * n), *roll = calloc(T, sizeof(float));
+    uint64_t x = 88172645463325252ull;
+    off[0] = 0;
+    for (long i = 0; i < n; i++) {
+        off[i + 1] = off[i] + (uint64_t)(A + R);
+        for (int k = 0; k < A + R; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            tok[off[i] + k] = (int32_t)(x % 100);
+            mask[off[i] + k] = k >= A;
+            roll[off[i] + k] = k >= A ? -11.9f : 0.f;
+        }
+        rew[i] = (float)(x >> 63);
+    }
+    sl_train_batch b = {.n_samples = (uint32_t)n, .offsets = off, .tokens = tok, .loss_mask = mask,
+                        .rollout_logprobs = roll, .rewards = rew, .group_size = (uint32_t)N};
+    double *sec = calloc(steps, sizeof(double));
+    sl_train_metrics mt;
+    memset(&mt, 0, sizeof mt);
+    int bad = 0;
+    for (int i = -1; i < steps && !bad; i++) {
+        if (sl_trainer_step(t, &b, &mt)) bad = 1;
+        if (i >= 0) sec[i] = mt.seconds;
+    }
+    size_t fr, tot;
+    sl_gpu_mem_info(&fr, &tot);
+    double med = median(sec, steps);
+    long trained = n * R;
+    printf("{\"bench\":\"gpu-grpo\",\"layers\":%d,\"samples\":%ld,\"tokens\":%ld,"
+           "\"trained_tokens\":%ld,\"micro_batch_size\":%d,\"steps\":%d,\"step_s\":%.4f,"
+           "\"tokens_per_s\":%.0f,\"loss\":%.5f,\"grad_norm\":%.4f,"
+           "\"train_rollout_logprob_abs_diff\":%.4f,\"device_used_gib\":%.2f,\"ok\":%s}\n",
+           layers, n, T, trained, cfg.micro_batch_size, steps, med, med > 0 ? T / med : 0.0,
+           mt.loss, mt.grad_norm, mt.train_rollout_logprob_abs_diff,
+           (double)(tot - fr) / 1073741824.0, bad ? "false" : "true");
+    free(sec), free(off), free(tok), free(mask), free(rew), free(roll);
+    sl_trainer_free(t);
+    sl_gpum_free(g);
+    sl_model_free(h);
+    return bad ? SL_EXIT_FAIL : SL_EXIT_OK;
 }
 
 int bench_gpu_sync(int argc, char **argv)

@@ -87,6 +87,22 @@ static const sl_key_def keys[] = {
       "Architecture family; auto reads config.json's model_type."),
     E("model", "dtype", "auto", "auto|fp32|bf16",
       "Storage type of weights and activations; auto: fp32 on cpu, bf16 on cuda."),
+    E("model", "builtin_model_type", "qwen3", "qwen3|qwen2|llama",
+      "path = builtin:arith: architecture of the built-in model (qwen2: q/k/v bias; qwen3: q/k norm)."),
+    I("model", "builtin_hidden_size", "64", 8, 8192, "builtin:arith: hidden size."),
+    I("model", "builtin_intermediate_size", "192", 8, 32768, "builtin:arith: MLP width."),
+    I("model", "builtin_num_hidden_layers", "2", 1, 64, "builtin:arith: layers."),
+    I("model", "builtin_num_attention_heads", "4", 1, 128, "builtin:arith: query heads."),
+    I("model", "builtin_num_key_value_heads", "2", 1, 128,
+      "builtin:arith: key/value heads (dividing the query heads)."),
+    I("model", "builtin_head_dim", "16", 2, 512,
+      "builtin:arith: head size (even; qwen2/llama: heads x head_dim = hidden size; the GPU "
+      "model takes 64 or 128)."),
+    I("model", "builtin_vocab_size", "100", 100, 4194304,
+      "builtin:arith: vocabulary rows; the tokenizer uses the first 100, more gives a real "
+      "model's vocabulary shape (e.g. 151936)."),
+    I("model", "builtin_max_position_embeddings", "256", 16, 1048576, "builtin:arith: longest sequence."),
+    B("model", "builtin_tie_word_embeddings", "true", "builtin:arith: the LM head shares the embedding."),
 
     /* ------------------------------------------------------------- [data] */
     P("data", "prompt_data", "", "Prompt dataset (.jsonl, one object per line)."),
@@ -221,6 +237,15 @@ static const sl_key_def keys[] = {
     I("trainer", "micro_batch_size", "1", 1, 1000000, "Samples per forward/backward pass."),
     I("trainer", "num_steps_per_rollout", "1", 1, 100000, "Optimizer steps per RL step."),
     I("trainer", "save_interval", "0", 0, BIG, "Checkpoint every this many RL steps; 0 = only at the end."),
+    I("trainer", "max_tokens_per_gpu", "0", 0, 1048576,
+      "Most tokens packed into one forward/backward (activation memory); samples are packed up to "
+      "it within a micro-batch. 0 = auto: min(max_position_embeddings, 4096) x micro_batch_size, "
+      "at most 65536 on the CPU and 16384 on a GPU."),
+    E("trainer", "gpu_weight_sync", "auto", "auto|copy|in_place",
+      "Trainer on a GPU, rollout on the same GPU (CUDA IPC): copy = the rollout copies the "
+      "published bf16 buffer into its own on each WEIGHTS (one device copy, ~1 ms for 0.5B); "
+      "in_place = it reads the trainer's buffer, no copy (only safe while the trainer does not "
+      "write it: synchronous RL); auto = in_place when rollout.async is false, else copy."),
     I("trainer", "eval_interval", "0", 0, BIG, "Evaluate every this many RL steps; 0 = never."),
 
     /* -------------------------------------------------------------- [sft] */

@@ -13,7 +13,7 @@
 
 #define LT_CHECK(call) CUBLAS_CHECK(call)
 #define WS_BYTES ((size_t)64 << 20)
-#define N_CACHE 128
+#define N_CACHE 512
 
 static cublasLtHandle_t g_lt;
 static void *g_ws;
@@ -27,7 +27,7 @@ typedef struct {
     cublasLtMatmulAlgo_t algo;
 } plan;
 static plan g_cache[N_CACHE];
-static int g_n_cache;
+static int g_n_cache, g_evict; /* full: plans are replaced round-robin */
 
 void sl_bf_init(void)
 {
@@ -54,8 +54,22 @@ static plan *get_plan(int m, int n, int k, int ta, int tb, int d_f32, int has_c)
             p->d_f32 == d_f32 && p->has_c == has_c)
             return p;
     }
-    if (g_n_cache == N_CACHE) sl_cuda_die("gemm plan cache", "full", __func__, __FILE__, __LINE__);
-    plan *p = &g_cache[g_n_cache];
+    /* A trainer meets a new token count (M) with nearly every packed batch:
+     * when the cache is full, replace the oldest plan. Its descriptors are
+     * host objects read when cublasLtMatmul is called, so destroying them
+     * after an earlier call returned is safe. */
+    plan *p;
+    if (g_n_cache == N_CACHE) {
+        p = &g_cache[g_evict];
+        g_evict = (g_evict + 1) % N_CACHE;
+        cublasLtMatrixLayoutDestroy(p->la);
+        cublasLtMatrixLayoutDestroy(p->lb);
+        cublasLtMatrixLayoutDestroy(p->lc);
+        cublasLtMatmulDescDestroy(p->op);
+        g_n_cache--; /* counted again below */
+    } else {
+        p = &g_cache[g_n_cache];
+    }
     memset(p, 0, sizeof(*p));
     p->m = m, p->n = n, p->k = k, p->ta = ta, p->tb = tb, p->d_f32 = d_f32, p->has_c = has_c;
     LT_CHECK(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));

@@ -88,6 +88,11 @@ extern "C" void *sl_gpu_alloc(size_t bytes)
     }
     return p;
 }
+extern "C" void sl_gpu_to_host(void *dst, const void *src, size_t n)
+{
+    CUDA_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost));
+}
+
 extern "C" void sl_gpu_free(void *p)
 {
     if (p) cudaFree(p);
@@ -101,6 +106,13 @@ extern "C" const void *sl_gsync_pull(sl_gsync *s, int copy)
     CUDA_CHECK(cudaStreamSynchronize(s->stream));
     s->copy = copy;
     return copy ? s->own : s->src;
+}
+
+extern "C" void sl_gsync_pull_into(sl_gsync *s, void *dst)
+{
+    CUDA_CHECK(cudaStreamWaitEvent(s->stream, s->ev, 0));
+    CUDA_CHECK(cudaMemcpyAsync(dst, s->src, s->bytes, cudaMemcpyDeviceToDevice, s->stream));
+    CUDA_CHECK(cudaStreamSynchronize(s->stream));
 }
 
 extern "C" void sl_gsync_free(sl_gsync *s)
