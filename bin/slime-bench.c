@@ -22,6 +22,7 @@ BENCH(rl_step)
 BENCH(gen)
 BENCH(gpu_train)
 BENCH(gpu_sync)
+BENCH(multi_gpu)
 #undef BENCH
 
 static const struct {
@@ -38,6 +39,7 @@ static const struct {
     {"gen", NULL, "generation scheduler requests/s and tokens/s, 1 vs 8 in flight"},
     {"gpu-train", NULL, "GPU bf16 training step of a Qwen2.5-0.5B shape: tokens/s, MFU, memory"},
     {"gpu-sync", NULL, "CUDA IPC weight sync latency of the 0.5B bf16 weights"},
+    {"multi-gpu", NULL, "NCCL data-parallel step and weight broadcast, 1+1 vs 2+2 GPUs (what the machine has)"},
 };
 
 static bench_fn lookup(const char *name) {
@@ -50,6 +52,7 @@ static bench_fn lookup(const char *name) {
     if (!strcmp(name, "gen")) return bench_gen;
     if (!strcmp(name, "gpu-train")) return bench_gpu_train;
     if (!strcmp(name, "gpu-sync")) return bench_gpu_sync;
+    if (!strcmp(name, "multi-gpu")) return bench_multi_gpu;
     return NULL;
 }
 
