@@ -124,6 +124,10 @@ int sl_dp_new(sl_nccl *c, sl_gpum *g, size_t bucket_bytes, int zero1, sl_dp **ou
 void sl_dp_free(sl_dp *d);
 /* The next backward of g all-reduces the gradients (its last micro-batch). */
 void sl_dp_arm(sl_dp *d);
+/* After the armed backward: make the model's stream wait for the
+ * reductions (the averaged gradients are then in the model's buffer on
+ * every rank; the caller may clip and step itself: zero_stage 0). */
+void sl_dp_wait(sl_dp *d);
 /* After the armed backward: wait for the reductions, clip, step (as
  * sl_gpum_adamw_step's arguments), refresh the bf16 weights on all ranks,
  * zero the gradients. */

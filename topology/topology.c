@@ -123,6 +123,17 @@ int sl_topology_gpu_count(void) {
             closedir(d);
         }
     }
+    if (n == 0 && access("/usr/bin/nvidia-smi", X_OK) == 0) {
+        /* containers may hide the device files: ask the driver's tool
+         * (one "GPU i: ..." line per GPU) */
+        FILE *f = popen("/usr/bin/nvidia-smi -L 2>/dev/null", "r");
+        if (f) {
+            char line[512];
+            while (fgets(line, sizeof line, f))
+                if (strncmp(line, "GPU ", 4) == 0) n++;
+            pclose(f);
+        }
+    }
     return n;
 }
 

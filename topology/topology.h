@@ -284,7 +284,10 @@ const char *sl_key_type_name(sl_key_type t);
 /* Number of CUDA GPUs this machine has, as the device check sees it:
  * the override if one is set (sl_topology_set_gpu_count, else the
  * environment variable SL_GPU_COUNT), else the count of /dev/nvidiaN
- * devices (or /proc/driver/nvidia/gpus/ entries). */
+ * devices (or /proc/driver/nvidia/gpus/ entries, or the lines of
+ * `nvidia-smi -L`). No CUDA call: the supervisor must not start CUDA
+ * before it forks; each GPU actor checks cudaGetDeviceCount itself
+ * (sl_gpu_set_device, kernels/nccl_comm.h). */
 int sl_topology_gpu_count(void);
 
 /* Split S like a shell does (quotes, backslash; no expansion) into a

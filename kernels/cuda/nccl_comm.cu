@@ -288,12 +288,17 @@ static int gather_shards(sl_dp *d, void *buf, size_t elem)
     return SL_OK;
 }
 
+extern "C" void sl_dp_wait(sl_dp *d)
+{
+    if (d->armed) dp_hook(d, -1); /* a backward that never reached its end hook */
+    CUDA_CHECK(cudaStreamWaitEvent(sl_bf_stream(), d->ev_done, 0));
+}
+
 extern "C" int sl_dp_step(sl_dp *d, float lr, float b1, float b2, float eps, float wd,
                           float max_norm, double *grad_norm)
 {
     cudaStream_t s = sl_bf_stream();
-    if (d->armed) dp_hook(d, -1); /* a backward that never reached its end hook */
-    CUDA_CHECK(cudaStreamWaitEvent(s, d->ev_done, 0));
+    sl_dp_wait(d);
     if (!d->zero1) {
         sl_gpum_adamw_step(d->g, lr, b1, b2, eps, wd, max_norm, grad_norm);
         return SL_OK;
