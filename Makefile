@@ -67,7 +67,7 @@ CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(NVCC)))
 override CPPFLAGS += -DSL_HAVE_CUDA
 LDLIBS_SLIME += -Wl,--push-state,--as-needed -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
                 -lcudart -lcublas -lcublasLt -lnccl -lstdc++ -Wl,--pop-state
-CUDA_TESTS := $(BUILD)/tests/test_ops_cuda $(BUILD)/tests/test_gpu_model $(BUILD)/tests/test_nccl
+CUDA_TESTS := $(BUILD)/tests/test_ops_cuda $(BUILD)/tests/test_gpu_model $(BUILD)/tests/test_nccl $(BUILD)/tests/test_nccl_dp2
 endif
 LIB := $(BUILD)/libslime.a
 
@@ -144,7 +144,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 
 # GPU op test (tests/gpu/): CPU twin vs CUDA, only in CUDA builds.
 all: $(CUDA_TESTS)
-$(BUILD)/tests/test_ops_cuda $(BUILD)/tests/test_gpu_model $(BUILD)/tests/test_nccl: $(BUILD)/tests/%: tests/gpu/%.c $(LIB)
+$(BUILD)/tests/test_ops_cuda $(BUILD)/tests/test_gpu_model $(BUILD)/tests/test_nccl $(BUILD)/tests/test_nccl_dp2: $(BUILD)/tests/%: tests/gpu/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -MMD -MP -o $@ $< $(LIB) -lcmocka $(LDLIBS_SLIME)
