@@ -60,13 +60,16 @@ CU_SRC := $(if $(NVCC),$(sort $(wildcard kernels/cuda/*.cu)))
 CU_OBJ := $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
 # CUDA builds: C code sees SL_HAVE_CUDA (ops_cuda.h is inline stubs without
 # it), programs link the CUDA runtime and cuBLAS only where they use them
-# (--as-needed), and the GPU op test is built (it skips, exit 77, without a GPU).
+# (--as-needed; NCCL too: /usr/local/cuda/lib64 here, the system's
+# libnccl.so.2 on a GPU machine), and the GPU tests are built (they skip,
+# exit 77, without a GPU).
 ifneq ($(NVCC),)
 CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(NVCC)))
 override CPPFLAGS += -DSL_HAVE_CUDA
 LDLIBS_SLIME += -Wl,--push-state,--as-needed -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
-                -lcudart -lcublas -lcublasLt -lstdc++ -Wl,--pop-state
-CUDA_TESTS := $(BUILD)/tests/test_ops_cuda $(BUILD)/tests/test_gpu_model $(BUILD)/tests/test_gpu_trainer $(BUILD)/tests/test_gpu_weights_ipc
+                -lcudart -lcublas -lcublasLt -lnccl -lstdc++ -Wl,--pop-state
+CUDA_TESTS := $(BUILD)/tests/test_ops_cuda $(BUILD)/tests/test_gpu_model $(BUILD)/tests/test_gpu_trainer $(BUILD)/tests/test_gpu_weights_ipc \
+              $(BUILD)/tests/test_nccl $(BUILD)/tests/test_nccl_dp2
 endif
 LIB := $(BUILD)/libslime.a
 
@@ -122,7 +125,8 @@ $(BUILD)/obj/%.o: %.cu
 	@$(if $(Q),echo "  NVCC    $<")
 	$(Q)$(NVCC) -O3 -arch=sm_90a -std=c++17 -I. -Ikernels -c $< -o $@
 
-$(CU_OBJ): $(wildcard kernels/cuda/*.cuh) kernels/ops.h kernels/ops_cuda.h kernels/gpu_model.h kernels/gpu_sync.h
+$(CU_OBJ): $(wildcard kernels/cuda/*.cuh) kernels/ops.h kernels/ops_cuda.h kernels/gpu_model.h kernels/gpu_sync.h \
+          kernels/nccl_comm.h
 
 $(LIB): $(LIB_OBJ) $(CU_OBJ)
 	@mkdir -p $(dir $@)
@@ -144,7 +148,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 
 # GPU op test (tests/gpu/): CPU twin vs CUDA, only in CUDA builds.
 all: $(CUDA_TESTS)
-$(BUILD)/tests/test_ops_cuda $(BUILD)/tests/test_gpu_model $(BUILD)/tests/test_gpu_trainer $(BUILD)/tests/test_gpu_weights_ipc: $(BUILD)/tests/%: tests/gpu/%.c $(LIB)
+$(CUDA_TESTS): $(BUILD)/tests/%: tests/gpu/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -MMD -MP -o $@ $< $(LIB) -lcmocka $(LDLIBS_SLIME)

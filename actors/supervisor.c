@@ -10,6 +10,7 @@
  * which keeps the order obvious.
  */
 #include "supervisor.h"
+#include "launch.h"
 #include "actor.h"
 #include "control.h"
 #include "faults.h"
@@ -427,17 +428,14 @@ static void free_strv(char **v) {
 /* argv and envp of a child, built once (nothing is allocated after fork). */
 static sl_err child_prepare(sv *s, child *c) {
     const sl_actor_spec *a = c->spec;
-    if (a->kind == SL_KIND_EXEC) {
-        c->argv = calloc((size_t)a->argc + 1, sizeof *c->argv);
-        if (!c->argv) return SL_ENOMEM;
-        for (int i = 0; i < a->argc; i++)
-            if (!(c->argv[i] = strdup(a->argv[i]))) return SL_ENOMEM;
-    } else {
-        c->argv = calloc(6, sizeof *c->argv);
-        if (!c->argv) return SL_ENOMEM;
-        const char *src[] = {s->opts->actor_bin, "--kind", a->kind_name, "--name", a->name};
-        for (int i = 0; i < 5; i++)
-            if (!(c->argv[i] = strdup(src[i]))) return SL_ENOMEM;
+    /* its own command; for an actor with `host`, behind the [cluster]
+     * launcher and `env SL_...=...` (launch.h) */
+    char why[128] = "";
+    sl_err le = sl_launch_argv(s->topo, a, s->opts->actor_bin, s->run_dir, s->topo_path, &c->argv, why,
+                               sizeof why);
+    if (le) {
+        if (*why) sv_log(s, SL_LOG_ERROR, "%s: launcher: %s", a->name, why);
+        return le;
     }
     size_t ne = 0;
     while (environ && environ[ne]) ne++;

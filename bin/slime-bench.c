@@ -23,6 +23,7 @@ BENCH(gen)
 BENCH(gpu_train)
 BENCH(gpu_sync)
 BENCH(gpu_grpo)
+BENCH(multi_gpu)
 #undef BENCH
 
 static const struct {
@@ -40,6 +41,7 @@ static const struct {
     {"gpu-train", NULL, "GPU bf16 training step of a Qwen2.5-0.5B shape: tokens/s, MFU, memory"},
     {"gpu-sync", NULL, "CUDA IPC weight sync latency of the 0.5B bf16 weights"},
     {"gpu-grpo", NULL, "GRPO step of the trainer on the GPU, Qwen2.5-0.5B shape: seconds, tokens/s"},
+    {"multi-gpu", NULL, "NCCL data-parallel step and weight broadcast, 1+1 vs 2+2 GPUs (what the machine has)"},
 };
 
 static bench_fn lookup(const char *name) {
@@ -53,6 +55,7 @@ static bench_fn lookup(const char *name) {
     if (!strcmp(name, "gpu-train")) return bench_gpu_train;
     if (!strcmp(name, "gpu-sync")) return bench_gpu_sync;
     if (!strcmp(name, "gpu-grpo")) return bench_gpu_grpo;
+    if (!strcmp(name, "multi-gpu")) return bench_multi_gpu;
     return NULL;
 }
 

@@ -2,13 +2,14 @@
  * slime-supervisor — run a topology: start every actor, supervise, stop.
  *
  *   slime-supervisor TOPOLOGY.conf [--run-dir DIR] [--set SECTION.KEY=VALUE ...]
- *                    [--check] [--help-config] [--quiet|--verbose]
+ *                    [--check [--gpus N]] [--dry-run] [--help-config] [--quiet|--verbose]
  *
  * Argument parsing and wiring only; the supervisor is actors/supervisor.c.
  * Exit: 0 stopped on request, 1 restart intensity exceeded or runtime
  * failure, 2 usage or configuration error (FILE:LINE lines on stderr).
  */
 #include "actor.h"
+#include "launch.h"
 #include "supervisor.h"
 #include "topology.h"
 
@@ -21,11 +22,15 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: slime-supervisor TOPOLOGY.conf [--run-dir DIR] [--set SECTION.KEY=VALUE ...]\n"
-            "                        [--check] [--help-config] [--quiet|--verbose]\n"
+            "                        [--check [--gpus N]] [--dry-run] [--help-config] [--quiet|--verbose]\n"
             "  --run-dir DIR   run directory (default: the topology's [run] run_dir, runs/NAME)\n"
             "  --set K=V       override a key: run.name=x, supervisor.strategy=one_for_all,\n"
             "                  actor.NAME.count=3 (repeatable)\n"
             "  --check         validate the topology and exit (0 valid, 2 not)\n"
+            "  --gpus N        check `device = cuda:N` keys against N GPUs instead of this machine's\n"
+            "                  (validate a GPU topology on a CPU-only machine)\n"
+            "  --dry-run       print the command line of every actor instance (remote ones behind\n"
+            "                  the [cluster] launcher: ssh / srun / command) and start nothing\n"
             "  --help-config   print every section and key with type, default and meaning\n"
             "  --quiet         warnings and errors only (supervisor and every actor: run.log_level=warn),\n"
             "                  no progress line but the final one, then the summary line\n"
@@ -61,7 +66,7 @@ int main(int argc, char **argv) {
     const char *path = NULL, *run_dir = NULL;
     const char **sets = calloc((size_t)argc + 2, sizeof *sets); /* + the log level of --quiet/--verbose */
     int n_sets = 0;
-    bool check = false;
+    bool check = false, dry = false;
     sl_log_level lvl = SL_LOG_INFO;
     bool lvl_forced = false;
     if (!sets) return SL_EXIT_FAIL;
@@ -82,6 +87,18 @@ int main(int argc, char **argv) {
             return SL_EXIT_OK;
         } else if (strcmp(a, "--check") == 0) {
             check = true;
+        } else if (strcmp(a, "--dry-run") == 0) {
+            dry = true;
+        } else if (strcmp(a, "--gpus") == 0) {
+            char *end = NULL;
+            long n = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
+            if (i + 1 >= argc || !*argv[i + 1] || *end || n < 0 || n > 4096) {
+                fprintf(stderr, "slime-supervisor: --gpus needs a count in [0, 4096]\n");
+                free(sets);
+                return SL_EXIT_USAGE;
+            }
+            sl_topology_set_gpu_count((int)n);
+            i++;
         } else if (strcmp(a, "--quiet") == 0) {
             lvl = SL_LOG_WARN;
             lvl_forced = true;
@@ -138,6 +155,29 @@ int main(int argc, char **argv) {
     }
     char bin[PATH_MAX];
     actor_bin(bin, sizeof bin);
+    if (dry) {
+        /* the run folder and topology copy the supervisor would use */
+        char rd[PATH_MAX], tp[PATH_MAX + 32], cwd[PATH_MAX];
+        const char *r = run_dir ? run_dir : topo->run_dir;
+        if (r[0] == '/' || !getcwd(cwd, sizeof cwd)) snprintf(rd, sizeof rd, "%s", r);
+        else snprintf(rd, sizeof rd, "%.2000s/%.2000s", cwd, r);
+        snprintf(tp, sizeof tp, "%s/topology.conf", rd);
+        int bad = 0;
+        for (int i = 0; i < topo->n_actors; i++) {
+            const sl_actor_spec *a = &topo->actors[i];
+            char **v = NULL, why[128] = "";
+            if (sl_launch_argv(topo, a, bin, rd, tp, &v, why, sizeof why)) {
+                fprintf(stderr, "%s: %s\n", a->name, *why ? why : "out of memory");
+                bad = 1;
+                continue;
+            }
+            printf("# %s (%s, %s, %s)\n", a->name, a->kind_name, a->host ? a->host : "this machine", a->device);
+            sl_launch_print(stdout, v);
+            sl_launch_free(v);
+        }
+        sl_topology_free(topo);
+        return bad ? SL_EXIT_USAGE : SL_EXIT_OK;
+    }
     for (int i = 0; i < topo->n_actors; i++) {
         if (topo->actors[i].kind != SL_KIND_EXEC && access(bin, X_OK) != 0) {
             fprintf(stderr, "slime-supervisor: cannot execute %s (needed for kind %s); "

@@ -122,6 +122,30 @@ void sl_gpum_sync(sl_gpum *g);
 double sl_gpu_gemm_tflops(int n, int reps);
 void sl_gpu_mem_info(size_t *free_b, size_t *total_b);
 
+/* For data parallelism (kernels/nccl_comm.h): the flat fp32 buffers on
+ * the device (parameters, gradients, moments; M/V NULL after
+ * sl_gpum_drop_moments), the bf16 weights, n elements of which the first
+ * n_decay are weight-decayed; layer l's matrices start at layer_off[l],
+ * layer_off[n_layers] = n_decay. Pointers stay valid while g lives. */
+typedef struct sl_gpum_flat {
+    float *P, *G, *M, *V;
+    void *Wb;
+    size_t n, n_decay;
+    int n_layers;
+    const size_t *layer_off;
+} sl_gpum_flat;
+void sl_gpum_get_flat(sl_gpum *g, sl_gpum_flat *f);
+/* fn(ctx, l) is called on the host during every backward once layer l's
+ * gradient kernels are queued on the model's stream (l = L-1 .. 0), and
+ * fn(ctx, -1) when every gradient's are (NULL: none). */
+typedef void (*sl_gpum_bwd_hook)(void *ctx, int layer);
+void sl_gpum_set_bwd_hook(sl_gpum *g, sl_gpum_bwd_hook fn, void *ctx);
+/* Free the full AdamW moments (ZeRO-1 keeps shards of its own); then
+ * sl_gpum_adamw_step is a no-op. */
+void sl_gpum_drop_moments(sl_gpum *g);
+/* The model's CUDA stream (a cudaStream_t). */
+void *sl_gpum_stream(sl_gpum *g);
+
 /* Test hooks (gpu_testhooks.cu): one bf16 op on host fp32 arrays, for the
  * op-by-op comparison with the CPU backend in tests/gpu/. attention: q
  * (T,NH,HD), k/v (T,NKV,HD), packed by cu (n_seq+1, host); forward then

@@ -79,6 +79,30 @@ static const sl_key_def keys[] = {
      "kind pinger only (required there): the actor it pings, a group or an instance name."},
     {"actor", "interval_ms", SL_KEY_DURATION_MS, "200", 1, 3600000, NULL, false, "pinger",
      "kind pinger only: time between pings."},
+    {"actor", "placement", SL_KEY_ENUM, "shared", 0, 0, "shared|one_per_gpu", false, NULL,
+     "count > 1 with device = cuda:N: shared puts every instance on cuda:N; one_per_gpu puts "
+     "instance i on cuda:(N+i) (data-parallel trainer ranks, engines on their own GPUs); all "
+     "must be GPUs of the machine."},
+    {"actor", "host", SL_KEY_STRING, "", 0, 0, NULL, false, NULL,
+     "The machine that runs it: empty = this one; else its IPv4 address, reached with the "
+     "[cluster] launcher (ssh, srun or a command) and the address its mailbox binds to. Needs "
+     "[run] transport = tcp and RUN_DIR on a file system both machines share; heartbeat "
+     "defaults to mailbox there (nng's is local)."},
+
+    /* ---------------------------------------------------------- [cluster] */
+    E("cluster", "launcher", "ssh", "ssh|srun|command",
+      "How an actor with `host` is started on its machine: ssh_command, srun_command or "
+      "launch_command, with {host} replaced, then `env SL_...=...` and the actor's command. "
+      "`slime-supervisor --dry-run` prints every command line without running any."),
+    S("cluster", "ssh_command", "ssh -o BatchMode=yes -tt {host}",
+      "launcher = ssh: the prefix (-tt: the remote actor ends when its ssh is killed)."),
+    S("cluster", "srun_command", "srun --nodes=1 --ntasks=1 --nodelist={host} --export=ALL",
+      "launcher = srun: the prefix (inside a Slurm allocation)."),
+    S("cluster", "launch_command", "",
+      "launcher = command: the prefix, e.g. `ip netns exec NS` (required then)."),
+    I("cluster", "host_gpus", "-1", -1, 4096,
+      "CUDA GPUs of each other host, for the device check of actors with `host`; -1 = not "
+      "checked here (the actor checks cudaGetDeviceCount when it starts)."),
 
     /* ------------------------------------------------------------ [model] */
     {"model", "path", SL_KEY_PATH, "", 0, 0, NULL, true, NULL,
@@ -236,6 +260,14 @@ static const sl_key_def keys[] = {
       "Samples per optimizer step; 0 = rollout_batch_size * n_samples_per_prompt / num_steps_per_rollout."),
     I("trainer", "micro_batch_size", "1", 1, 1000000, "Samples per forward/backward pass."),
     I("trainer", "num_steps_per_rollout", "1", 1, 100000, "Optimizer steps per RL step."),
+    I("trainer", "zero_stage", "1", 0, 1,
+      "Data parallelism (trainer count > 1): 1 = AdamW moments and master weights sharded "
+      "across the ranks (ZeRO-1), 0 = every rank keeps all of them."),
+    I("trainer", "dp_bucket_mb", "16", 1, 1024,
+      "Data parallelism: MiB of fp32 gradients per NCCL all-reduce bucket, launched as each "
+      "layer's gradients are complete in the backward."),
+    I("trainer", "broadcast_bucket_mb", "64", 1, 4096,
+      "Engines on other GPUs: MiB per NCCL broadcast of the bf16 weights from trainer rank 0."),
     I("trainer", "save_interval", "0", 0, BIG, "Checkpoint every this many RL steps; 0 = only at the end."),
     I("trainer", "max_tokens_per_gpu", "0", 0, 1048576,
       "Most tokens packed into one forward/backward (activation memory); samples are packed up to "
@@ -293,7 +325,7 @@ static const sl_key_def keys[] = {
 /* Sections in reference order; "actor" stands for every [actor NAME]. */
 static const char *const section_names[] = {
     "run", "supervisor", "actor", "model", "data", "rollout", "reward", "algorithm", "trainer",
-    "sft", "eval", "faults",
+    "sft", "eval", "faults", "cluster",
 };
 
 const sl_key_def *sl_topology_keys(size_t *n) {

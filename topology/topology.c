@@ -123,6 +123,17 @@ int sl_topology_gpu_count(void) {
             closedir(d);
         }
     }
+    if (n == 0 && access("/usr/bin/nvidia-smi", X_OK) == 0) {
+        /* containers may hide the device files: ask the driver's tool
+         * (one "GPU i: ..." line per GPU) */
+        FILE *f = popen("/usr/bin/nvidia-smi -L 2>/dev/null", "r");
+        if (f) {
+            char line[512];
+            while (fgets(line, sizeof line, f))
+                if (strncmp(line, "GPU ", 4) == 0) n++;
+            pclose(f);
+        }
+    }
     return n;
 }
 
@@ -490,6 +501,11 @@ nomem:
 }
 
 /* ================================================================ store */
+
+int sl_topology_split_command(const char *s, char ***argv, int *argc, char *why, size_t wl) {
+    return split_command(s, argv, argc, why, wl);
+}
+void sl_topology_free_argv(char **argv) { free_argv(argv); }
 
 static int find_sec(const priv *p, const char *name) {
     for (int i = 0; i < p->n_secs; i++)
@@ -872,6 +888,7 @@ static void validate_whole(loader *L) {
     const char *f;
     int ln;
     int gpus = -2; /* counted on first use */
+    int cluster_done = 0; /* [cluster] checked (once, with the first actor that has a host) */
 
     for (int si = 0; si < p->n_secs; si++) {
         sec *s = &p->secs[si];
@@ -910,17 +927,63 @@ static void validate_whole(loader *L) {
         const ent *e;
         if ((e = good(p, s->name, "count"))) total += (int)int_of(p, s->name, "count");
         else total += 1;
+        const ent *eh = good(p, s->name, "host");
+        bool remote = eh && *eh->value;
+        if (remote) {
+            /* it goes into a command line and is the mailbox's bind address */
+            const char *h = eh->value;
+            bool ok = strlen(h) <= 63;
+            for (const char *c = h; *c && ok; c++)
+                ok = isalnum((unsigned char)*c) || *c == '.' || *c == '-' || *c == '_';
+            if (!ok)
+                err_at(L, eh->file, eh->line, "bad value for 'host': '%s': an IPv4 address or host name "
+                       "(1-63 characters of A-Z a-z 0-9 . - _)", Q(h));
+            if (strcmp(val_or_def(p, "run", "transport"), "tcp") != 0)
+                err_at(L, eh->file, eh->line, "actor on host %s needs [run] transport = tcp (ipc mailboxes are "
+                       "local to one machine)", Q(h));
+            const ent *hb2 = good(p, s->name, "heartbeat");
+            if (hb2 && strcmp(hb2->value, "nng") == 0)
+                err_at(L, hb2->file, hb2->line, "heartbeat nng is local to one machine: use mailbox or none "
+                       "for an actor with host");
+            const ent *lc = good(p, "cluster", "launcher");
+            if (cluster_done++) lc = NULL;
+            if (lc && strcmp(lc->value, "command") == 0 && !*val_or_def(p, "cluster", "launch_command"))
+                err_at(L, lc->file, lc->line, "launcher = command needs [cluster] launch_command");
+            const char *lk = val_or_def(p, "cluster", "launcher");
+            const char *tk = strcmp(lk, "srun") == 0 ? "srun_command" : strcmp(lk, "command") == 0 ? "launch_command" : "ssh_command";
+            const ent *te = good(p, "cluster", tk);
+            char why[128];
+            char **av = NULL;
+            int ac = 0;
+            int rc = cluster_done > 1 ? 0 : split_command(val_or_def(p, "cluster", tk), &av, &ac, why, sizeof why);
+            free_argv(av);
+            if (rc == -1 && te) err_at(L, te->file, te->line, "bad value for '%s': %s", tk, why);
+            else if (rc == -2) oom(L);
+        }
         if ((e = good(p, s->name, "device"))) {
             int dev = -1;
             parse_device(e->value, &dev);
-            if (dev >= 0) {
+            const ent *ec = good(p, s->name, "count");
+            int cnt = ec ? (int)int_of(p, s->name, "count") : 1;
+            bool spread = strcmp(val_or_def(p, s->name, "placement"), "one_per_gpu") == 0;
+            int last = spread ? dev + cnt - 1 : dev;
+            int have = -1;
+            if (dev >= 0 && remote) {
+                have = (int)int_of(p, "cluster", "host_gpus"); /* -1: checked by the actor there */
+            } else if (dev >= 0) {
                 if (gpus == -2) gpus = sl_topology_gpu_count();
-                if (gpus == 0)
-                    err_at(L, e->file, e->line, "device %s requested but this machine has no CUDA GPU", e->value);
-                else if (dev >= gpus)
-                    err_at(L, e->file, e->line, "device %s requested but this machine has only %d CUDA GPU%s",
-                           e->value, gpus, gpus == 1 ? "" : "s");
+                have = gpus;
             }
+            char what[96];
+            if (last > dev) snprintf(what, sizeof what, "devices cuda:%d..cuda:%d (one_per_gpu, count %d)", dev, last, cnt);
+            else snprintf(what, sizeof what, "device %s", e->value);
+            const char *where_ = remote ? "host" : "machine";
+            if (dev >= 0 && have == 0)
+                err_at(L, e->file, e->line, "%s requested but this %s has no CUDA GPU%s", what, where_,
+                       remote ? "" : " (slime-supervisor --check --gpus N checks it for a machine of N GPUs)");
+            else if (dev >= 0 && have > 0 && last >= have)
+                err_at(L, e->file, e->line, "%s requested but this %s has only %d CUDA GPU%s", what, where_,
+                       have, have == 1 ? "" : "s");
         }
         if ((e = good(p, s->name, "command"))) {
             char why[128];
@@ -1146,11 +1209,13 @@ static sl_topology *build(loader *L) {
             if (split_command(ce->value, &argv, &argc, why, sizeof why) != 0) goto fail;
             p->argvs[p->n_argvs++] = argv;
         }
+        const char *host = val_or_def(p, s->name, "host");
         const ent *he = good(p, s->name, "heartbeat");
         sl_heartbeat hb = he ? (sl_heartbeat)enum_index(hd->choices, he->value)
-                             : (kind == SL_KIND_EXEC ? SL_HEARTBEAT_MAILBOX : SL_HEARTBEAT_NNG);
+                             : (kind == SL_KIND_EXEC || *host ? SL_HEARTBEAT_MAILBOX : SL_HEARTBEAT_NNG);
         int dev = -1;
         parse_device(val_or_def(p, s->name, "device"), &dev);
+        bool spread = strcmp(val_or_def(p, s->name, "placement"), "one_per_gpu") == 0;
         for (int i = 0; i < count; i++) {
             sl_actor_spec *a = &t->actors[t->n_actors++];
             if (count > 1) snprintf(a->name, sizeof a->name, "%s.%d", g, i);
@@ -1165,6 +1230,11 @@ static sl_topology *build(loader *L) {
             a->shutdown_ms = (int)int_of(p, s->name, "shutdown_ms");
             snprintf(a->device, sizeof a->device, "%s", val_or_def(p, s->name, "device"));
             a->cuda_device = dev;
+            if (dev >= 0 && spread) {
+                a->cuda_device = dev + i;
+                snprintf(a->device, sizeof a->device, "cuda:%d", dev + i);
+            }
+            a->host = *host ? host : NULL;
             a->command = argv ? ce->value : NULL;
             a->argv = argv;
             a->argc = argc;

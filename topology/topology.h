@@ -117,7 +117,7 @@ typedef struct sl_actor_spec {
     const char *kind_name;          /* "echo", ... (static) */
     sl_restart restart;
     int shutdown_ms;                /* SIGTERM, then SIGKILL after this long */
-    char device[16];                /* "cpu" or "cuda:N" */
+    char device[16];                /* "cpu" or "cuda:N" (placement one_per_gpu: N + index) */
     int cuda_device;                /* N of "cuda:N"; -1 for cpu */
     const char *command;            /* kind exec: the command text as written; else NULL */
     char *const *argv;              /* kind exec: command split shell-like (quotes and
@@ -129,6 +129,8 @@ typedef struct sl_actor_spec {
                                        instance name); else NULL */
     int interval_ms;                /* kind pinger: time between pings */
     int line;                       /* line of its [actor NAME] header (0: made by --set) */
+    const char *host;               /* `host`: the machine that runs it (its IPv4 address);
+                                       NULL = this machine */
 } sl_actor_spec;
 
 /* The [supervisor] section. */
@@ -282,8 +284,17 @@ const char *sl_key_type_name(sl_key_type t);
 /* Number of CUDA GPUs this machine has, as the device check sees it:
  * the override if one is set (sl_topology_set_gpu_count, else the
  * environment variable SL_GPU_COUNT), else the count of /dev/nvidiaN
- * devices (or /proc/driver/nvidia/gpus/ entries). */
+ * devices (or /proc/driver/nvidia/gpus/ entries, or the lines of
+ * `nvidia-smi -L`). No CUDA call: the supervisor must not start CUDA
+ * before it forks; each GPU actor checks cudaGetDeviceCount itself
+ * (sl_gpu_set_device, kernels/nccl_comm.h). */
 int sl_topology_gpu_count(void);
+
+/* Split S like a shell does (quotes, backslash; no expansion) into a
+ * NULL-terminated argv (free with sl_topology_free_argv). Returns 0, -1
+ * (malformed: reason in WHY) or -2 (out of memory). */
+int sl_topology_split_command(const char *s, char ***argv, int *argc, char *why, size_t wl);
+void sl_topology_free_argv(char **argv);
 
 /* Test hook: make sl_topology_gpu_count return N (N < 0: detect again).
  * Process-wide; not thread-safe. */

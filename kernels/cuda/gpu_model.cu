@@ -65,6 +65,10 @@ struct sl_gpum {
     cudaEvent_t ev[2048];
     int ev_cat[2048];
     double prof_ms[SL_GPUM_PROF_N];
+    /* data parallelism (sl_gpum_set_bwd_hook, sl_gpum_get_flat) */
+    sl_gpum_bwd_hook hook;
+    void *hook_ctx;
+    size_t *layer_off;
 };
 
 static void mark(sl_gpum *g, int cat)
@@ -204,6 +208,7 @@ extern "C" void sl_gpum_free(sl_gpum *g)
     if (g->prof)
         for (int i = 0; i < 2048; i++) cudaEventDestroy(g->ev[i]);
     free(g->ly);
+    free(g->layer_off);
     free(g->segs);
     free(g->h_tgt);
     free(g->h_pos);
@@ -510,10 +515,14 @@ static void bwd_body(sl_gpum *g)
     mark(g, P_NORM);
     sl_bf_rmsnorm_bwd(g->dres, g->dres_b, g->G + g->o_nf, g->dln, g->res + (size_t)g->L * T * C,
                       g->Wb + g->o_nf, g->rstdf, T, (int)C, 0);
-    for (int l = g->L - 1; l >= 0; l--) layer_bwd(g, l);
+    for (int l = g->L - 1; l >= 0; l--) {
+        layer_bwd(g, l);
+        if (g->hook) g->hook(g->hook_ctx, l);
+    }
     mark(g, P_EW);
     sl_bf_embed_bwd(g->G + g->o_embed, g->dres, g->d_tok, T, (int)C);
     mark(g, P_END);
+    if (g->hook) g->hook(g->hook_ctx, -1);
 }
 
 /* one head chunk's backward from logits already in g->logits */
@@ -598,6 +607,7 @@ extern "C" void sl_gpum_adamw_step(sl_gpum *g, float lr, float b1, float b2, flo
                                    float max_norm, double *grad_norm)
 {
     cudaStream_t s = sl_bf_stream();
+    if (!g->M) return; /* moments dropped: the data-parallel step (nccl_comm) steps */
     if (max_norm > 0 || grad_norm) {
         CUDA_CHECK(cudaMemsetAsync(g->d_norm, 0, 8, s));
         sl_bf_sumsq(g->d_norm, g->G, g->n_gpu);
@@ -697,4 +707,37 @@ extern "C" int sl_gpum_use_ref(sl_gpum *g, int on)
     }
     g->have_fwd = 0;
     return SL_OK;
+}
+
+/* ------------------------------------------- data parallelism (nccl_comm) */
+
+extern "C" void sl_gpum_get_flat(sl_gpum *g, sl_gpum_flat *f)
+{
+    if (!g->layer_off) {
+        g->layer_off = (size_t *)malloc(sizeof(size_t) * (g->L + 1));
+        if (!g->layer_off) sl_cuda_die("malloc", "out of host memory", __func__, __FILE__, __LINE__);
+        for (int l = 0; l < g->L; l++) g->layer_off[l] = g->ly[l].wqkv;
+        g->layer_off[g->L] = g->n_decay;
+    }
+    f->P = g->P, f->G = g->G, f->M = g->M, f->V = g->Vm, f->Wb = g->Wb;
+    f->n = g->n_gpu, f->n_decay = g->n_decay, f->n_layers = g->L, f->layer_off = g->layer_off;
+}
+
+extern "C" void sl_gpum_set_bwd_hook(sl_gpum *g, sl_gpum_bwd_hook fn, void *ctx)
+{
+    g->hook = fn, g->hook_ctx = ctx;
+}
+
+extern "C" void sl_gpum_drop_moments(sl_gpum *g)
+{
+    CUDA_CHECK(cudaStreamSynchronize(sl_bf_stream()));
+    if (g->M) cudaFree(g->M), g->dev_bytes -= 4 * g->n_gpu;
+    if (g->Vm) cudaFree(g->Vm), g->dev_bytes -= 4 * g->n_gpu;
+    g->M = g->Vm = NULL;
+}
+
+extern "C" void *sl_gpum_stream(sl_gpum *g)
+{
+    (void)g;
+    return (void *)sl_bf_stream();
 }
