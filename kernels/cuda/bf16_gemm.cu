@@ -13,7 +13,7 @@
 
 #define LT_CHECK(call) CUBLAS_CHECK(call)
 #define WS_BYTES ((size_t)64 << 20)
-#define N_CACHE 128
+#define N_CACHE 512
 
 static cublasLtHandle_t g_lt;
 static void *g_ws;
