@@ -12,6 +12,7 @@
  */
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #ifndef SL_HAVE_CUDA
 #define SL_HAVE_CUDA 1
@@ -395,6 +396,13 @@ __global__ void __launch_bounds__(SAMP_T) k_sample(const float *logits, int V, c
 }
 
 /* ============================================================== host side */
+
+static uint64_t now_ns(void) /* base.h's sl_now_ns has C linkage only */
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 struct sl_geng {
     int C, F, L, NH, NKV, HD, V, W, QD, KD, qkv_bias, qk_norm, max_pos;
@@ -796,7 +804,7 @@ extern "C" int sl_geng_prefill(sl_geng *g, int n_seq, const int *slots, const in
     if (!g || n_seq < 1 || n_seq > g->max_batch || !slots || !tokens || !cu || cu[0] != 0 ||
         n_out < 0 || n_out > g->max_batch)
         return SL_EINVAL;
-    uint64_t t0 = sl_now_ns();
+    uint64_t t0 = now_ns();
     int T = cu[n_seq];
     if (T > g->Tmax) return SL_ERANGE;
     for (int i = 0; i < n_seq; i++) {
@@ -857,7 +865,7 @@ extern "C" int sl_geng_prefill(sl_geng *g, int n_seq, const int *slots, const in
     for (int i = 0; i < n_out; i++) out_tok[i] = g->h_otok[i], out_lp[i] = g->h_olp[i];
     g->st.prefill_calls++;
     g->st.prefill_tokens += T;
-    g->st.prefill_ms += (double)(sl_now_ns() - t0) * 1e-6;
+    g->st.prefill_ms += (double)(now_ns() - t0) * 1e-6;
     return SL_OK;
 }
 
@@ -865,7 +873,7 @@ extern "C" int sl_geng_decode(sl_geng *g, int n, const int *slots, const int32_t
                               const sl_geng_samp *samp, int32_t *out_tok, float *out_lp)
 {
     if (!g || n < 1 || n > g->max_batch || !slots || !tok || !samp) return SL_EINVAL;
-    uint64_t t0 = sl_now_ns();
+    uint64_t t0 = now_ns();
     int bi = 0;
     while (g->bucket[bi] < n) bi++;
     int Bp = g->bucket[bi];
@@ -918,7 +926,7 @@ extern "C" int sl_geng_decode(sl_geng *g, int n, const int *slots, const int32_t
         g->slot_len[slots[i]]++;
     }
     g->st.decode_steps++;
-    g->st.decode_ms += (double)(sl_now_ns() - t0) * 1e-6;
+    g->st.decode_ms += (double)(now_ns() - t0) * 1e-6;
     return SL_OK;
 }
 
