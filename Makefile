@@ -65,7 +65,7 @@ CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(NVCC)))
 override CPPFLAGS += -DSL_HAVE_CUDA
 LDLIBS_SLIME += -Wl,--push-state,--as-needed -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
                 -lcudart -lcublas -lcublasLt -lstdc++ -Wl,--pop-state
-CUDA_TESTS := $(BUILD)/tests/test_ops_cuda $(BUILD)/tests/test_gpu_model
+CUDA_TESTS := $(BUILD)/tests/test_ops_cuda $(BUILD)/tests/test_gpu_model $(BUILD)/tests/test_gpu_engine
 endif
 LIB := $(BUILD)/libslime.a
 
@@ -141,7 +141,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 
 # GPU op test (tests/gpu/): CPU twin vs CUDA, only in CUDA builds.
 all: $(CUDA_TESTS)
-$(BUILD)/tests/test_ops_cuda $(BUILD)/tests/test_gpu_model: $(BUILD)/tests/%: tests/gpu/%.c $(LIB)
+$(CUDA_TESTS): $(BUILD)/tests/%: tests/gpu/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -MMD -MP -o $@ $< $(LIB) -lcmocka $(LDLIBS_SLIME)
