@@ -247,6 +247,7 @@ int sl_engine_new_gpu(sl_model *m, const sl_engine_cfg *cfg, int max_prefill_tok
 }
 
 int sl_engine_is_gpu(const sl_engine *e) { return e && e->gpu; }
+const struct sl_geng *sl_engine_gpu(const sl_engine *e) { return e ? e->gpu : NULL; }
 
 int sl_engine_set_weights_device(sl_engine *e, const void *dptr, size_t bytes, uint64_t version,
                                  int copy)

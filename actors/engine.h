@@ -171,6 +171,8 @@ int sl_engine_new_gpu(sl_model *m, const sl_engine_cfg *cfg, int max_prefill_tok
 
 /* 1 when e was made by sl_engine_new_gpu. */
 int sl_engine_is_gpu(const sl_engine *e);
+/* The GPU core of a GPU engine (kernels/gpu_engine.h; its counters), or NULL. */
+const struct sl_geng *sl_engine_gpu(const sl_engine *e);
 
 /* GPU engine: weights already on the device in the layout of
  * sl_gpum_weights() (kernels/cuda/gpu_layout.cuh), bytes its size. copy

@@ -22,6 +22,7 @@ BENCH(rl_step)
 BENCH(gen)
 BENCH(gpu_train)
 BENCH(gpu_sync)
+BENCH(gpu_gen)
 #undef BENCH
 
 static const struct {
@@ -38,6 +39,7 @@ static const struct {
     {"gen", NULL, "generation scheduler requests/s and tokens/s, 1 vs 8 in flight"},
     {"gpu-train", NULL, "GPU bf16 training step of a Qwen2.5-0.5B shape: tokens/s, MFU, memory"},
     {"gpu-sync", NULL, "CUDA IPC weight sync latency of the 0.5B bf16 weights"},
+    {"gpu-gen", NULL, "GPU rollout engine: 256 prompts x 128 -> 256 sampled tokens, generated tokens/s"},
 };
 
 static bench_fn lookup(const char *name) {
@@ -50,6 +52,7 @@ static bench_fn lookup(const char *name) {
     if (!strcmp(name, "gen")) return bench_gen;
     if (!strcmp(name, "gpu-train")) return bench_gpu_train;
     if (!strcmp(name, "gpu-sync")) return bench_gpu_sync;
+    if (!strcmp(name, "gpu-gen")) return bench_gpu_gen;
     return NULL;
 }
 
