@@ -7,7 +7,7 @@
  * Layout in elements, each tensor padded to 64: [embed] [lm_head if
  * untied] then per layer [wqkv (NH+2NKV)HD x C][wo C x NH*HD][wgu 2F x C]
  * [wd C x F] — the weight-decayed part (n_decay elements) — then per layer
- * [attn_norm][bqkv if q/k/v bias][mlp_norm][q_norm HD][k_norm HD if qwen3]
+ * [attn_norm][bqkv if q/k/v bias][q_norm HD][k_norm HD if qwen3][mlp_norm]
  * and [final_norm]. segs maps it to the host model's params_mem layout
  * (sl_model): segs[i] = n floats at host offset host go to offset gpu.
  * Not a public header.
@@ -101,9 +101,6 @@ static inline int sl_gpu_layout_build(sl_gpu_layout *lo, const sl_model *h)
             ADD_(p->bq, qd), ADD_(p->bk, kd), ADD_(p->bv, kd);
             END_();
         }
-        y->n2 = off;
-        ADD_(p->mlp_norm, C);
-        END_();
         if (c->qk_norm) {
             y->qn = off;
             ADD_(p->q_norm, HD);
@@ -112,6 +109,9 @@ static inline int sl_gpu_layout_build(sl_gpu_layout *lo, const sl_model *h)
             ADD_(p->k_norm, HD);
             END_();
         }
+        y->n2 = off;
+        ADD_(p->mlp_norm, C);
+        END_();
     }
     lo->o_nf = off;
     ADD_(h->w.final_norm, C);
