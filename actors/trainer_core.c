@@ -20,11 +20,16 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "gpu_model.h"
 #include "wal.h"
 
 struct sl_trainer {
-    sl_model *m;           /* borrowed policy */
-    sl_model *ref;         /* owned frozen reference, or NULL */
+    sl_model *m;           /* borrowed policy (on the GPU: its host twin) */
+    sl_model *ref;         /* owned frozen reference (CPU), or NULL */
+    sl_gpum *g;            /* borrowed GPU model, or NULL (CPU backend) */
+    bool ref_gpu;          /* g holds a reference snapshot */
+    bool host_stale;       /* g's parameters changed since m->params_mem was refreshed */
+    int max_tokens;        /* tokens of one forward (m's, or g's) */
     sl_trainer_cfg cfg;
     sl_adamw opt;
     sl_trainer_counters ctr;
@@ -117,16 +122,26 @@ static bool needs_ref(const sl_trainer_cfg *c)
 
 /* ============================================================ lifecycle */
 
+static bool has_ref(const sl_trainer *t) { return t->ref || t->ref_gpu; }
+
 static int make_ref(sl_trainer *t, char *err, size_t errlen)
 {
+#ifdef SL_HAVE_CUDA
+    if (t->g) {
+        int e = sl_gpum_ref_snapshot(t->g);
+        if (e && err && errlen) snprintf(err, errlen, "trainer: no device memory for the reference");
+        t->ref_gpu = e == SL_OK;
+        return e;
+    }
+#endif
     int rc = sl_model_new(&t->m->cfg, t->m->ops, t->m->max_tokens, 0, &t->ref, err, errlen);
     if (rc != SL_OK) return rc;
     t->m->ops->copy(t->ref->params_mem, t->m->params_mem, sizeof(float) * t->m->n_params);
     return SL_OK;
 }
 
-int sl_trainer_new(sl_model *m, const sl_trainer_cfg *cfg, sl_trainer **out, char *err,
-                   size_t errlen)
+static int trainer_new(sl_model *m, sl_gpum *g, const sl_trainer_cfg *cfg, sl_trainer **out,
+                       char *err, size_t errlen)
 {
     if (!out) return SL_EINVAL;
     *out = NULL;
@@ -140,6 +155,15 @@ int sl_trainer_new(sl_model *m, const sl_trainer_cfg *cfg, sl_trainer **out, cha
     sl_trainer *t = calloc(1, sizeof(*t));
     if (!t) return SL_ENOMEM;
     t->m = m;
+    t->g = g;
+    t->max_tokens = m->max_tokens;
+#ifdef SL_HAVE_CUDA
+    if (g) {
+        sl_gpum_info gi;
+        sl_gpum_get_info(g, &gi);
+        t->max_tokens = gi.max_tokens;
+    }
+#endif
     t->cfg = *cfg;
     sl_range *nd = NULL;
     sl_adamw_params ap = {cfg->adam_beta1, cfg->adam_beta2, cfg->adam_eps, cfg->weight_decay};
@@ -155,8 +179,8 @@ int sl_trainer_new(sl_model *m, const sl_trainer_cfg *cfg, sl_trainer **out, cha
     rc = sl_adamw_set_no_decay(&t->opt, nd, n_nd);
     if (rc != SL_OK) goto fail;
     t->norm_save = malloc(sizeof(float) * (size_t)m->cfg.hidden_size);
-    t->p_cu = malloc(sizeof(int32_t) * (size_t)(m->max_tokens + 1));
-    t->p_off = malloc(sizeof(size_t) * (size_t)(m->max_tokens + 1));
+    t->p_cu = malloc(sizeof(int32_t) * (size_t)(t->max_tokens + 1));
+    t->p_off = malloc(sizeof(size_t) * (size_t)(t->max_tokens + 1));
     rc = SL_ENOMEM;
     if (!t->norm_save || !t->p_cu || !t->p_off) goto fail;
     if (needs_ref(cfg) && (rc = make_ref(t, err, errlen)) != SL_OK) goto fail;
@@ -168,6 +192,26 @@ fail:
     sl_trainer_free(t);
     if (rc == SL_ENOMEM && err && errlen) snprintf(err, errlen, "trainer: out of memory");
     return rc;
+}
+
+int sl_trainer_new(sl_model *m, const sl_trainer_cfg *cfg, sl_trainer **out, char *err,
+                   size_t errlen)
+{
+    return trainer_new(m, NULL, cfg, out, err, errlen);
+}
+
+int sl_trainer_new_gpu(sl_model *m, sl_gpum *g, const sl_trainer_cfg *cfg, sl_trainer **out,
+                       char *err, size_t errlen)
+{
+#ifdef SL_HAVE_CUDA
+    if (!g) return cfg_fail(err, errlen, "no GPU model");
+    return trainer_new(m, g, cfg, out, err, errlen);
+#else
+    (void)m, (void)g, (void)cfg;
+    if (out) *out = NULL;
+    if (err && errlen) snprintf(err, errlen, "trainer: built without CUDA");
+    return SL_EUNSUPPORTED;
+#endif
 }
 
 static void free_scratch(sl_trainer *t)
@@ -207,7 +251,7 @@ int sl_trainer_set_cfg(sl_trainer *t, const sl_trainer_cfg *cfg, char *err, size
     if (!t) return SL_EINVAL;
     int rc = sl_trainer_cfg_check(cfg, err, errlen);
     if (rc != SL_OK) return rc;
-    if (needs_ref(cfg) && !t->ref && (rc = make_ref(t, err, errlen)) != SL_OK) return rc;
+    if (needs_ref(cfg) && !has_ref(t) && (rc = make_ref(t, err, errlen)) != SL_OK) return rc;
     t->cfg = *cfg;
     t->opt.p = (sl_adamw_params){cfg->adam_beta1, cfg->adam_beta2, cfg->adam_eps,
                                  cfg->weight_decay};
@@ -220,14 +264,39 @@ void sl_trainer_reset_optimizer(sl_trainer *t)
     memset(t->opt.m, 0, sizeof(float) * t->opt.n);
     memset(t->opt.v, 0, sizeof(float) * t->opt.n);
     t->opt.step = 0;
+#ifdef SL_HAVE_CUDA
+    if (t->g) {
+        sl_gpum_moments_from_host(t->g, NULL, NULL);
+        sl_gpum_set_step(t->g, 0);
+    }
+#endif
     t->ctr.optimizer_step = 0;
+}
+
+/* On the GPU: bring the host twin's parameters up to date (the device
+ * holds the truth; the host copy is refreshed only when asked for). */
+static void sync_host(const sl_trainer *tc)
+{
+#ifdef SL_HAVE_CUDA
+    sl_trainer *t = (sl_trainer *)tc; /* the host copy is a cache */
+    if (t->g && t->host_stale) {
+        sl_gpum_params_to_host(t->g, t->m->params_mem);
+        t->host_stale = false;
+    }
+#else
+    (void)tc;
+#endif
 }
 
 const float *sl_trainer_params(const sl_trainer *t, size_t *n)
 {
     if (n) *n = t ? t->m->n_params : 0;
-    return t ? t->m->params_mem : NULL;
+    if (!t) return NULL;
+    sync_host(t);
+    return t->m->params_mem;
 }
+
+sl_gpum *sl_trainer_gpu_model(const sl_trainer *t) { return t ? t->g : NULL; }
 
 uint64_t sl_trainer_weight_version(const sl_trainer *t) { return t ? t->ctr.weight_version : 0; }
 
@@ -267,7 +336,7 @@ static int ensure_scratch(sl_trainer *t, size_t T, size_t n)
             if (grow_f(tok[i], T) != SL_OK) return SL_ENOMEM;
         t->cap_T = T;
     }
-    size_t P = (size_t)t->m->max_tokens;
+    size_t P = (size_t)t->max_tokens;
     if (P > t->cap_P) {
         float **pk[] = {&t->p_mask, &t->p_logp, &t->p_ent, &t->p_old, &t->p_ref,
                         &t->p_roll, &t->p_adv, &t->p_glogp, &t->p_gent};
@@ -297,10 +366,10 @@ static int check_batch(const sl_trainer *t, const sl_train_batch *b)
     int V = t->m->cfg.vocab_size;
     for (uint32_t i = 0; i < b->n_samples; i++) {
         uint64_t o0 = b->offsets[i], o1 = b->offsets[i + 1];
-        if (o1 <= o0 || o1 - o0 > (uint64_t)t->m->max_tokens ||
+        if (o1 <= o0 || o1 - o0 > (uint64_t)t->max_tokens ||
             o1 - o0 > (uint64_t)t->m->cfg.max_position_embeddings) {
             sl_error("trainer: sample %u has %lld tokens (1 .. model max_tokens %d)", i,
-                     (long long)(o1 - o0), t->m->max_tokens);
+                     (long long)(o1 - o0), t->max_tokens);
             return SL_EINVAL;
         }
         if (b->loss_mask[o0]) {
@@ -357,6 +426,13 @@ static void temp_scale(sl_trainer *t, sl_model *m, int on)
 {
     float T = t->cfg.rollout_temperature;
     if (T == 1.0f) return;
+#ifdef SL_HAVE_CUDA
+    if (t->g) { /* exact: the LM head's GEMMs scale by 1/T, forward and backward */
+        (void)m;
+        sl_gpum_set_logit_scale(t->g, on ? 1.0f / T : 1.0f);
+        return;
+    }
+#endif
     int C = m->cfg.hidden_size;
     if (on) {
         memcpy(t->norm_save, m->w.final_norm, sizeof(float) * (size_t)C);
@@ -372,7 +448,7 @@ static uint32_t pack_end(const sl_trainer *t, const sl_train_batch *b, uint32_t 
 {
     uint64_t base = b->offsets[i0];
     uint32_t i = i0 + 1;
-    while (i < i1 && b->offsets[i + 1] - base <= (uint64_t)t->m->max_tokens) i++;
+    while (i < i1 && b->offsets[i + 1] - base <= (uint64_t)t->max_tokens) i++;
     return i;
 }
 
@@ -387,7 +463,13 @@ static int pack_forward(sl_trainer *t, sl_model *m, const sl_train_batch *b, uin
         t->p_cu[i - i0] = (int32_t)(b->offsets[i] - base);
         t->p_off[i - i0] = (size_t)(b->offsets[i] - base);
     }
-    int rc = sl_model_forward(m, b->tokens + base, t->p_cu, (int)(i1 - i0), NULL, logp, ent, NULL);
+    int rc;
+#ifdef SL_HAVE_CUDA
+    if (t->g) /* m == t->ref (NULL) means the reference: use_ref was set by the caller */
+        rc = sl_gpum_forward(t->g, b->tokens + base, t->p_cu, (int)(i1 - i0), NULL, logp, ent, NULL);
+    else
+#endif
+        rc = sl_model_forward(m, b->tokens + base, t->p_cu, (int)(i1 - i0), NULL, logp, ent, NULL);
     if (rc != SL_OK) return -rc;
     return t->p_cu[i1 - i0];
 }
@@ -415,9 +497,14 @@ static void unshift_f(const sl_trainer *t, const float *pos, uint64_t base, uint
 }
 
 /* No-grad log-probs of every token of samples [0, n) under model m. */
-static int batch_logprobs(sl_trainer *t, sl_model *m, const sl_train_batch *b, float *out_logp,
+/* No-grad log-probs under the policy (ref false) or the frozen reference. */
+static int batch_logprobs(sl_trainer *t, bool ref, const sl_train_batch *b, float *out_logp,
                           float *out_ent)
 {
+    sl_model *m = ref ? t->ref : t->m;
+#ifdef SL_HAVE_CUDA
+    if (t->g && ref && sl_gpum_use_ref(t->g, 1) != SL_OK) return SL_EINVAL;
+#endif
     temp_scale(t, m, 1);
     int rc = SL_OK;
     for (uint32_t i0 = 0; i0 < b->n_samples;) {
@@ -440,7 +527,10 @@ static int batch_logprobs(sl_trainer *t, sl_model *m, const sl_train_batch *b, f
         i0 = i1;
     }
     temp_scale(t, m, 0);
-    m->have_fwd = 0; /* the scaled activations must not be back-propagated */
+#ifdef SL_HAVE_CUDA
+    if (t->g && ref) sl_gpum_use_ref(t->g, 0);
+#endif
+    if (m) m->have_fwd = 0; /* the scaled activations must not be back-propagated */
     return rc;
 }
 
@@ -458,7 +548,7 @@ int sl_trainer_logprobs(sl_trainer *t, const sl_train_batch *b, float *out_logp,
     if (rc != SL_OK) return rc;
     rc = ensure_scratch(t, b->offsets[b->n_samples], b->n_samples);
     if (rc != SL_OK) return rc;
-    return batch_logprobs(t, t->m, b, out_logp, out_entropy);
+    return batch_logprobs(t, false, b, out_logp, out_entropy);
 }
 
 /* =============================================================== step */
@@ -487,7 +577,7 @@ static int compute_advantages(sl_trainer *t, const sl_train_batch *b, size_t T)
                                  c->rewards_normalization, !c->disable_grpo_std_normalization,
                                  t->rewards);
     if (rc != SL_OK) return rc;
-    if (t->ref && c->kl_coef > 0)
+    if (has_ref(t) && c->kl_coef > 0)
         sl_rl_token_kl(t->old_logp, t->ref_logp, T, c->kl_coef, c->kl_loss_type, t->kl);
     sl_rl_adv_config ac = {.estimator = c->advantage_estimator,
                            .kl_coef = c->kl_coef,
@@ -495,7 +585,53 @@ static int compute_advantages(sl_trainer *t, const sl_train_batch *b, size_t T)
                            .gamma = c->gamma,
                            .normalize_advantages = c->normalize_advantages};
     return sl_rl_advantages(&ac, n, t->tok_off, t->maskf, t->rewards,
-                            (t->ref && c->kl_coef > 0) ? t->kl : NULL, t->adv, NULL);
+                            (has_ref(t) && c->kl_coef > 0) ? t->kl : NULL, t->adv, NULL);
+}
+
+/* The model operations of a step on either backend. */
+static void zero_grad(sl_trainer *t)
+{
+#ifdef SL_HAVE_CUDA
+    if (t->g) {
+        sl_gpum_zero_grad(t->g);
+        return;
+    }
+#endif
+    sl_model_zero_grad(t->m);
+}
+
+static int backward(sl_trainer *t, const float *dlogp, const float *dent)
+{
+#ifdef SL_HAVE_CUDA
+    if (t->g) return sl_gpum_backward(t->g, dlogp, dent);
+#endif
+    return sl_model_backward(t->m, dlogp, dent);
+}
+
+static double clip_grad(sl_trainer *t, double max_norm)
+{
+#ifdef SL_HAVE_CUDA
+    if (t->g) return sl_gpum_clip_grad(t->g, (float)max_norm);
+#endif
+    return sl_grad_clip(t->m->grads_mem, t->m->n_params, max_norm);
+}
+
+static void adamw_step(sl_trainer *t, double lr)
+{
+#ifdef SL_HAVE_CUDA
+    if (t->g) {
+        /* the same update as sl_adamw_step (bias correction of step + 1,
+         * decoupled decay on matrices and embeddings), on the device */
+        const sl_adamw_params *p = &t->opt.p;
+        sl_gpum_set_step(t->g, t->opt.step);
+        sl_gpum_adamw_step(t->g, (float)lr, p->beta1, p->beta2, p->eps, p->weight_decay, 0.0f,
+                           NULL);
+        t->opt.step++;
+        t->host_stale = true;
+        return;
+    }
+#endif
+    sl_adamw_step(&t->opt, t->m->params_mem, t->m->grads_mem, lr);
 }
 
 /* One optimizer step over samples [g0, g1). Accumulates the loss metrics
@@ -535,7 +671,7 @@ static int train_global_batch(sl_trainer *t, const sl_train_batch *b, uint32_t g
     bool policy = c->loss_type == SL_LOSS_POLICY;
     bool want_ent = policy || c->entropy_coef != 0;
 
-    sl_model_zero_grad(m);
+    zero_grad(t);
     temp_scale(t, m, 1);
     int rc = SL_OK;
     for (uint32_t mb0 = g0; mb0 < g1 && rc == SL_OK;) {
@@ -561,7 +697,7 @@ static int train_global_batch(sl_trainer *t, const sl_train_batch *b, uint32_t g
                 shift_f(t, t->old_logp, base, ns, t->p_old);
                 in.old_logp = t->p_old;
             }
-            if (t->ref && c->use_kl_loss) {
+            if (has_ref(t) && c->use_kl_loss) {
                 shift_f(t, t->ref_logp, base, ns, t->p_ref);
                 in.ref_logp = t->p_ref;
             }
@@ -580,7 +716,7 @@ static int train_global_batch(sl_trainer *t, const sl_train_batch *b, uint32_t g
                 break;
             }
             metrics_add(acc, &lm);
-            rc = sl_model_backward(m, t->p_glogp, c->entropy_coef != 0 ? t->p_gent : NULL);
+            rc = backward(t, t->p_glogp, c->entropy_coef != 0 ? t->p_gent : NULL);
             if (rc != SL_OK) break;
             i0 = i1;
         }
@@ -588,15 +724,15 @@ static int train_global_batch(sl_trainer *t, const sl_train_batch *b, uint32_t g
     }
     temp_scale(t, m, 0);
     if (rc != SL_OK) {
-        sl_model_zero_grad(m);
+        zero_grad(t);
         return rc;
     }
-    if (c->rollout_temperature != 1.0f) {
+    if (c->rollout_temperature != 1.0f && !t->g) {
         /* the gradient was taken w.r.t. w/T: d/dw = d/d(w/T) / T */
         float inv = 1.0f / c->rollout_temperature;
         for (int i = 0; i < m->cfg.hidden_size; i++) m->g.final_norm[i] *= inv;
     }
-    double gn = sl_grad_clip(m->grads_mem, m->n_params, c->clip_grad);
+    double gn = clip_grad(t, c->clip_grad);
     sl_lr_schedule s = {.lr = c->lr,
                         .min_lr = c->min_lr,
                         .lr_warmup_init = c->lr_warmup_init,
@@ -609,12 +745,12 @@ static int train_global_batch(sl_trainer *t, const sl_train_batch *b, uint32_t g
     if (!isfinite(gn)) {
         sl_warn("trainer: non-finite gradient norm, step skipped");
         *skipped = 1;
-        sl_model_zero_grad(m);
+        zero_grad(t);
         return SL_OK;
     }
     acc->grad_norm += gn;
-    sl_adamw_step(&t->opt, m->params_mem, m->grads_mem, lr);
-    sl_model_zero_grad(m);
+    adamw_step(t, lr);
+    zero_grad(t);
     m->have_fwd = 0;
     return SL_OK;
 }
@@ -642,16 +778,16 @@ int sl_trainer_step(sl_trainer *t, const sl_train_batch *b, sl_train_metrics *ou
     bool policy = c->loss_type == SL_LOSS_POLICY;
     bool have_old = policy && steps > 1;
 
-    if (have_old && (rc = batch_logprobs(t, t->m, b, t->old_logp, NULL)) != SL_OK) return rc;
-    if (t->ref && policy && (rc = batch_logprobs(t, t->ref, b, t->ref_logp, NULL)) != SL_OK)
+    if (have_old && (rc = batch_logprobs(t, false, b, t->old_logp, NULL)) != SL_OK) return rc;
+    if (has_ref(t) && policy && (rc = batch_logprobs(t, true, b, t->ref_logp, NULL)) != SL_OK)
         return rc;
-    if (policy && t->ref && c->kl_coef > 0 && !have_old) {
+    if (policy && has_ref(t) && c->kl_coef > 0 && !have_old) {
         /* KL in the reward needs the current log-probs before any update */
-        rc = batch_logprobs(t, t->m, b, t->old_logp, NULL);
+        rc = batch_logprobs(t, false, b, t->old_logp, NULL);
         if (rc != SL_OK) return rc;
     }
     if (policy && (rc = compute_advantages(t, b, T)) != SL_OK) return rc;
-    if (have_old || (policy && t->ref && c->kl_coef > 0))
+    if (have_old || (policy && has_ref(t) && c->kl_coef > 0))
         memcpy(t->first_logp, t->old_logp, sizeof(float) * T);
 
     int skipped = 0;
@@ -659,7 +795,7 @@ int sl_trainer_step(sl_trainer *t, const sl_train_batch *b, sl_train_metrics *ou
         uint32_t g0 = (uint32_t)s * (uint32_t)c->global_batch_size;
         uint32_t g1 = g0 + (uint32_t)c->global_batch_size;
         int sk = 0;
-        bool fill_first = !(have_old || (policy && t->ref && c->kl_coef > 0));
+        bool fill_first = !(have_old || (policy && has_ref(t) && c->kl_coef > 0));
         rc = train_global_batch(t, b, g0, g1, have_old, fill_first, &acc, &sk);
         if (rc != SL_OK) return rc;
         skipped += sk;
@@ -681,7 +817,7 @@ int sl_trainer_step(sl_trainer *t, const sl_train_batch *b, sl_train_metrics *ou
     for (size_t k = 0; k < T; k++) {
         if (!b->loss_mask[k]) continue;
         if (b->rollout_logprobs) diff += fabs((double)t->first_logp[k] - b->rollout_logprobs[k]);
-        if (t->ref && policy) kl += sl_rl_approx_kl(t->first_logp[k], t->ref_logp[k], c->kl_loss_type);
+        if (has_ref(t) && policy) kl += sl_rl_approx_kl(t->first_logp[k], t->ref_logp[k], c->kl_loss_type);
         if (policy) adv += t->adv[k];
     }
     if (n_mask > 0) {
@@ -771,6 +907,12 @@ int sl_trainer_save(const sl_trainer *t, const char *dir, const char *extra_json
             return msg(err, errlen, SL_EINVAL, "extra state is not a JSON object: %s", je.text);
         }
     }
+#ifdef SL_HAVE_CUDA
+    if (t->g) { /* host copies of the device state */
+        sync_host(t);
+        sl_gpum_moments_to_host(t->g, t->opt.m, t->opt.v);
+    }
+#endif
     char tmp[4096], path[8192], old[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp", dir);
     snprintf(old, sizeof(old), "%s.old", dir);
@@ -957,6 +1099,15 @@ int sl_trainer_load(sl_trainer *t, const char *dir, char **extra_json, char *err
     t->ctr.tokens_trained = tn;
     sl_model_zero_grad(t->m);
     t->m->have_fwd = 0;
+#ifdef SL_HAVE_CUDA
+    if (t->g) {
+        sl_gpum_params_from_host(t->g, t->m->params_mem);
+        sl_gpum_moments_from_host(t->g, t->opt.m, t->opt.v);
+        sl_gpum_set_step(t->g, os);
+        sl_gpum_zero_grad(t->g);
+        t->host_stale = false;
+    }
+#endif
     if (extra_json) {
         json_t *x = json_object_get(st, "extra");
         if (json_is_object(x)) *extra_json = json_dumps(x, JSON_COMPACT | JSON_SORT_KEYS);

@@ -37,6 +37,14 @@
  *     kl_coef, against the reference log-probs).
  *   - A step whose gradient norm is not finite is skipped (counted).
  *
+ * The GPU backend (sl_trainer_new_gpu): the same step, losses and
+ * schedule; only the model underneath changes — forwards, backwards,
+ * gradient clipping and AdamW run on an sl_gpum (gpu_model.h, bf16 mixed
+ * precision), the temperature is the LM head's logit scale, the reference
+ * model is a bf16 snapshot inside the GPU model, and the host model keeps
+ * a copy of the parameters refreshed on demand (sl_trainer_params, save).
+ * Checkpoints are the same files (fp32 weights, AdamW moments) either way.
+ *
  * It is not an actor: no mailbox, no shared memory, no ledger; the trainer
  * actor calls these functions and publishes the weights.
  *
@@ -50,6 +58,7 @@
 #include <stdint.h>
 
 #include "base.h"
+#include "gpu_model.h"
 #include "model.h"
 #include "optim.h"
 #include "rl_algo.h"
@@ -150,6 +159,17 @@ typedef struct sl_trainer sl_trainer;
 int sl_trainer_new(sl_model *m, const sl_trainer_cfg *cfg, sl_trainer **out, char *err,
                    size_t errlen);
 
+/* The same on the GPU: g (borrowed, made by sl_gpum_new from m, must
+ * outlive the trainer) runs every forward, backward and optimizer step; m
+ * (borrowed) is its host twin: same config, its params_mem receives the
+ * parameters when they are asked for; samples may be as long as g's
+ * max_tokens. Errors as sl_trainer_new; SL_EUNSUPPORTED without CUDA. */
+int sl_trainer_new_gpu(sl_model *m, sl_gpum *g, const sl_trainer_cfg *cfg, sl_trainer **out,
+                       char *err, size_t errlen);
+
+/* The GPU model of a GPU trainer (borrowed), or NULL. */
+sl_gpum *sl_trainer_gpu_model(const sl_trainer *t);
+
 /* Free the trainer (not the model); NULL is ignored. */
 void sl_trainer_free(sl_trainer *t);
 
@@ -182,8 +202,9 @@ int sl_trainer_step(sl_trainer *t, const sl_train_batch *b, sl_train_metrics *m)
 int sl_trainer_logprobs(sl_trainer *t, const sl_train_batch *b, float *out_logp,
                         float *out_entropy);
 
-/* The flat parameters to publish (model params_mem, host memory on the
- * CPU backend; n_params floats) and the weight version they are. */
+/* The flat parameters to publish (model params_mem, host memory; n_params
+ * floats; on the GPU copied down from the device first, when they changed)
+ * and the weight version they are. */
 const float *sl_trainer_params(const sl_trainer *t, size_t *n);
 uint64_t sl_trainer_weight_version(const sl_trainer *t);
 

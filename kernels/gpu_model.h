@@ -14,9 +14,10 @@
  * gradients/parameters can be copied back in the host model's layout, so
  * the CPU fp32 model is the reference of every test (tests/gpu/).
  *
- * Supported: Llama / Mistral / Qwen2 shapes (q/k/v bias optional), tied or
- * untied head, head_dim 64 or 128. Not (yet): Qwen3's q/k norms, o_proj
- * bias (SL_EUNSUPPORTED). The bf16 weights live in one flat device buffer
+ * Supported: Llama / Mistral / Qwen2 shapes (q/k/v bias optional), Qwen3
+ * (per-head q/k RMSNorm before RoPE), tied or untied head, head_dim 64 or
+ * 128. Not (yet): o_proj bias, q/k norm together with a q/k/v bias
+ * (SL_EUNSUPPORTED). The bf16 weights live in one flat device buffer
  * (sl_gpum_weights) — the buffer that weight sync publishes.
  *
  * Without CUDA (NO_CUDA=1 or no nvcc) every function is a stub that
@@ -83,6 +84,30 @@ void sl_gpum_grads_to_host(sl_gpum *g, float *host);
 void sl_gpum_params_to_host(sl_gpum *g, float *host);
 /* The flat bf16 weight buffer (device pointer) and its size. */
 void *sl_gpum_weights(sl_gpum *g, size_t *bytes);
+/* ---- what a trainer needs around the steps (actors/trainer_core.c) ----
+ * Logits are multiplied by s in forward and backward (the alpha of the LM
+ * head's GEMMs, exact): s = 1/temperature gives log softmax(z/T). Default 1. */
+void sl_gpum_set_logit_scale(sl_gpum *g, float s);
+/* Global gradient norm (before clipping, as sl_grad_clip); when it is
+ * finite and max_norm > 0 the gradients are scaled to at most max_norm.
+ * A non-finite norm leaves the gradients untouched (skip the step). */
+double sl_gpum_clip_grad(sl_gpum *g, float max_norm);
+/* Replace the master parameters (host layout, n_params floats) and
+ * refresh the bf16 weights. */
+void sl_gpum_params_from_host(sl_gpum *g, const float *host);
+/* AdamW moments m, v in the host layout (n_params floats each; either may
+ * be NULL on download; NULL on upload = zeros) and the step count (bias
+ * correction of the next step uses step + 1). */
+void sl_gpum_moments_to_host(sl_gpum *g, float *m, float *v);
+void sl_gpum_moments_from_host(sl_gpum *g, const float *m, const float *v);
+int64_t sl_gpum_get_step(const sl_gpum *g);
+void sl_gpum_set_step(sl_gpum *g, int64_t step);
+/* The reference model: a frozen bf16 copy of the current weights (taken
+ * again on each call; weight_bytes of device memory). sl_gpum_use_ref(g, 1)
+ * makes forwards use it (backward is refused: SL_EINVAL) until
+ * sl_gpum_use_ref(g, 0). Errors: SL_ENOMEM, SL_EINVAL (no snapshot). */
+int sl_gpum_ref_snapshot(sl_gpum *g);
+int sl_gpum_use_ref(sl_gpum *g, int on);
 /* With SL_GPUM_PROFILE=1 in the environment at sl_gpum_new, device time
  * per kind of op is summed (events between ops, so it slows the model):
  * ms[0..SL_GPUM_PROF_N) = gemm, attention forward, attention backward,

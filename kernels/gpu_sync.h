@@ -45,6 +45,10 @@ int sl_gsync_import(const sl_gsync_handle *h, int copy, sl_gsync **out, char *er
  * copy), copy; returns when the weights are ready: the device pointer of
  * the weights to read (own copy, or the publisher's buffer in place). */
 const void *sl_gsync_pull(sl_gsync *s, int copy);
+/* Wait for the last publish, then copy the weights into dst (device
+ * memory of at least the handle's bytes, the caller's). Returns when the
+ * copy is done. */
+void sl_gsync_pull_into(sl_gsync *s, void *dst);
 /* Plain device memory (cudaMalloc) for callers without CUDA headers. */
 void *sl_gpu_alloc(size_t bytes);
 void sl_gpu_free(void *p);

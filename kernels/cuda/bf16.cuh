@@ -55,6 +55,15 @@ void sl_bf_qkv_post_fwd(bf16 *qkv, const bf16 *bias, const int32_t *pos, const f
  * column sums (dbias may be NULL). */
 void sl_bf_qkv_post_bwd(bf16 *dqkv, const float *dq, float *dbias, const int32_t *pos,
                         const float *cos_t, const float *sin_t, int T, int NH, int NKV, int HD);
+/* Qwen3 q/k norm, before RoPE: per (token, head) of the q and k parts of
+ * qkv, pre (T, NH+NKV, HD) = the projection, qkv = w * pre * rstd; rstd
+ * (T, NH+NKV). HD 64 or 128. */
+void sl_bf_headnorm_fwd(bf16 *qkv, bf16 *pre, float *rstd, const bf16 *wq, const bf16 *wk, int T,
+                        int NH, int NKV, int HD, float eps);
+/* In place: dqkv's q and k parts from d(normed) to d(pre); dwq, dwk (HD)
+ * accumulate. */
+void sl_bf_headnorm_bwd(bf16 *dqkv, const bf16 *pre, const float *rstd, const bf16 *wq,
+                        const bf16 *wk, float *dwq, float *dwk, int T, int NH, int NKV, int HD);
 /* act (T,F) = silu(gu[:, :F]) * gu[:, F:] */
 void sl_bf_swiglu_fwd(bf16 *act, const bf16 *gu, int T, int F);
 /* dgu from dact; act recomputed into act. */

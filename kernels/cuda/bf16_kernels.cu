@@ -212,6 +212,90 @@ void sl_bf_qkv_post_bwd(bf16 *dqkv, const float *dq, float *dbias, const int32_t
     }
 }
 
+/* ------------------------------------------------- q/k norm (Qwen3) */
+/* one warp per (token, head) of the q and k heads of qkv (T, W): pre =
+ * the projection, qkv = w * pre * rstd (per head, over HD) */
+__global__ void k_headnorm_fwd(bf16 *qkv, bf16 *pre, float *rstd, const bf16 *wq,
+                               const bf16 *wk, int T, int NH, int NKV, int HD, float eps)
+{
+    int nhk = NH + NKV, W = (NH + 2 * NKV) * HD, lane = threadIdx.x & 31;
+    long row = blockIdx.x * (long)(blockDim.x / 32) + threadIdx.x / 32;
+    if (row >= (long)T * nhk) return;
+    int t = (int)(row / nhk), h = (int)(row % nhk);
+    bf16 *x = qkv + (size_t)t * W + (size_t)h * HD, *p = pre + (size_t)row * HD;
+    const bf16 *w = h < NH ? wq : wk;
+    float v[4], ss = 0.f;
+    for (int j = 0; j < HD / 32; j++) {
+        bf16 b = x[lane + 32 * j];
+        p[lane + 32 * j] = b;
+        v[j] = __bfloat162float(b);
+        ss += v[j] * v[j];
+    }
+    ss = warp_sum(ss);
+    float r = rsqrtf(ss / (float)HD + eps);
+    if (lane == 0) rstd[row] = r;
+    for (int j = 0; j < HD / 32; j++) {
+        int c = lane + 32 * j;
+        x[c] = __float2bfloat16(__bfloat162float(w[c]) * v[j] * r);
+    }
+}
+void sl_bf_headnorm_fwd(bf16 *qkv, bf16 *pre, float *rstd, const bf16 *wq, const bf16 *wk, int T,
+                        int NH, int NKV, int HD, float eps)
+{
+    long rows = (long)T * (NH + NKV);
+    k_headnorm_fwd<<<cdiv_u((size_t)rows, 8), 256, 0, S_>>>(qkv, pre, rstd, wq, wk, T, NH, NKV,
+                                                             HD, eps);
+    LAUNCH_CHECK();
+}
+
+/* in place on the q and k parts of dqkv (gradient w.r.t. the normed
+ * values): dx = r w g - x r^3 / HD sum(w g x); dw += sum g x r (block
+ * partial sums in shared memory, one atomic per column per block) */
+__global__ void k_headnorm_bwd(bf16 *dqkv, const bf16 *pre, const float *rstd, const bf16 *wq,
+                               const bf16 *wk, float *dwq, float *dwk, int T, int NH, int NKV,
+                               int HD)
+{
+    __shared__ float sdw[2][128];
+    for (int c = threadIdx.x; c < 2 * 128; c += blockDim.x) (&sdw[0][0])[c] = 0.f;
+    __syncthreads();
+    int nhk = NH + NKV, W = (NH + 2 * NKV) * HD, lane = threadIdx.x & 31, warps = blockDim.x / 32;
+    long rows = (long)T * nhk;
+    for (long row = blockIdx.x * (long)warps + threadIdx.x / 32; row < rows;
+         row += (long)gridDim.x * warps) {
+        int t = (int)(row / nhk), h = (int)(row % nhk), isk = h >= NH;
+        bf16 *dy = dqkv + (size_t)t * W + (size_t)h * HD;
+        const bf16 *x = pre + (size_t)row * HD, *w = isk ? wk : wq;
+        float r = rstd[row], g[4], xv[4], dot = 0.f;
+        for (int j = 0; j < HD / 32; j++) {
+            int c = lane + 32 * j;
+            g[j] = __bfloat162float(dy[c]);
+            xv[j] = __bfloat162float(x[c]);
+            dot += __bfloat162float(w[c]) * g[j] * xv[j];
+        }
+        dot = warp_sum(dot);
+        float k = dot * r * r * r / (float)HD;
+        for (int j = 0; j < HD / 32; j++) {
+            int c = lane + 32 * j;
+            dy[c] = __float2bfloat16(r * __bfloat162float(w[c]) * g[j] - xv[j] * k);
+            atomicAdd(&sdw[isk][c], g[j] * xv[j] * r);
+        }
+    }
+    __syncthreads();
+    for (int c = threadIdx.x; c < HD; c += blockDim.x) {
+        atomicAdd(dwq + c, sdw[0][c]);
+        atomicAdd(dwk + c, sdw[1][c]);
+    }
+}
+void sl_bf_headnorm_bwd(bf16 *dqkv, const bf16 *pre, const float *rstd, const bf16 *wq,
+                        const bf16 *wk, float *dwq, float *dwk, int T, int NH, int NKV, int HD)
+{
+    long rows = (long)T * (NH + NKV);
+    unsigned blocks = cdiv_u((size_t)rows, 8);
+    if (blocks > 1024) blocks = 1024;
+    k_headnorm_bwd<<<blocks, 256, 0, S_>>>(dqkv, pre, rstd, wq, wk, dwq, dwk, T, NH, NKV, HD);
+    LAUNCH_CHECK();
+}
+
 /* -------------------------------------------------------------- swiglu */
 /* 8 columns per thread (uint4 of bf16); F % 8 == 0 (checked by the launcher) */
 __global__ void k_swiglu_fwd(bf16 *act, const bf16 *gu, int T, int F)

@@ -20,8 +20,13 @@
 #include "gpu_model.h"
 
 struct sl_gpum {
-    int C, F, L, NH, NKV, HD, V, W, tied, qkv_bias, max_tokens, max_pos;
+    int C, F, L, NH, NKV, HD, V, W, tied, qkv_bias, qk_norm, max_tokens, max_pos;
     float eps, scale;
+    float logit_scale; /* 1/temperature: alpha of the LM head's GEMMs */
+    bf16 *Wref;        /* frozen bf16 snapshot (reference model), or NULL */
+    bf16 *Wpol;        /* the policy's Wb while the snapshot is in use */
+    bf16 *qk_pre;      /* (L, T, NH+NKV, HD) q/k projections before q/k norm */
+    float *qk_rstd;    /* (L, T, NH+NKV) */
     size_t n_params, n_gpu, n_decay;
     float *P, *G, *M, *Vm;
     bf16 *Wb;
@@ -103,12 +108,14 @@ static int fail(char *err, size_t errlen, int rc, const char *fmt, const char *a
 extern "C" void sl_gpum_free(sl_gpum *g)
 {
     if (!g) return;
+    if (g->Wpol) g->Wb = g->Wpol, g->Wpol = NULL; /* Wref is freed once, below */
     /* every device pointer of the struct */
     void *ptrs[] = {g->P, g->G, g->M, g->Vm, g->Wb, g->cos_t, g->sin_t, g->d_tok, g->d_tgt,
                     g->d_pos, g->d_tiles, g->res, g->res_mid, g->rstd1, g->rstd2, g->lse,
                     g->rstdf, g->hlse, g->hlp, g->hent, g->ln1, g->qkv, g->att, g->ln2, g->gu,
                     g->act, g->lnf, g->logits, g->dres, g->dln, g->dq, g->Dbuf, g->dkv, g->dlp, g->dent,
-                    g->dres_b, g->datt, g->dqkv, g->dact, g->dgu, g->d_norm};
+                    g->dres_b, g->datt, g->dqkv, g->dact, g->dgu, g->d_norm, g->Wref,
+                    g->qk_pre, g->qk_rstd};
     for (size_t i = 0; i < sizeof(ptrs) / sizeof(ptrs[0]); i++)
         if (ptrs[i]) cudaFree(ptrs[i]);
     if (g->prof)
@@ -136,8 +143,8 @@ extern "C" int sl_gpum_new(const sl_model *h, int max_tokens, sl_gpum **out, cha
     const sl_hf_config *c = &h->cfg;
     if (strcmp(h->ops->name, "cpu") != 0)
         return fail(err, errlen, SL_EINVAL, "%s", "the host model must use the CPU backend");
-    if (c->qk_norm || c->o_bias)
-        return fail(err, errlen, SL_EUNSUPPORTED, "model_type %s: q/k norm or o_proj bias not supported on the GPU yet", c->model_type);
+    if (c->o_bias || (c->qk_norm && c->qkv_bias))
+        return fail(err, errlen, SL_EUNSUPPORTED, "model_type %s: o_proj bias, or q/k norm with a q/k/v bias, not supported on the GPU yet", c->model_type);
     if (c->head_dim != 64 && c->head_dim != 128)
         return fail(err, errlen, SL_EUNSUPPORTED, "%s", "head_dim must be 64 or 128 on the GPU");
     if (c->intermediate_size % 8)
@@ -151,6 +158,7 @@ extern "C" int sl_gpum_new(const sl_model *h, int max_tokens, sl_gpum **out, cha
     g->NH = c->num_attention_heads, g->NKV = c->num_key_value_heads, g->HD = c->head_dim;
     g->V = c->vocab_size, g->W = (g->NH + 2 * g->NKV) * g->HD, g->tied = c->tie_word_embeddings;
     g->qkv_bias = c->qkv_bias, g->max_tokens = max_tokens, g->max_pos = c->max_position_embeddings;
+    g->qk_norm = c->qk_norm != 0, g->logit_scale = 1.f;
     g->eps = (float)c->rms_norm_eps, g->scale = 1.0f / sqrtf((float)g->HD);
     g->n_params = h->n_params;
     if (build_layout(g, h)) {
@@ -185,6 +193,10 @@ extern "C" int sl_gpum_new(const sl_model *h, int max_tokens, sl_gpum **out, cha
     A_(g->Dbuf, 4 * T * g->NH); A_(g->dkv, 4 * 2 * T * g->NKV * g->HD); A_(g->dlp, 4 * T); A_(g->dent, 4 * T);
     A_(g->dres_b, 2 * T * C); A_(g->datt, 2 * T * QD); A_(g->dqkv, 2 * T * W);
     A_(g->dact, 2 * T * F); A_(g->dgu, 2 * T * 2 * F); A_(g->d_norm, 8);
+    if (g->qk_norm) {
+        size_t nhk = (size_t)g->NH + g->NKV;
+        A_(g->qk_pre, 2 * L * T * nhk * g->HD); A_(g->qk_rstd, 4 * L * T * nhk);
+    }
 #undef A_
     g->h_tmp = (float *)calloc(NP, sizeof(float));
     if (bad || !g->h_tmp) {
@@ -253,6 +265,12 @@ static void layer_fwd(sl_gpum *g, int l)
     sl_bf_rmsnorm_fwd(ln1, g->rstd1 + l * T, x, g->Wb + y->n1, (int)T, (int)C, g->eps);
     mark(g, P_GEMM);
     sl_bf_gemm(qkv, 0, ln1, g->Wb + y->wqkv, NULL, (int)T, (int)W, (int)C, 0, 1, 1.f, 0.f);
+    if (g->qk_norm) {
+        size_t nhk = (size_t)g->NH + g->NKV;
+        mark(g, P_NORM);
+        sl_bf_headnorm_fwd(qkv, g->qk_pre + l * T * nhk * g->HD, g->qk_rstd + l * T * nhk,
+                           g->Wb + y->qn, g->Wb + y->kn, (int)T, g->NH, g->NKV, g->HD, g->eps);
+    }
     mark(g, P_EW);
     sl_bf_qkv_post_fwd(qkv, g->qkv_bias ? g->Wb + y->bqkv : NULL, g->d_pos, g->cos_t, g->sin_t,
                        (int)T, g->NH, g->NKV, g->HD);
@@ -345,7 +363,7 @@ extern "C" int sl_gpum_forward(sl_gpum *g, const int32_t *tokens, const int32_t 
     for (int c0 = 0; c0 < T; c0 += SL_GPUM_HEAD_ROWS) {
         int n = T - c0 < SL_GPUM_HEAD_ROWS ? T - c0 : SL_GPUM_HEAD_ROWS;
         mark(g, P_HEAD);
-        sl_bf_gemm(g->logits, 0, g->lnf + (size_t)c0 * C, g->Wb + g->o_head, NULL, n, g->V, (int)C, 0, 1, 1.f, 0.f);
+        sl_bf_gemm(g->logits, 0, g->lnf + (size_t)c0 * C, g->Wb + g->o_head, NULL, n, g->V, (int)C, 0, 1, g->logit_scale, 0.f);
         sl_bf_head_stats(g->hlse + c0, g->hlp + c0, g->hent + c0, g->logits, g->d_tgt + c0, n, g->V);
     }
     finish_fwd(g, logprobs, entropy, loss);
@@ -387,6 +405,13 @@ static void layer_bwd(sl_gpum *g, int l)
     mark(g, P_EW);
     sl_bf_qkv_post_bwd(g->dqkv, g->dq, g->qkv_bias ? g->G + y->bqkv : NULL, g->d_pos, g->cos_t,
                        g->sin_t, iT, g->NH, g->NKV, g->HD);
+    if (g->qk_norm) {
+        size_t nhk = (size_t)g->NH + g->NKV;
+        mark(g, P_NORM);
+        sl_bf_headnorm_bwd(g->dqkv, g->qk_pre + l * T * nhk * g->HD, g->qk_rstd + l * T * nhk,
+                           g->Wb + y->qn, g->Wb + y->kn, g->G + y->qn, g->G + y->kn, iT, g->NH,
+                           g->NKV, g->HD);
+    }
     mark(g, P_GEMM);
     sl_bf_gemm(g->dln, 1, g->dqkv, g->Wb + y->wqkv, NULL, iT, iC, (int)W, 0, 0, 1.f, 0.f);
     sl_bf_gemm(g->G + y->wqkv, 1, g->dqkv, ln1, g->G + y->wqkv, (int)W, iC, iT, 1, 0, 1.f, 1.f);
@@ -415,13 +440,14 @@ static void head_chunk_bwd(sl_gpum *g, int c0, int n, int use_dent)
     const bf16 *h = g->lnf + (size_t)c0 * C;
     sl_bf_head_grad(g->logits, g->hlse + c0, g->hent + c0, g->dlp + c0,
                     use_dent ? g->dent + c0 : NULL, g->d_tgt + c0, n, g->V);
-    sl_bf_gemm(g->dln + (size_t)c0 * C, 1, g->logits, g->Wb + g->o_head, NULL, n, (int)C, g->V, 0, 0, 1.f, 0.f);
-    sl_bf_gemm(g->G + g->o_head, 1, g->logits, h, g->G + g->o_head, g->V, (int)C, n, 1, 0, 1.f, 1.f);
+    float a = g->logit_scale; /* z = a h W^T: dh = a dz W, dW = a dz^T h */
+    sl_bf_gemm(g->dln + (size_t)c0 * C, 1, g->logits, g->Wb + g->o_head, NULL, n, (int)C, g->V, 0, 0, a, 0.f);
+    sl_bf_gemm(g->G + g->o_head, 1, g->logits, h, g->G + g->o_head, g->V, (int)C, n, 1, 0, a, 1.f);
 }
 
 extern "C" int sl_gpum_backward(sl_gpum *g, const float *dlogprob, const float *dentropy)
 {
-    if (!g->have_fwd) return SL_EINVAL;
+    if (!g->have_fwd || g->Wpol) return SL_EINVAL;
     int T = g->T;
     size_t C = g->C;
     cudaStream_t s = sl_bf_stream();
@@ -430,7 +456,7 @@ extern "C" int sl_gpum_backward(sl_gpum *g, const float *dlogprob, const float *
     for (int c0 = 0; c0 < T; c0 += SL_GPUM_HEAD_ROWS) {
         int n = T - c0 < SL_GPUM_HEAD_ROWS ? T - c0 : SL_GPUM_HEAD_ROWS;
         mark(g, P_HEAD);
-        sl_bf_gemm(g->logits, 0, g->lnf + (size_t)c0 * C, g->Wb + g->o_head, NULL, n, g->V, (int)C, 0, 1, 1.f, 0.f);
+        sl_bf_gemm(g->logits, 0, g->lnf + (size_t)c0 * C, g->Wb + g->o_head, NULL, n, g->V, (int)C, 0, 1, g->logit_scale, 0.f);
         head_chunk_bwd(g, c0, n, dentropy != NULL);
     }
     bwd_body(g);
@@ -443,6 +469,7 @@ extern "C" int sl_gpum_forward_backward_ce(sl_gpum *g, const int32_t *tokens, co
                                            int n_seq, const int32_t *targets, float *logprobs,
                                            double *loss)
 {
+    if (g->Wpol) return SL_EINVAL; /* no training on the reference snapshot */
     int rc = prep_batch(g, tokens, cu, n_seq, targets);
     if (rc) return rc;
     int T = g->T, nt = g->has_tgt;
@@ -455,7 +482,7 @@ extern "C" int sl_gpum_forward_backward_ce(sl_gpum *g, const int32_t *tokens, co
     for (int c0 = 0; c0 < T; c0 += SL_GPUM_HEAD_ROWS) {
         int n = T - c0 < SL_GPUM_HEAD_ROWS ? T - c0 : SL_GPUM_HEAD_ROWS;
         mark(g, P_HEAD);
-        sl_bf_gemm(g->logits, 0, g->lnf + (size_t)c0 * C, g->Wb + g->o_head, NULL, n, g->V, (int)C, 0, 1, 1.f, 0.f);
+        sl_bf_gemm(g->logits, 0, g->lnf + (size_t)c0 * C, g->Wb + g->o_head, NULL, n, g->V, (int)C, 0, 1, g->logit_scale, 0.f);
         sl_bf_head_stats(g->hlse + c0, g->hlp + c0, g->hent + c0, g->logits, g->d_tgt + c0, n, g->V);
         head_chunk_bwd(g, c0, n, 0);
     }
@@ -517,3 +544,74 @@ static void to_host(sl_gpum *g, const float *src, float *host)
 
 extern "C" void sl_gpum_grads_to_host(sl_gpum *g, float *host) { to_host(g, g->G, host); }
 extern "C" void sl_gpum_params_to_host(sl_gpum *g, float *host) { to_host(g, g->P, host); }
+
+/* ------------------------------------------------ trainer integration */
+
+extern "C" void sl_gpum_set_logit_scale(sl_gpum *g, float s) { g->logit_scale = s; }
+
+extern "C" double sl_gpum_clip_grad(sl_gpum *g, float max_norm)
+{
+    cudaStream_t s = sl_bf_stream();
+    double v = 0;
+    CUDA_CHECK(cudaMemsetAsync(g->d_norm, 0, 8, s));
+    sl_bf_sumsq(g->d_norm, g->G, g->n_gpu);
+    CUDA_CHECK(cudaMemcpyAsync(&v, g->d_norm, 8, cudaMemcpyDeviceToHost, s));
+    CUDA_CHECK(cudaStreamSynchronize(s));
+    double nrm = sqrt(v);
+    if (isfinite(nrm) && max_norm > 0) sl_bf_scale(g->G, g->n_gpu, g->d_norm, max_norm);
+    return nrm;
+}
+
+static void from_host(sl_gpum *g, float *dst, const float *host)
+{
+    CUDA_CHECK(cudaStreamSynchronize(sl_bf_stream()));
+    memset(g->h_tmp, 0, 4 * g->n_gpu);
+    if (host)
+        for (int i = 0; i < g->n_segs; i++)
+            memcpy(g->h_tmp + g->segs[i].gpu, host + g->segs[i].host, 4 * g->segs[i].n);
+    CUDA_CHECK(cudaMemcpy(dst, g->h_tmp, 4 * g->n_gpu, cudaMemcpyHostToDevice));
+}
+
+extern "C" void sl_gpum_params_from_host(sl_gpum *g, const float *host)
+{
+    from_host(g, g->P, host);
+    bf16 *wb = g->Wpol ? g->Wpol : g->Wb;
+    sl_bf_f32_to_bf16(wb, g->P, g->n_gpu);
+    CUDA_CHECK(cudaStreamSynchronize(sl_bf_stream()));
+}
+
+extern "C" void sl_gpum_moments_to_host(sl_gpum *g, float *m, float *v)
+{
+    if (m) to_host(g, g->M, m);
+    if (v) to_host(g, g->Vm, v);
+}
+
+extern "C" void sl_gpum_moments_from_host(sl_gpum *g, const float *m, const float *v)
+{
+    from_host(g, g->M, m);
+    from_host(g, g->Vm, v);
+}
+
+extern "C" int64_t sl_gpum_get_step(const sl_gpum *g) { return g->step; }
+extern "C" void sl_gpum_set_step(sl_gpum *g, int64_t step) { g->step = (int)step; }
+
+extern "C" int sl_gpum_ref_snapshot(sl_gpum *g)
+{
+    if (g->Wpol) return SL_EINVAL;
+    if (!g->Wref && dmalloc(g, (void **)&g->Wref, 2 * g->n_gpu)) return SL_ENOMEM;
+    CUDA_CHECK(cudaMemcpyAsync(g->Wref, g->Wb, 2 * g->n_gpu, cudaMemcpyDeviceToDevice, sl_bf_stream()));
+    CUDA_CHECK(cudaStreamSynchronize(sl_bf_stream()));
+    return SL_OK;
+}
+
+extern "C" int sl_gpum_use_ref(sl_gpum *g, int on)
+{
+    if (on) {
+        if (!g->Wref || g->Wpol) return SL_EINVAL;
+        g->Wpol = g->Wb, g->Wb = g->Wref;
+    } else if (g->Wpol) {
+        g->Wb = g->Wpol, g->Wpol = NULL;
+    }
+    g->have_fwd = 0;
+    return SL_OK;
+}

@@ -103,6 +103,13 @@ extern "C" const void *sl_gsync_pull(sl_gsync *s, int copy)
     return copy ? s->own : s->src;
 }
 
+extern "C" void sl_gsync_pull_into(sl_gsync *s, void *dst)
+{
+    CUDA_CHECK(cudaStreamWaitEvent(s->stream, s->ev, 0));
+    CUDA_CHECK(cudaMemcpyAsync(dst, s->src, s->bytes, cudaMemcpyDeviceToDevice, s->stream));
+    CUDA_CHECK(cudaStreamSynchronize(s->stream));
+}
+
 extern "C" void sl_gsync_free(sl_gsync *s)
 {
     if (!s) return;

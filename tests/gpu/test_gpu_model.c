@@ -9,7 +9,10 @@
  *    of the same weights and batch on both (a small Qwen2 tied and untied,
  *    and the real Qwen2.5-0.5B widths with 2 layers and the full 151,936
  *    vocabulary), with an RL-style backward (random dlogprob and dentropy);
- *  - AdamW on the GPU lowers the loss of a repeated batch.
+ *    and Qwen3 with its per-head q/k RMSNorm);
+ *  - AdamW on the GPU lowers the loss of a repeated batch;
+ *  - the trainer's hooks: logit scale (1/temperature), gradient clipping,
+ *    reference snapshot, parameters and moments through the host layout.
  * Every comparison prints ||gpu - cpu|| / ||cpu||; the bound is 1e-2 for
  * ops and forward outputs, 3e-2 for whole-model gradients (bf16 storage of
  * activations through several layers); NaN never passes.
@@ -287,6 +290,110 @@ static void qwen2(sl_hf_config *c, int C, int L, int NH, int NKV, int HD, int F,
     c->rope_theta = 1000000.0;
 }
 
+static void qwen3(sl_hf_config *c, int C, int L, int NH, int NKV, int HD, int F, int V)
+{
+    qwen2(c, C, L, NH, NKV, HD, F, V, 1);
+    c->arch = SL_ARCH_QWEN3;
+    snprintf(c->model_type, sizeof c->model_type, "qwen3");
+    c->qkv_bias = 0, c->qk_norm = 1;
+}
+
+/* What the GPU trainer (actors/trainer_core.c) uses around the steps: the
+ * logit scale (1/temperature) against the CPU model with its final norm
+ * scaled the same way, log-probs and gradients; parameters and AdamW
+ * moments round-trip through the host layout; the reference snapshot keeps
+ * the old weights after an update and refuses a backward. */
+static void test_trainer_hooks(void)
+{
+    sl_hf_config c;
+    qwen3(&c, 128, 2, 2, 1, 64, 256, 500);
+    printf("trainer hooks (qwen3 C=128 L=2)\n");
+    int32_t cu[3] = {0, 40, 70};
+    int T = 70;
+    char err[256];
+    sl_model *m = NULL;
+    sl_gpum *g = NULL;
+    if (sl_model_new(&c, sl_ops_cpu(), T, 3, &m, err, sizeof err) ||
+        sl_gpum_new(m, T, &g, err, sizeof err)) {
+        printf("  new: %s FAIL\n", err);
+        g_fail = 1;
+        sl_model_free(m);
+        return;
+    }
+    int32_t tok[70];
+    for (int t = 0; t < T; t++) tok[t] = (int32_t)(urand() * c.vocab_size);
+    float temp = 0.7f;
+    /* CPU twin of the scale: final norm weight / T */
+    for (int i = 0; i < c.hidden_size; i++) m->w.final_norm[i] /= temp;
+    sl_gpum_set_logit_scale(g, 1.0f / temp);
+    float lp1[70], lp2[70], en1[70], en2[70];
+    sl_model_forward(m, tok, cu, 2, NULL, lp1, en1, NULL);
+    sl_gpum_forward(g, tok, cu, 2, NULL, lp2, en2, NULL);
+    check("scaled logprobs", lp2, lp1, T, 1e-2);
+    check("scaled entropy", en2, en1, T, 1e-2);
+    float *dlp = randv(T, 1.0 / T);
+    sl_model_zero_grad(m);
+    sl_gpum_zero_grad(g);
+    sl_model_backward(m, dlp, NULL);
+    sl_gpum_backward(g, dlp, NULL);
+    /* d/dw of the unscaled final norm = d/d(w/T) / T on the CPU side */
+    for (int i = 0; i < c.hidden_size; i++) m->g.final_norm[i] /= temp;
+    for (int i = 0; i < c.hidden_size; i++) m->w.final_norm[i] *= temp;
+    float *gg = zeros(m->n_params);
+    sl_gpum_grads_to_host(g, gg);
+    check("scaled: all grads (flat)", gg, m->grads_mem, m->n_params, 3e-2);
+    double n1 = sl_gpum_clip_grad(g, 0.0f);
+    double n0 = 0;
+    for (size_t i = 0; i < m->n_params; i++) n0 += (double)gg[i] * gg[i];
+    n0 = sqrt(n0);
+    int ok = fabs(n1 - n0) <= 1e-4 * n0;
+    printf("  grad norm gpu %.6g host %.6g %s\n", n1, n0, ok ? "ok" : "FAIL");
+    if (!ok) g_fail = 1;
+    sl_gpum_clip_grad(g, (float)(n0 / 2));
+    double n2 = sl_gpum_clip_grad(g, 0.0f);
+    ok = fabs(n2 - n0 / 2) <= 1e-3 * n0;
+    printf("  clipped to half: %.6g %s\n", n2, ok ? "ok" : "FAIL");
+    if (!ok) g_fail = 1;
+    /* snapshot, one AdamW step: the snapshot still gives the old log-probs */
+    sl_gpum_set_logit_scale(g, 1.0f);
+    float lp_old[70], lp_new[70], lp_ref[70];
+    sl_gpum_forward(g, tok, cu, 2, NULL, lp_old, NULL, NULL);
+    if (sl_gpum_ref_snapshot(g)) g_fail = 1, printf("  snapshot FAIL\n");
+    sl_gpum_backward_ce(g, NULL);
+    sl_gpum_set_step(g, 0);
+    sl_gpum_adamw_step(g, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.0f, 0.0f, NULL);
+    ok = sl_gpum_get_step(g) == 1;
+    sl_gpum_forward(g, tok, cu, 2, NULL, lp_new, NULL, NULL);
+    sl_gpum_use_ref(g, 1);
+    sl_gpum_forward(g, tok, cu, 2, NULL, lp_ref, NULL, NULL);
+    ok = ok && sl_gpum_backward(g, dlp, NULL) == SL_EINVAL;
+    sl_gpum_use_ref(g, 0);
+    double dn = 0, dr = 0;
+    for (int t = 0; t < T; t++) dn += fabs(lp_new[t] - lp_old[t]), dr += fabs(lp_ref[t] - lp_old[t]);
+    ok = ok && dn > 1e-3 && dr == 0;
+    printf("  reference snapshot: |new-old| %.3g, |ref-old| %.3g, backward refused %s\n", dn, dr, ok ? "ok" : "FAIL");
+    if (!ok) g_fail = 1;
+    /* host round trips */
+    float *p = zeros(m->n_params), *mm = zeros(m->n_params), *vv = zeros(m->n_params);
+    float *p2 = zeros(m->n_params), *mm2 = zeros(m->n_params), *vv2 = zeros(m->n_params);
+    sl_gpum_params_to_host(g, p);
+    sl_gpum_moments_to_host(g, mm, vv);
+    double vs = 0;
+    for (size_t i = 0; i < m->n_params; i++) vs += vv[i];
+    for (size_t i = 0; i < m->n_params; i++) p[i] += 0.25f, mm[i] *= 2.0f;
+    sl_gpum_params_from_host(g, p);
+    sl_gpum_moments_from_host(g, mm, vv);
+    sl_gpum_params_to_host(g, p2);
+    sl_gpum_moments_to_host(g, mm2, vv2);
+    ok = vs > 0 && !memcmp(p, p2, 4 * m->n_params) && !memcmp(mm, mm2, 4 * m->n_params) &&
+         !memcmp(vv, vv2, 4 * m->n_params);
+    printf("  params and moments round-trip through the host layout %s\n", ok ? "ok" : "FAIL");
+    if (!ok) g_fail = 1;
+    free(p), free(mm), free(vv), free(p2), free(mm2), free(vv2), free(gg), free(dlp);
+    sl_gpum_free(g);
+    sl_model_free(m);
+}
+
 int main(void)
 {
     sl_log_init("test_gpu_model", SL_LOG_WARN);
@@ -307,6 +414,11 @@ int main(void)
     int lens2[] = {300, 200, 12};
     qwen2(&c, 896, 2, 14, 2, 64, 4864, 151936, 1);
     test_model("qwen2.5-0.5b widths, 2 layers", &c, lens2, 3, 0);
+    qwen3(&c, 256, 3, 4, 2, 64, 512, 1000);
+    test_model("small qwen3 (q/k norm)", &c, lens, 5, 20);
+    qwen3(&c, 256, 2, 2, 1, 128, 512, 1000);
+    test_model("small qwen3 hd128", &c, lens, 5, 0);
+    test_trainer_hooks();
     printf("%s\n", g_fail ? "FAILED" : "all GPU model checks passed");
     return g_fail ? 1 : 0;
 }
