@@ -109,6 +109,17 @@ int sl_geng_prefill(sl_geng *g, int n_seq, const int *slots, const int32_t *toke
 int sl_geng_decode(sl_geng *g, int n, const int *slots, const int32_t *tok,
                    const sl_geng_samp *samp, int32_t *out_tok, float *out_lp);
 void sl_geng_stats_get(const sl_geng *g, sl_geng_stats *st);
+/* Variants for measurement: graphs 0/1, chunked_sampler 1 = the reference
+ * sampling kernel (contiguous chunks per thread; also SL_GENG_SAMPLER=
+ * chunked in the environment at creation), profile 1 = device time per
+ * kind of op summed over eager steps (events between ops; graphs off).
+ * Drops the captured graphs. */
+void sl_geng_tune(sl_geng *g, int graphs, int chunked_sampler, int profile);
+/* ms[0..SL_GENG_PROF_N): gemm (layers), attention, qkv post + cache
+ * write, other (norms, swiglu, embedding), LM head gemm, sampling;
+ * returned and reset. Returns 1 when profiling is on. */
+#define SL_GENG_PROF_N 6
+int sl_geng_profile(sl_geng *g, double *ms, int n);
 
 /* Test hook: sample n outputs from host logits rows (R x V fp32): output i
  * from row row_of[i] with samp[i]. */
@@ -166,6 +177,16 @@ static inline int sl_geng_decode(sl_geng *g, int n, const int *slots, const int3
 {
     (void)g, (void)n, (void)slots, (void)tok, (void)samp, (void)out_tok, (void)out_lp;
     return SL_EUNSUPPORTED;
+}
+#define SL_GENG_PROF_N 6
+static inline void sl_geng_tune(sl_geng *g, int graphs, int chunked, int profile)
+{
+    (void)g, (void)graphs, (void)chunked, (void)profile;
+}
+static inline int sl_geng_profile(sl_geng *g, double *ms, int n)
+{
+    (void)g, (void)ms, (void)n;
+    return 0;
 }
 static inline void sl_geng_stats_get(const sl_geng *g, sl_geng_stats *st)
 {

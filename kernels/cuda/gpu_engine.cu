@@ -259,6 +259,12 @@ __device__ void blk_count_mass(const float *x, int V, float th, float mx, float 
     *mass = blk_sum(s, sh);
 }
 
+/* TILED (default): the inverse CDF walks tiles of SAMP_T * 4 ids with
+ * coalesced reads (tile sums, then a block scan inside the chosen tile);
+ * else each thread owns a contiguous chunk of the row (uncoalesced; kept as
+ * the reference variant, SL_GENG_SAMPLER=chunked). */
+#define SAMP_MAX_TILES 1024
+template <int TILED>
 __global__ void __launch_bounds__(SAMP_T) k_sample(const float *logits, int V, const int32_t *row_of,
                                                    const sl_geng_samp *sp, int32_t *otok,
                                                    float *olp)
@@ -330,6 +336,100 @@ __global__ void __launch_bounds__(SAMP_T) k_sample(const float *logits, int V, c
         }
         blk_count_mass(x, V, hi, mx, it, &cnt, &mass, sh);
         th = mass >= target ? hi : lo;
+    }
+    if (TILED) {
+        /* inverse CDF in id order over the kept tokens, by tiles */
+        __shared__ float s_tile[SAMP_MAX_TILES];
+        __shared__ float s_r;
+        __shared__ int s_t;
+        const int TILE = SAMP_T * 4;
+        int ntiles = (V + TILE - 1) / TILE;
+        for (int t = 0; t < ntiles; t++) {
+            float own = 0.f;
+            for (int k = 0; k < 4; k++) {
+                int j = t * TILE + threadIdx.x * 4 + k;
+                if (j < V) {
+                    float v = x[j];
+                    if (v >= th) own += exp2f((v - mx) * it * LOG2E_F);
+                }
+            }
+            float ts = blk_sum(own, sh);
+            if (threadIdx.x == 0) s_tile[t] = ts;
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            float Z = 0.f;
+            for (int t = 0; t < ntiles; t++) Z += s_tile[t];
+            float u = (float)d_uniform(p.seed, p.seq_id, p.step) * Z, cum = 0.f;
+            int ts = -1, lastnz = 0;
+            for (int t = 0; t < ntiles; t++) {
+                if (s_tile[t] > 0.f) lastnz = t;
+                if (ts < 0 && s_tile[t] > 0.f && u < cum + s_tile[t]) ts = t, s_r = u - cum;
+                cum += s_tile[t];
+            }
+            if (ts < 0) ts = lastnz, s_r = s_tile[lastnz]; /* rounding: its last kept id */
+            s_t = ts;
+            s_pick = -1;
+        }
+        __syncthreads();
+        int t = s_t;
+        float r = s_r;
+        float e4[4], own = 0.f;
+        for (int k = 0; k < 4; k++) {
+            int j = t * TILE + threadIdx.x * 4 + k;
+            e4[k] = 0.f;
+            if (j < V) {
+                float v = x[j];
+                if (v >= th) e4[k] = exp2f((v - mx) * it * LOG2E_F);
+            }
+            own += e4[k];
+        }
+        /* exclusive block scan of own */
+        int lane = threadIdx.x & 31, w = threadIdx.x / 32;
+        float incl = own;
+        for (int o = 1; o < 32; o <<= 1) {
+            float y = __shfl_up_sync(0xffffffffu, incl, o);
+            if (lane >= o) incl += y;
+        }
+        if (lane == 31) s_chunk[w] = incl;
+        __syncthreads();
+        if (w == 0) {
+            float ws = lane < (int)(blockDim.x / 32) ? s_chunk[lane] : 0.f, wi = ws;
+            for (int o = 1; o < 32; o <<= 1) {
+                float y = __shfl_up_sync(0xffffffffu, wi, o);
+                if (lane >= o) wi += y;
+            }
+            s_chunk[32 + lane] = wi - ws; /* exclusive prefix of warp sums */
+        }
+        __syncthreads();
+        float pre = s_chunk[32 + w] + incl - own;
+        if (own > 0.f && r >= pre && r < pre + own) {
+            float acc = pre;
+            int pick = -1;
+            for (int k = 0; k < 4 && pick < 0; k++) {
+                acc += e4[k];
+                if (e4[k] > 0.f && r < acc) pick = t * TILE + threadIdx.x * 4 + k;
+            }
+            if (pick < 0)
+                for (int k = 3; k >= 0 && pick < 0; k--)
+                    if (e4[k] > 0.f) pick = t * TILE + threadIdx.x * 4 + k;
+            atomicMax(&s_pick, pick);
+        }
+        __syncthreads();
+        if (s_pick < 0) { /* rounding: the last kept id of the tile */
+            for (int k = 3; k >= 0; k--)
+                if (e4[k] > 0.f) {
+                    atomicMax(&s_pick, t * TILE + threadIdx.x * 4 + k);
+                    break;
+                }
+            __syncthreads();
+        }
+        if (threadIdx.x == 0) {
+            int tk = s_pick < 0 ? amax : s_pick;
+            otok[i] = tk;
+            olp[i] = (x[tk] - mx) * it - logf(zall);
+        }
+        return;
     }
     /* inverse CDF in id order over the kept tokens: contiguous chunks */
     int per = (V + blockDim.x - 1) / blockDim.x;
@@ -437,7 +537,32 @@ struct sl_geng {
     int nb_bucket, bucket[N_BUCKETS];
     cudaGraphExec_t gexec[N_BUCKETS];
     sl_geng_stats st;
+    int chunked_sampler;
+    /* profile (sl_geng_tune): events between ops, eager steps only */
+    int prof, n_ev;
+    cudaEvent_t ev[1024];
+    int ev_cat[1024];
+    double prof_ms[SL_GENG_PROF_N];
 };
+
+static void mark(sl_geng *g, int cat)
+{
+    if (!g->prof || g->n_ev >= 1024) return;
+    CUDA_CHECK(cudaEventRecord(g->ev[g->n_ev], sl_bf_stream()));
+    g->ev_cat[g->n_ev++] = cat;
+}
+static void prof_flush(sl_geng *g)
+{
+    if (!g->prof || g->n_ev == 0) return;
+    CUDA_CHECK(cudaEventSynchronize(g->ev[g->n_ev - 1]));
+    for (int i = 0; i + 1 < g->n_ev; i++) {
+        float ms = 0;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, g->ev[i], g->ev[i + 1]));
+        if (g->ev_cat[i] < SL_GENG_PROF_N) g->prof_ms[g->ev_cat[i]] += ms;
+    }
+    g->n_ev = 0;
+}
+enum { PR_GEMM, PR_ATTN, PR_QKV, PR_OTHER, PR_HEAD, PR_SAMPLE, PR_END };
 
 static int fail(char *err, size_t errlen, int rc, const char *msg)
 {
@@ -467,6 +592,8 @@ extern "C" void sl_geng_free(sl_geng *g)
     if (!g) return;
     cudaStreamSynchronize(sl_bf_stream());
     drop_graphs(g);
+    if (g->prof)
+        for (int i = 0; i < 1024; i++) cudaEventDestroy(g->ev[i]);
     void *dp[] = {g->Wown, g->cos_t, g->sin_t, g->kc, g->x, g->rstd, g->lse, g->xl, g->logits,
                   g->ln, g->qkv, g->att, g->gu, g->act, g->d_tok, g->d_pos, g->d_cidx,
                   g->d_last, g->d_rowof, g->d_tiles, g->d_step, g->d_otok, g->d_olp, g->d_psamp};
@@ -513,6 +640,8 @@ extern "C" int sl_geng_new(const sl_model *h, int max_batch, int max_seq_len,
         return fail(err, errlen, SL_EUNSUPPORTED, "hidden/intermediate size must be multiples of 8");
     if (max_batch < 1 || max_batch > 4096)
         return fail(err, errlen, SL_EINVAL, "max_batch must be in [1, 4096]");
+    if (c->vocab_size > SAMP_MAX_TILES * SAMP_T * 4)
+        return fail(err, errlen, SL_EUNSUPPORTED, "vocabulary above 4M tokens");
     if (max_seq_len < 2 || max_seq_len > c->max_position_embeddings)
         return fail(err, errlen, SL_EINVAL, "max_seq_len must be in [2, max_position_embeddings]");
     if (max_prefill_tokens < max_seq_len) max_prefill_tokens = max_seq_len;
@@ -531,6 +660,10 @@ extern "C" int sl_geng_new(const sl_model *h, int max_batch, int max_seq_len,
     /* prefill rows padded up to a multiple of 1024 */
     g->Tmax = ((max_prefill_tokens > max_batch ? max_prefill_tokens : max_batch) + 1023) / 1024 * 1024;
     g->graphs = graphs;
+    {
+        const char *ev = getenv("SL_GENG_SAMPLER");
+        g->chunked_sampler = ev && strcmp(ev, "chunked") == 0;
+    }
     g->n_params = h->n_params;
     g->BE = (size_t)g->NKV * BS * g->HD;
     if (sl_gpu_layout_build(&g->lo, h)) {
@@ -749,9 +882,13 @@ static void layers(sl_geng *g, int T, int decode, int n_tiles)
     cudaStream_t s = sl_bf_stream();
     for (int l = 0; l < g->L; l++) {
         const glayer *y = &g->lo.ly[l];
+        mark(g, PR_OTHER);
         sl_bf_rmsnorm_fwd(g->ln, g->rstd, g->x, g->Wb + y->n1, T, (int)C, g->eps);
+        mark(g, PR_GEMM);
         sl_bf_gemm(g->qkv, 0, g->ln, g->Wb + y->wqkv, NULL, T, g->W, (int)C, 0, 1, 1.f, 0.f);
+        mark(g, PR_QKV);
         qkv_cache(g, l, T, pos, cidx);
+        mark(g, PR_ATTN);
         if (decode) {
             dim3 gr(T, g->NKV, (g->NH / g->NKV + GCH - 1) / GCH);
             float sl2 = g->scale * LOG2E_F;
@@ -766,10 +903,15 @@ static void layers(sl_geng *g, int T, int decode, int n_tiles)
             sl_bf_attn_fwd(g->att, g->lse, g->qkv, g->qkv + g->QD, g->qkv + g->QD + g->KD, g->W,
                            g->W, g->W, g->d_tiles, n_tiles, T, g->NH, g->NKV, g->HD, g->scale);
         }
+        mark(g, PR_GEMM);
         sl_bf_gemm(g->x, 1, g->att, g->Wb + y->wo, g->x, T, (int)C, g->QD, 0, 1, 1.f, 1.f);
+        mark(g, PR_OTHER);
         sl_bf_rmsnorm_fwd(g->ln, g->rstd, g->x, g->Wb + y->n2, T, (int)C, g->eps);
+        mark(g, PR_GEMM);
         sl_bf_gemm(g->gu, 0, g->ln, g->Wb + y->wgu, NULL, T, (int)(2 * F), (int)C, 0, 1, 1.f, 0.f);
+        mark(g, PR_OTHER);
         sl_bf_swiglu_fwd(g->act, g->gu, T, (int)F);
+        mark(g, PR_GEMM);
         sl_bf_gemm(g->x, 1, g->act, g->Wb + y->wd, g->x, T, (int)C, (int)F, 0, 1, 1.f, 1.f);
     }
 }
@@ -778,14 +920,22 @@ static void layers(sl_geng *g, int T, int decode, int n_tiles)
 static void head_sample(sl_geng *g, const float *src, int R, int n, const int32_t *rowof,
                         const sl_geng_samp *samp)
 {
+    mark(g, PR_OTHER);
     sl_bf_rmsnorm_fwd(g->ln, g->rstd, src, g->Wb + g->lo.o_nf, R, g->C, g->eps);
+    mark(g, PR_HEAD);
     sl_bf_gemm(g->logits, 1, g->ln, g->Wb + g->lo.o_head, NULL, R, g->V, g->C, 0, 1, 1.f, 0.f);
-    k_sample<<<n, SAMP_T, 0, sl_bf_stream()>>>(g->logits, g->V, rowof, samp, g->d_otok, g->d_olp);
+    mark(g, PR_SAMPLE);
+    if (g->chunked_sampler)
+        k_sample<0><<<n, SAMP_T, 0, sl_bf_stream()>>>(g->logits, g->V, rowof, samp, g->d_otok, g->d_olp);
+    else
+        k_sample<1><<<n, SAMP_T, 0, sl_bf_stream()>>>(g->logits, g->V, rowof, samp, g->d_otok, g->d_olp);
     LAUNCH_CHECK();
+    mark(g, PR_END);
 }
 
 static void decode_body(sl_geng *g, int Bp)
 {
+    mark(g, PR_OTHER);
     sl_bf_embed_fwd(g->x, g->Wb + g->lo.o_embed, g->s_tok, Bp, g->C);
     layers(g, Bp, 1, 0);
     head_sample(g, g->x, Bp, Bp, g->d_rowof, g->s_samp);
@@ -797,6 +947,10 @@ static int pad_rows(int T)
     return (T + 1023) / 1024 * 1024;
 }
 
+static int prefill_(sl_geng *g, int n_seq, const int *slots, const int32_t *tokens,
+                    const int32_t *cu, int n_out, const int *out_seq, const sl_geng_samp *samp,
+                    int32_t *out_tok, float *out_lp, int T);
+
 extern "C" int sl_geng_prefill(sl_geng *g, int n_seq, const int *slots, const int32_t *tokens,
                                const int32_t *cu, int n_out, const int *out_seq,
                                const sl_geng_samp *samp, int32_t *out_tok, float *out_lp)
@@ -807,6 +961,22 @@ extern "C" int sl_geng_prefill(sl_geng *g, int n_seq, const int *slots, const in
     uint64_t t0 = now_ns();
     int T = cu[n_seq];
     if (T > g->Tmax) return SL_ERANGE;
+    int prof = g->prof; /* the profile is of decode steps */
+    g->prof = 0;
+    int rc = prefill_(g, n_seq, slots, tokens, cu, n_out, out_seq, samp, out_tok, out_lp, T);
+    g->prof = prof;
+    if (rc == SL_OK) {
+        g->st.prefill_calls++;
+        g->st.prefill_tokens += T;
+        g->st.prefill_ms += (double)(now_ns() - t0) * 1e-6;
+    }
+    return rc;
+}
+
+static int prefill_(sl_geng *g, int n_seq, const int *slots, const int32_t *tokens,
+                    const int32_t *cu, int n_out, const int *out_seq, const sl_geng_samp *samp,
+                    int32_t *out_tok, float *out_lp, int T)
+{
     for (int i = 0; i < n_seq; i++) {
         int n = cu[i + 1] - cu[i];
         if (n < 1 || n > g->max_seq - 1 || slots[i] < 0 || slots[i] >= g->max_batch ||
@@ -862,10 +1032,8 @@ extern "C" int sl_geng_prefill(sl_geng *g, int n_seq, const int *slots, const in
         CUDA_CHECK(cudaMemcpyAsync(g->h_olp, g->d_olp, 4 * (size_t)n_out, cudaMemcpyDeviceToHost, s));
     }
     CUDA_CHECK(cudaStreamSynchronize(s));
+    prof_flush(g);
     for (int i = 0; i < n_out; i++) out_tok[i] = g->h_otok[i], out_lp[i] = g->h_olp[i];
-    g->st.prefill_calls++;
-    g->st.prefill_tokens += T;
-    g->st.prefill_ms += (double)(now_ns() - t0) * 1e-6;
     return SL_OK;
 }
 
@@ -921,6 +1089,7 @@ extern "C" int sl_geng_decode(sl_geng *g, int n, const int *slots, const int32_t
     CUDA_CHECK(cudaMemcpyAsync(g->h_otok, g->d_otok, 4 * (size_t)n, cudaMemcpyDeviceToHost, s));
     CUDA_CHECK(cudaMemcpyAsync(g->h_olp, g->d_olp, 4 * (size_t)n, cudaMemcpyDeviceToHost, s));
     CUDA_CHECK(cudaStreamSynchronize(s));
+    prof_flush(g);
     for (int i = 0; i < n; i++) {
         out_tok[i] = g->h_otok[i], out_lp[i] = g->h_olp[i];
         g->slot_len[slots[i]]++;
@@ -928,6 +1097,28 @@ extern "C" int sl_geng_decode(sl_geng *g, int n, const int *slots, const int32_t
     g->st.decode_steps++;
     g->st.decode_ms += (double)(now_ns() - t0) * 1e-6;
     return SL_OK;
+}
+
+extern "C" void sl_geng_tune(sl_geng *g, int graphs, int chunked_sampler, int profile)
+{
+    if (!g) return;
+    CUDA_CHECK(cudaStreamSynchronize(sl_bf_stream()));
+    drop_graphs(g);
+    if (profile && !g->prof)
+        for (int i = 0; i < 1024; i++) CUDA_CHECK(cudaEventCreate(&g->ev[i]));
+    if (!profile && g->prof)
+        for (int i = 0; i < 1024; i++) cudaEventDestroy(g->ev[i]);
+    g->prof = profile != 0;
+    g->n_ev = 0;
+    g->graphs = graphs && !profile;
+    g->chunked_sampler = chunked_sampler != 0;
+}
+
+extern "C" int sl_geng_profile(sl_geng *g, double *ms, int n)
+{
+    if (!g) return 0;
+    for (int i = 0; i < n && i < SL_GENG_PROF_N; i++) ms[i] = g->prof_ms[i], g->prof_ms[i] = 0;
+    return g->prof;
 }
 
 extern "C" void sl_geng_stats_get(const sl_geng *g, sl_geng_stats *st)
@@ -938,7 +1129,8 @@ extern "C" void sl_geng_stats_get(const sl_geng *g, sl_geng_stats *st)
 extern "C" int sl_geng_test_sample(const float *logits, int R, int V, int n, const int *row_of,
                                    const sl_geng_samp *samp, int32_t *out_tok, float *out_lp)
 {
-    if (!logits || R < 1 || V < 1 || n < 1 || !row_of || !samp) return SL_EINVAL;
+    if (!logits || R < 1 || V < 1 || V > SAMP_MAX_TILES * SAMP_T * 4 || n < 1 || !row_of || !samp)
+        return SL_EINVAL;
     sl_bf_init();
     float *dl;
     int32_t *dr, *dt;
@@ -952,7 +1144,11 @@ extern "C" int sl_geng_test_sample(const float *logits, int R, int V, int n, con
     CUDA_CHECK(cudaMemcpy(dl, logits, 4 * (size_t)R * V, cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemcpy(dr, row_of, 4 * (size_t)n, cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemcpy(ds, samp, sizeof(sl_geng_samp) * n, cudaMemcpyHostToDevice));
-    k_sample<<<n, SAMP_T, 0, sl_bf_stream()>>>(dl, V, dr, ds, dt, dlp);
+    const char *ev = getenv("SL_GENG_SAMPLER");
+    if (ev && strcmp(ev, "chunked") == 0)
+        k_sample<0><<<n, SAMP_T, 0, sl_bf_stream()>>>(dl, V, dr, ds, dt, dlp);
+    else
+        k_sample<1><<<n, SAMP_T, 0, sl_bf_stream()>>>(dl, V, dr, ds, dt, dlp);
     LAUNCH_CHECK();
     CUDA_CHECK(cudaStreamSynchronize(sl_bf_stream()));
     CUDA_CHECK(cudaMemcpy(out_tok, dt, 4 * (size_t)n, cudaMemcpyDeviceToHost));

@@ -5,7 +5,8 @@
 # build/tests/test_gpu_model, build/tests/test_gpu_engine and
 # tests/bench/pytorch_ref.py next to it.
 # Env: RUN_TEST/RUN_SYNC/RUN_TRAIN (default 1), RUN_PROF (0), RUN_GEN (0:
-# test_gpu_engine, then slime-bench gpu-gen with and without CUDA graphs;
+# test_gpu_engine, then slime-bench gpu-gen and its variants: no graphs,
+# reference sampler, profile, groups;
 # pair it with PT_ARGS=--generate for the side-by-side row), PT_ARGS.
 cd "$(dirname "$0")"
 export OMP_NUM_THREADS=16
@@ -18,9 +19,7 @@ if [ "${RUN_TRAIN:-1}" = 1 ]; then step train; timeout 120 ./slime-bench gpu-tra
 if [ "${RUN_PROF:-0}" = 1 ]; then step prof; SL_GPUM_PROFILE=1 timeout 120 ./slime-bench gpu-train --steps 3 2>&1 | tee $OUT/prof.json; fi
 if [ "${RUN_GEN:-0}" = 1 ]; then
     step gen-test; timeout 240 ./test_gpu_engine 2>&1 | tee $OUT/gen_test.log; echo "rc=${PIPESTATUS[0]}"
-    step gen; timeout 200 ./slime-bench gpu-gen --reps 3 2>&1 | tee $OUT/gen.json
-    step gen-nograph; timeout 120 ./slime-bench gpu-gen --reps 1 --graphs 0 2>&1 | tee -a $OUT/gen.json
-    step gen-groups; timeout 120 ./slime-bench gpu-gen --reps 1 --samples 8 2>&1 | tee -a $OUT/gen.json
+    step gen; timeout 240 ./slime-bench gpu-gen --reps 5 --variants 1 2>&1 | tee $OUT/gen.json
 fi
 if [ -n "${PT_ARGS:-}" ]; then step pytorch; PYTHONUNBUFFERED=1 timeout ${PT_TIMEOUT:-300} python3 pytorch_ref.py $PT_ARGS 2>&1 | grep -v Warning | tee $OUT/pytorch.json; fi
 step done
