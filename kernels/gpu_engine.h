@@ -70,6 +70,10 @@ typedef struct sl_geng_stats {
 extern "C" {
 #endif
 
+/* Make GPU n the current device of this thread (before sl_geng_new).
+ * SL_EUNSUPPORTED when there is no such device. */
+int sl_geng_use_device(int n);
+
 /* A core for host's config (host->ops: the CPU backend; its parameters are
  * NOT loaded: call sl_geng_load_host or sl_geng_set_weights_device),
  * max_batch slots of max_seq_len positions, prefills of at most
@@ -141,6 +145,11 @@ static inline int sl_geng_new(const sl_model *host, int max_batch, int max_seq_l
     return SL_EUNSUPPORTED;
 }
 static inline void sl_geng_free(sl_geng *g) { (void)g; }
+static inline int sl_geng_use_device(int n)
+{
+    (void)n;
+    return SL_EUNSUPPORTED;
+}
 static inline int sl_geng_load_host(sl_geng *g, const float *p, size_t n)
 {
     (void)g, (void)p, (void)n;

@@ -618,6 +618,17 @@ static int hal(void **p, size_t bytes)
     return 0;
 }
 
+extern "C" int sl_geng_use_device(int n)
+{
+    int ndev = 0;
+    if (cudaGetDeviceCount(&ndev) != cudaSuccess || n < 0 || n >= ndev ||
+        cudaSetDevice(n) != cudaSuccess) {
+        cudaGetLastError();
+        return SL_EUNSUPPORTED;
+    }
+    return SL_OK;
+}
+
 extern "C" int sl_geng_new(const sl_model *h, int max_batch, int max_seq_len,
                            int max_prefill_tokens, int graphs, sl_geng **out, char *err,
                            size_t errlen)
