@@ -116,9 +116,10 @@ void sl_geng_stats_get(const sl_geng *g, sl_geng_stats *st);
 /* Variants for measurement: graphs 0/1, chunked_sampler 1 = the reference
  * sampling kernel (contiguous chunks per thread; also SL_GENG_SAMPLER=
  * chunked in the environment at creation), profile 1 = device time per
- * kind of op summed over eager steps (events between ops; graphs off).
- * Drops the captured graphs. */
-void sl_geng_tune(sl_geng *g, int graphs, int chunked_sampler, int profile);
+ * kind of op summed over eager steps (events between ops; graphs off),
+ * attn_warps 8 (default) or 4 warps per decode-attention block (also
+ * SL_GENG_ATTN_WARPS=4 at creation). Drops the captured graphs. */
+void sl_geng_tune(sl_geng *g, int graphs, int chunked_sampler, int profile, int attn_warps);
 /* ms[0..SL_GENG_PROF_N): gemm (layers), attention, qkv post + cache
  * write, other (norms, swiglu, embedding), LM head gemm, sampling;
  * returned and reset. Returns 1 when profiling is on. */
@@ -188,9 +189,9 @@ static inline int sl_geng_decode(sl_geng *g, int n, const int *slots, const int3
     return SL_EUNSUPPORTED;
 }
 #define SL_GENG_PROF_N 6
-static inline void sl_geng_tune(sl_geng *g, int graphs, int chunked, int profile)
+static inline void sl_geng_tune(sl_geng *g, int graphs, int chunked, int profile, int warps)
 {
-    (void)g, (void)graphs, (void)chunked, (void)profile;
+    (void)g, (void)graphs, (void)chunked, (void)profile, (void)warps;
 }
 static inline int sl_geng_profile(sl_geng *g, double *ms, int n)
 {

@@ -94,19 +94,19 @@ __global__ void k_qkv_cache(bf16 *qkv, const bf16 *bias, const bf16 *qn, const b
  * heads), 4 warps; each lane scores one position (its whole K row), the
  * warp keeps an online softmax per head and accumulates P V with each lane
  * owning E dims. */
-template <int HD>
-__global__ void k_dec_attn(bf16 *out, const bf16 *qkv, const bf16 *kc, const int32_t *table,
-                           const int32_t *lens, int MB, int l, int L, int NH, int NKV,
-                           float scale_log2)
+template <int HD, int NWARP>
+__global__ void __launch_bounds__(NWARP * 32)
+    k_dec_attn(bf16 *out, const bf16 *qkv, const bf16 *kc, const int32_t *table,
+               const int32_t *lens, int MB, int l, int L, int NH, int NKV, float scale_log2)
 {
-    const int E = HD / 32, NWARP = 4;
+    const int E = HD / 32;
     int b = blockIdx.x, kvh = blockIdx.y, ch = blockIdx.z;
     int G = NH / NKV, h0 = ch * GCH, ng = min(GCH, G - h0);
     if (ng <= 0) return;
     int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
     int W = (NH + 2 * NKV) * HD, len = lens[b];
     size_t BE = (size_t)NKV * BS * HD;
-    __shared__ float sq[GCH][HD];
+    __shared__ __align__(16) float sq[GCH][HD];
     __shared__ float sm_m[NWARP][GCH], sm_l[NWARP][GCH];
     __shared__ float sacc[NWARP][GCH][HD];
     const bf16 *q = qkv + (size_t)b * W + (size_t)(kvh * G + h0) * HD;
@@ -138,9 +138,12 @@ __global__ void k_dec_attn(bf16 *out, const bf16 *qkv, const bf16 *kc, const int
                 for (int j = 0; j < 8; j++) kf[j] = __bfloat162float(kb[j]);
 #pragma unroll
                 for (int h = 0; h < GCH; h++)
-                    if (h < ng)
-#pragma unroll
-                        for (int j = 0; j < 8; j++) s[h] += sq[h][c8 * 8 + j] * kf[j];
+                    if (h < ng) {
+                        float4 a = *(const float4 *)&sq[h][c8 * 8];
+                        float4 b = *(const float4 *)&sq[h][c8 * 8 + 4];
+                        s[h] += a.x * kf[0] + a.y * kf[1] + a.z * kf[2] + a.w * kf[3] +
+                                b.x * kf[4] + b.y * kf[5] + b.z * kf[6] + b.w * kf[7];
+                    }
             }
         }
         float pe[GCH];
@@ -157,6 +160,7 @@ __global__ void k_dec_attn(bf16 *out, const bf16 *qkv, const bf16 *kc, const int
             m[h] = mn;
         }
         int nj = min(32, len - base);
+#pragma unroll 4
         for (int j = 0; j < nj; j++) {
             int pp = base + j;
             const bf16 *vr = kc + (((size_t)tb[pp / BS] * L + l) * 2 + 1) * BE +
@@ -538,6 +542,7 @@ struct sl_geng {
     cudaGraphExec_t gexec[N_BUCKETS];
     sl_geng_stats st;
     int chunked_sampler;
+    int attn_warps; /* warps per decode-attention block: 8 (default) or 4 */
     /* profile (sl_geng_tune): events between ops, eager steps only */
     int prof, n_ev;
     cudaEvent_t ev[1024];
@@ -674,6 +679,8 @@ extern "C" int sl_geng_new(const sl_model *h, int max_batch, int max_seq_len,
     {
         const char *ev = getenv("SL_GENG_SAMPLER");
         g->chunked_sampler = ev && strcmp(ev, "chunked") == 0;
+        const char *ea = getenv("SL_GENG_ATTN_WARPS");
+        g->attn_warps = ea && atoi(ea) == 4 ? 4 : 8;
     }
     g->n_params = h->n_params;
     g->BE = (size_t)g->NKV * BS * g->HD;
@@ -884,6 +891,27 @@ static void qkv_cache(sl_geng *g, int l, int T, const int32_t *pos, const int32_
     LAUNCH_CHECK();
 }
 
+/* RMSNorm of rows (fp32 in, bf16 out): one warp per row, 2 rows per block
+ * (the training kernel's 8 rows per block leaves most SMs idle at decode
+ * batch sizes) */
+__global__ void k_rms_rows(bf16 *out, const float *x, const bf16 *w, int T, int C, float eps)
+{
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
+    if (row >= T) return;
+    const float *xr = x + (size_t)row * C;
+    float ss = 0.f;
+    for (int c = lane; c < C; c += 32) ss += xr[c] * xr[c];
+    ss = warp_sum(ss);
+    float r = rsqrtf(ss / (float)C + eps);
+    bf16 *o = out + (size_t)row * C;
+    for (int c = lane; c < C; c += 32) o[c] = __float2bfloat16(__bfloat162float(w[c]) * xr[c] * r);
+}
+static void rms(sl_geng *g, bf16 *out, const float *x, const bf16 *w, int T)
+{
+    k_rms_rows<<<(T + 1) / 2, 64, 0, sl_bf_stream()>>>(out, x, w, T, g->C, g->eps);
+    LAUNCH_CHECK();
+}
+
 /* all layers over T rows; decode: paged attention over the step's tables,
  * else flash attention over n_tiles tiles of the packed prompts */
 static void layers(sl_geng *g, int T, int decode, int n_tiles)
@@ -894,7 +922,7 @@ static void layers(sl_geng *g, int T, int decode, int n_tiles)
     for (int l = 0; l < g->L; l++) {
         const glayer *y = &g->lo.ly[l];
         mark(g, PR_OTHER);
-        sl_bf_rmsnorm_fwd(g->ln, g->rstd, g->x, g->Wb + y->n1, T, (int)C, g->eps);
+        rms(g, g->ln, g->x, g->Wb + y->n1, T);
         mark(g, PR_GEMM);
         sl_bf_gemm(g->qkv, 0, g->ln, g->Wb + y->wqkv, NULL, T, g->W, (int)C, 0, 1, 1.f, 0.f);
         mark(g, PR_QKV);
@@ -903,12 +931,14 @@ static void layers(sl_geng *g, int T, int decode, int n_tiles)
         if (decode) {
             dim3 gr(T, g->NKV, (g->NH / g->NKV + GCH - 1) / GCH);
             float sl2 = g->scale * LOG2E_F;
-            if (g->HD == 64)
-                k_dec_attn<64><<<gr, 128, 0, s>>>(g->att, g->qkv, g->kc, g->s_table, g->s_len,
-                                                  g->MB, l, g->L, g->NH, g->NKV, sl2);
-            else
-                k_dec_attn<128><<<gr, 128, 0, s>>>(g->att, g->qkv, g->kc, g->s_table, g->s_len,
-                                                   g->MB, l, g->L, g->NH, g->NKV, sl2);
+#define DEC_(HD_, NW_)                                                                            \
+    k_dec_attn<HD_, NW_><<<gr, NW_ * 32, 0, s>>>(g->att, g->qkv, g->kc, g->s_table, g->s_len,     \
+                                                 g->MB, l, g->L, g->NH, g->NKV, sl2)
+            if (g->HD == 64 && g->attn_warps == 4) DEC_(64, 4);
+            else if (g->HD == 64) DEC_(64, 8);
+            else if (g->attn_warps == 4) DEC_(128, 4);
+            else DEC_(128, 8);
+#undef DEC_
             LAUNCH_CHECK();
         } else {
             sl_bf_attn_fwd(g->att, g->lse, g->qkv, g->qkv + g->QD, g->qkv + g->QD + g->KD, g->W,
@@ -917,7 +947,7 @@ static void layers(sl_geng *g, int T, int decode, int n_tiles)
         mark(g, PR_GEMM);
         sl_bf_gemm(g->x, 1, g->att, g->Wb + y->wo, g->x, T, (int)C, g->QD, 0, 1, 1.f, 1.f);
         mark(g, PR_OTHER);
-        sl_bf_rmsnorm_fwd(g->ln, g->rstd, g->x, g->Wb + y->n2, T, (int)C, g->eps);
+        rms(g, g->ln, g->x, g->Wb + y->n2, T);
         mark(g, PR_GEMM);
         sl_bf_gemm(g->gu, 0, g->ln, g->Wb + y->wgu, NULL, T, (int)(2 * F), (int)C, 0, 1, 1.f, 0.f);
         mark(g, PR_OTHER);
@@ -932,7 +962,7 @@ static void head_sample(sl_geng *g, const float *src, int R, int n, const int32_
                         const sl_geng_samp *samp)
 {
     mark(g, PR_OTHER);
-    sl_bf_rmsnorm_fwd(g->ln, g->rstd, src, g->Wb + g->lo.o_nf, R, g->C, g->eps);
+    rms(g, g->ln, src, g->Wb + g->lo.o_nf, R);
     mark(g, PR_HEAD);
     sl_bf_gemm(g->logits, 1, g->ln, g->Wb + g->lo.o_head, NULL, R, g->V, g->C, 0, 1, 1.f, 0.f);
     mark(g, PR_SAMPLE);
@@ -1110,9 +1140,11 @@ extern "C" int sl_geng_decode(sl_geng *g, int n, const int *slots, const int32_t
     return SL_OK;
 }
 
-extern "C" void sl_geng_tune(sl_geng *g, int graphs, int chunked_sampler, int profile)
+extern "C" void sl_geng_tune(sl_geng *g, int graphs, int chunked_sampler, int profile,
+                             int attn_warps)
 {
     if (!g) return;
+    g->attn_warps = attn_warps == 4 ? 4 : 8;
     CUDA_CHECK(cudaStreamSynchronize(sl_bf_stream()));
     drop_graphs(g);
     if (profile && !g->prof)
