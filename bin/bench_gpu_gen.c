@@ -13,7 +13,7 @@
  *                       [--graphs 0|1] [--reps R] [--samples K] [--variants 0|1]
  * --samples K: K samples per prompt (P/K prompts, group prompt sharing).
  * --variants 1: then one call each without CUDA graphs, with the chunked
- * (reference) sampling kernel, with 4-warp decode attention blocks,
+ * (reference) sampling kernel, with 8-warp decode attention blocks,
  * profiled (device ms per decode step by kind of op), and with groups of 8
  * samples per prompt; one JSON line each.
  * Not a test: it asserts nothing about speed.
@@ -154,8 +154,8 @@ int bench_gpu_gen(int argc, char **argv)
     fflush(stdout);
     if (variants) {
         static const struct { const char *name; int graphs, chunked, prof, warps; } var[] = {
-            {"no-graphs", 0, 0, 0, 8}, {"chunked-sampler", 1, 1, 0, 8},
-            {"attention-4-warps", 1, 0, 0, 4}, {"profile", 0, 0, 1, 8}};
+            {"no-graphs", 0, 0, 0, 4}, {"chunked-sampler", 1, 1, 0, 4},
+            {"attention-8-warps", 1, 0, 0, 8}, {"profile", 0, 0, 1, 4}};
         for (size_t v = 0; v < sizeof var / sizeof var[0]; v++) {
             sl_geng_tune(gc, var[v].graphs, var[v].chunked, var[v].prof, var[v].warps);
             double pm[SL_GENG_PROF_N];
@@ -175,7 +175,7 @@ int bench_gpu_gen(int argc, char **argv)
             fflush(stdout);
         }
         /* groups: 8 samples per prompt share its prefill */
-        sl_geng_tune(gc, graphs, 0, 0, 8);
+        sl_geng_tune(gc, graphs, 0, 0, 4);
         int ng = nreq / 8 > 0 ? nreq / 8 : 1;
         for (int r = 0; r < ng; r++) req[r].n_samples = nreq / ng;
         if (timed(e, gc, req, ng, &p, 1, &m) == SL_OK) {

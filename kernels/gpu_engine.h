@@ -117,8 +117,9 @@ void sl_geng_stats_get(const sl_geng *g, sl_geng_stats *st);
  * sampling kernel (contiguous chunks per thread; also SL_GENG_SAMPLER=
  * chunked in the environment at creation), profile 1 = device time per
  * kind of op summed over eager steps (events between ops; graphs off),
- * attn_warps 8 (default) or 4 warps per decode-attention block (also
- * SL_GENG_ATTN_WARPS=4 at creation). Drops the captured graphs. */
+ * attn_warps 4 (default: measured faster on the H200) or 8 warps per
+ * decode-attention block (also SL_GENG_ATTN_WARPS=8 at creation). Drops
+ * the captured graphs. */
 void sl_geng_tune(sl_geng *g, int graphs, int chunked_sampler, int profile, int attn_warps);
 /* ms[0..SL_GENG_PROF_N): gemm (layers), attention, qkv post + cache
  * write, other (norms, swiglu, embedding), LM head gemm, sampling;
