@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpu_engine.h"
 #include "sampler.h"
 
 /* A sequence of the scheduler, and a session entry. */
@@ -62,6 +63,13 @@ struct sl_engine {
     sl_kv_cache *skv;                    /* (max_sessions) x max_seq_len, or NULL */
     struct sess *sess;                   /* (max_sessions) */
     uint64_t sess_clock;
+    /* GPU engine (sl_engine_new_gpu): the model runs in gpu, kv/logits unused */
+    sl_geng *gpu;
+    int gpu_prefill_cap;                 /* prompt tokens per prefill pass */
+    int *g_slots, *g_heads, *g_out_seq, *g_out_slot;
+    int32_t *g_tok, *g_out_tok, *g_ptok, *g_cu;
+    float *g_out_lp;
+    sl_geng_samp *g_samp;
 };
 
 /* One active sequence (a slot of the cache). */
@@ -70,6 +78,10 @@ typedef struct seq {
     int32_t last;   /* last sampled token, appended at the next decode */
     int max_new;    /* response length limit of this sequence */
 } seq;
+
+static int gpu_generate(sl_engine *e, const sl_gen_request *reqs, int n_req,
+                        const sl_gen_params *p, size_t n_samples, sl_gen_output *out);
+static int gpu_step(sl_engine *e, bool admit_new, int max_prefill_tokens);
 
 /* ================================================================ config */
 
@@ -169,10 +181,99 @@ fail:
 
 static void sched_free(sl_engine *e);
 
+int sl_engine_new_gpu(sl_model *m, const sl_engine_cfg *cfg, int max_prefill_tokens, int graphs,
+                      sl_engine **out, char *err, size_t errlen)
+{
+    if (!out) return SL_EINVAL;
+    *out = NULL;
+    if (!m) return fail(err, errlen, SL_EINVAL, "no model");
+    sl_engine_cfg c;
+    if (cfg)
+        c = *cfg;
+    else {
+        sl_engine_cfg_default(&c, NULL);
+        if (c.max_seq_len > m->cfg.max_position_embeddings)
+            c.max_seq_len = m->cfg.max_position_embeddings;
+    }
+    c.max_sessions = 0;
+    if (c.max_batch < 1 || c.max_batch > 4096)
+        return fail(err, errlen, SL_EINVAL, "max_batch must be in [1, 4096]");
+    if (c.max_seq_len < 2 || c.max_seq_len > m->cfg.max_position_embeddings)
+        return fail(err, errlen, SL_EINVAL,
+                    "max_seq_len must be in [2, max_position_embeddings]");
+    if (max_prefill_tokens <= 0) max_prefill_tokens = 16384;
+    if (max_prefill_tokens < c.max_seq_len) max_prefill_tokens = c.max_seq_len;
+    if (max_prefill_tokens > 65536) max_prefill_tokens = 65536;
+    sl_geng *g = NULL;
+    int rc = sl_geng_new(m, c.max_batch, c.max_seq_len, max_prefill_tokens, graphs, &g, err, errlen);
+    if (rc != SL_OK) return rc;
+    rc = sl_geng_load_host(g, m->params_mem, m->n_params);
+    if (rc != SL_OK) {
+        sl_geng_free(g);
+        return fail(err, errlen, rc, "cannot upload the weights");
+    }
+    sl_engine *e = calloc(1, sizeof(*e));
+    if (!e) {
+        sl_geng_free(g);
+        return fail(err, errlen, SL_ENOMEM, "out of memory");
+    }
+    e->m = m;
+    e->cfg = c;
+    e->gpu = g;
+    e->gpu_prefill_cap = max_prefill_tokens;
+    size_t nb = (size_t)c.max_batch;
+    e->slots = calloc(nb, sizeof(*e->slots));
+    e->act_slots = malloc(sizeof(int32_t) * nb);
+    e->act_toks = malloc(sizeof(int32_t) * nb);
+    e->g_slots = malloc(sizeof(int) * nb);
+    e->g_heads = malloc(sizeof(int) * nb);
+    e->g_out_seq = malloc(sizeof(int) * nb);
+    e->g_out_slot = malloc(sizeof(int) * nb);
+    e->g_tok = malloc(sizeof(int32_t) * nb);
+    e->g_out_tok = malloc(sizeof(int32_t) * nb);
+    e->g_out_lp = malloc(sizeof(float) * nb);
+    e->g_cu = malloc(sizeof(int32_t) * (nb + 1));
+    e->g_ptok = malloc(sizeof(int32_t) * (size_t)max_prefill_tokens);
+    e->g_samp = malloc(sizeof(sl_geng_samp) * nb);
+    if (!e->slots || !e->act_slots || !e->act_toks || !e->g_slots || !e->g_heads ||
+        !e->g_out_seq || !e->g_out_slot || !e->g_tok || !e->g_out_tok || !e->g_out_lp ||
+        !e->g_cu || !e->g_ptok || !e->g_samp) {
+        sl_engine_free(e);
+        return fail(err, errlen, SL_ENOMEM, "out of memory");
+    }
+    e->next_handle = 1;
+    *out = e;
+    return SL_OK;
+}
+
+int sl_engine_is_gpu(const sl_engine *e) { return e && e->gpu; }
+const struct sl_geng *sl_engine_gpu(const sl_engine *e) { return e ? e->gpu : NULL; }
+
+int sl_engine_set_weights_device(sl_engine *e, const void *dptr, size_t bytes, uint64_t version,
+                                 int copy)
+{
+    if (!e) return SL_EINVAL;
+    if (!e->gpu) return SL_EUNSUPPORTED;
+    int rc = sl_geng_set_weights_device(e->gpu, dptr, bytes, copy);
+    if (rc != SL_OK) {
+        size_t want = 0;
+        sl_geng_weights(e->gpu, &want);
+        sl_error("engine: device weights of version %llu: %zu bytes at %p (want %zu bytes)",
+                 (unsigned long long)version, bytes, dptr, want);
+        return rc;
+    }
+    e->version = version;
+    return SL_OK;
+}
+
 void sl_engine_free(sl_engine *e)
 {
     if (!e) return;
     sched_free(e);
+    sl_geng_free(e->gpu);
+    free(e->g_slots), free(e->g_heads), free(e->g_out_seq), free(e->g_out_slot);
+    free(e->g_tok), free(e->g_out_tok), free(e->g_out_lp), free(e->g_cu), free(e->g_ptok);
+    free(e->g_samp);
     sl_kv_cache_free(e->kv);
     free(e->logits);
     free(e->first_logits);
@@ -191,7 +292,12 @@ int sl_engine_load_weights(sl_engine *e, const float *params, size_t n, uint64_t
                      (unsigned long long)version, i);
             return SL_EINVAL;
         }
-    e->m->ops->copy_in(e->m->params_mem, params, sizeof(float) * n);
+    if (e->gpu) {
+        int rc = sl_geng_load_host(e->gpu, params, n);
+        if (rc != SL_OK) return rc;
+    } else {
+        e->m->ops->copy_in(e->m->params_mem, params, sizeof(float) * n);
+    }
     e->version = version;
     return SL_OK;
 }
@@ -230,7 +336,7 @@ static int check_call(const sl_engine *e, const sl_gen_request *reqs, int n_req,
     if (n_req < 0 || (n_req > 0 && !reqs)) return SL_EINVAL;
     size_t total = 0;
     int max_prompt = e->cfg.max_seq_len - 1;
-    if (max_prompt > e->m->max_tokens) max_prompt = e->m->max_tokens;
+    if (!e->gpu && max_prompt > e->m->max_tokens) max_prompt = e->m->max_tokens;
     for (int r = 0; r < n_req; r++) {
         const sl_gen_request *q = &reqs[r];
         if (!q->prompt || q->prompt_len < 1 || q->prompt_len > max_prompt || q->n_samples < 1 ||
@@ -319,6 +425,7 @@ int sl_engine_generate(sl_engine *e, const sl_gen_request *reqs, int n_req,
     size_t n_samples = 0;
     int rc = check_call(e, reqs, n_req, p, &n_samples);
     if (rc != SL_OK) return rc;
+    if (e->gpu) return gpu_generate(e, reqs, n_req, p, n_samples, out);
     uint64_t t0 = sl_now_ns();
 
     /* Output: one arena slice of max_new_tokens per sample. */
@@ -542,7 +649,7 @@ int sl_engine_submit(sl_engine *e, const sl_engine_seq_req *r, uint64_t *handle)
     if (handle) *handle = 0;
     if (!e || !r) return SL_EINVAL;
     int max_prompt = e->cfg.max_seq_len - 1;
-    if (max_prompt > e->m->max_tokens) max_prompt = e->m->max_tokens;
+    if (!e->gpu && max_prompt > e->m->max_tokens) max_prompt = e->m->max_tokens;
     if (check_params(e, &r->params) != SL_OK) {
         sl_error("engine: submit: bad sampling parameters");
         return SL_EINVAL;
@@ -660,6 +767,7 @@ static void finish_active(sl_engine *e, sseq *q, sl_finish_reason why)
 {
     q->finish = why;
     if (why != SL_FINISH_ABORT) sess_save(e, q);
+    if (e->gpu) sl_geng_slot_reset(e->gpu, q->slot);
     e->slots[q->slot] = NULL;
     q->slot = -1;
     e->st.n_active--;
@@ -706,6 +814,8 @@ int sl_engine_take_done(sl_engine *e, sl_engine_done *out)
     return 1;
 }
 
+static int sched_append(sl_engine *e, sseq *q, int32_t tok, float lp);
+
 /* Sample the next token of q from logits and append it. 1: finished (with
  * q->finish set), 0: goes on, < 0: -error. */
 static int sched_sample(sl_engine *e, sseq *q, const float *logits)
@@ -716,12 +826,18 @@ static int sched_sample(sl_engine *e, sseq *q, const float *logits)
     int rc = sl_sample_logits(logits, e->m->cfg.vocab_size, &sc, q->seq_id, (uint64_t)q->n_tokens,
                               e->sampler_scratch, &pick);
     if (rc != SL_OK) return -rc;
-    q->tokens[q->n_tokens] = pick.token;
-    q->logprobs[q->n_tokens] = pick.logprob;
+    return sched_append(e, q, pick.token, pick.logprob);
+}
+
+/* Append token tok (log-prob lp) to q. 1: finished (q->finish set), 0: goes on. */
+static int sched_append(sl_engine *e, sseq *q, int32_t tok, float lp)
+{
+    q->tokens[q->n_tokens] = tok;
+    q->logprobs[q->n_tokens] = lp;
     q->n_tokens++;
-    q->last = pick.token;
+    q->last = tok;
     e->st.gen_tokens++;
-    if (is_stop(&q->p, pick.token) || (q->stop_fn && q->stop_fn(q->user, q->tokens, q->n_tokens))) {
+    if (is_stop(&q->p, tok) || (q->stop_fn && q->stop_fn(q->user, q->tokens, q->n_tokens))) {
         q->finish = SL_FINISH_STOP;
         return 1;
     }
@@ -799,6 +915,7 @@ static void abort_all_active(sl_engine *e)
 int sl_engine_step(sl_engine *e, bool admit_new, int max_prefill_tokens)
 {
     if (!e) return SL_EINVAL;
+    if (e->gpu) return gpu_step(e, admit_new, max_prefill_tokens);
     int nb = e->cfg.max_batch;
     if (admit_new) {
         int budget = 0, admitted = 0;
@@ -841,5 +958,180 @@ int sl_engine_step(sl_engine *e, bool admit_new, int max_prefill_tokens)
         }
         if (fin) finish_active(e, q, q->finish);
     }
+    return SL_OK;
+}
+
+/* ============================================================ GPU engine */
+
+static void gpu_samp(sl_geng_samp *s, const sseq *q)
+{
+    *s = (sl_geng_samp){.temperature = q->p.temperature, .top_p = q->p.top_p,
+                        .top_k = q->p.top_k, .seed = q->seed, .seq_id = q->seq_id,
+                        .step = (uint64_t)q->n_tokens};
+}
+
+/* Admission: waiting sequences take free slots; one packed prefill of the
+ * distinct prompts of this step (a sequence whose share key and prompt
+ * match one admitted in the same step shares its KV and its logits), then
+ * one decode step over every active sequence (kernels/gpu_engine.h). */
+static int gpu_step(sl_engine *e, bool admit_new, int max_prefill_tokens)
+{
+    int nb = e->cfg.max_batch, rc;
+    if (admit_new && e->wait_head) {
+        int n_heads = 0, n_out = 0, ntok = 0;
+        e->g_cu[0] = 0;
+        for (int sl = 0; sl < nb && e->wait_head; sl++) {
+            if (e->slots[sl]) continue;
+            sseq *q = e->wait_head;
+            int head = -1;
+            if (q->share_key)
+                for (int h = 0; h < n_heads && head < 0; h++) {
+                    const sseq *o = e->slots[e->g_heads[h]];
+                    if (o->share_key == q->share_key && o->prompt_len == q->prompt_len &&
+                        memcmp(o->prompt, q->prompt, sizeof(int32_t) * (size_t)q->prompt_len) == 0)
+                        head = h;
+                }
+            if (head < 0) {
+                if (n_heads > 0 && (ntok + q->prompt_len > e->gpu_prefill_cap ||
+                                    (max_prefill_tokens > 0 && ntok >= max_prefill_tokens)))
+                    break;
+                head = n_heads;
+                e->g_heads[n_heads] = sl;
+                memcpy(e->g_ptok + ntok, q->prompt, sizeof(int32_t) * (size_t)q->prompt_len);
+                ntok += q->prompt_len;
+                e->g_cu[++n_heads] = ntok;
+            }
+            e->wait_head = q->next;
+            if (!e->wait_head) e->wait_tail = NULL;
+            q->next = NULL;
+            e->st.n_waiting--;
+            q->slot = sl;
+            q->version = e->version;
+            e->slots[sl] = q;
+            e->st.n_active++;
+            e->g_out_seq[n_out] = head;
+            e->g_out_slot[n_out] = sl;
+            gpu_samp(&e->g_samp[n_out], q);
+            n_out++;
+        }
+        if (n_heads > 0) {
+            rc = sl_geng_prefill(e->gpu, n_heads, e->g_heads, e->g_ptok, e->g_cu, n_out,
+                                 e->g_out_seq, e->g_samp, e->g_out_tok, e->g_out_lp);
+            for (int i = 0; rc == SL_OK && i < n_out; i++) {
+                int sl = e->g_out_slot[i], hs = e->g_heads[e->g_out_seq[i]];
+                if (sl == hs) continue;
+                rc = sl_geng_slot_share(e->gpu, sl, hs, e->slots[sl]->prompt_len);
+                e->st.kv_copies++;
+            }
+            if (rc != SL_OK) {
+                sl_error("engine: GPU prefill failed: %s", sl_strerror(rc));
+                abort_all_active(e);
+                return rc;
+            }
+            e->st.prefill_tokens += ntok;
+            for (int i = 0; i < n_out; i++) {
+                sseq *q = e->slots[e->g_out_slot[i]];
+                if (sched_append(e, q, e->g_out_tok[i], e->g_out_lp[i]))
+                    finish_active(e, q, q->finish);
+            }
+        }
+    }
+    int n = 0;
+    for (int sl = 0; sl < nb; sl++)
+        if (e->slots[sl]) {
+            e->g_slots[n] = sl;
+            e->g_tok[n] = e->slots[sl]->last;
+            gpu_samp(&e->g_samp[n], e->slots[sl]);
+            n++;
+        }
+    if (n == 0) return SL_OK;
+    rc = sl_geng_decode(e->gpu, n, e->g_slots, e->g_tok, e->g_samp, e->g_out_tok, e->g_out_lp);
+    if (rc != SL_OK) {
+        sl_error("engine: GPU decode failed: %s", sl_strerror(rc));
+        abort_all_active(e);
+        return rc;
+    }
+    e->st.decode_steps++;
+    for (int i = 0; i < n; i++) {
+        sseq *q = e->slots[e->g_slots[i]];
+        if (sched_append(e, q, e->g_out_tok[i], e->g_out_lp[i])) finish_active(e, q, q->finish);
+    }
+    return SL_OK;
+}
+
+/* End every waiting and active sequence with ABORT. */
+static void gpu_abort_all(sl_engine *e)
+{
+    abort_all_active(e);
+    while (e->wait_head) sl_engine_cancel(e, e->wait_head->handle);
+}
+
+/* sl_engine_generate on the GPU: the requests go through the scheduler,
+ * sample s of the output is the sequence with user = s. */
+static int gpu_generate(sl_engine *e, const sl_gen_request *reqs, int n_req,
+                        const sl_gen_params *p, size_t n_samples, sl_gen_output *out)
+{
+    uint64_t t0 = sl_now_ns();
+    sl_engine_sched_stats st0 = e->st;
+    size_t cap = (size_t)p->max_new_tokens, ns = n_samples ? n_samples : 1;
+    int rc = SL_OK;
+    out->samples = calloc(ns, sizeof(sl_gen_sample));
+    out->token_mem = malloc(sizeof(int32_t) * ns * cap);
+    out->logprob_mem = malloc(sizeof(float) * ns * cap);
+    if (!out->samples || !out->token_mem || !out->logprob_mem) {
+        sl_gen_output_fini(out);
+        return SL_ENOMEM;
+    }
+    out->n_samples = (int)n_samples;
+    size_t s = 0;
+    for (int r = 0; r < n_req && rc == SL_OK; r++)
+        for (int j = 0; j < reqs[r].n_samples && rc == SL_OK; j++, s++) {
+            sl_gen_sample *g = &out->samples[s];
+            g->request = r;
+            g->index = j;
+            g->sample_id = reqs[r].sample_ids ? reqs[r].sample_ids[j] : (uint64_t)j;
+            g->tokens = out->token_mem + s * cap;
+            g->logprobs = out->logprob_mem + s * cap;
+            g->finish = SL_FINISH_ABORT;
+            g->weight_version = e->version;
+            sl_engine_seq_req q = {.prompt = reqs[r].prompt, .prompt_len = reqs[r].prompt_len,
+                                   .params = *p, .seed = reqs[r].seed, .seq_id = g->sample_id,
+                                   .share_key = (uint64_t)r + 1, .user = (void *)(uintptr_t)s};
+            rc = sl_engine_submit(e, &q, NULL);
+        }
+    int aborted = 0;
+    while (rc == SL_OK && (e->st.n_waiting > 0 || e->st.n_active > 0)) {
+        if (e->abort_flag && *e->abort_flag) {
+            aborted = 1;
+            gpu_abort_all(e);
+            break;
+        }
+        rc = sl_engine_step(e, true, 0);
+    }
+    if (rc != SL_OK) gpu_abort_all(e);
+    sl_engine_done d;
+    while (sl_engine_take_done(e, &d)) {
+        size_t k = (size_t)(uintptr_t)d.user;
+        if (k < n_samples) {
+            sl_gen_sample *g = &out->samples[k];
+            int nt = d.n_tokens < (int)cap ? d.n_tokens : (int)cap;
+            memcpy((int32_t *)g->tokens, d.tokens, sizeof(int32_t) * (size_t)nt);
+            memcpy((float *)g->logprobs, d.logprobs, sizeof(float) * (size_t)nt);
+            g->n_tokens = nt;
+            g->finish = d.finish;
+            g->weight_version = d.weight_version;
+        }
+        sl_engine_done_fini(&d);
+    }
+    if (rc != SL_OK) {
+        sl_gen_output_fini(out);
+        return rc;
+    }
+    if (aborted) sl_warn("engine: generation aborted");
+    out->gen_tokens = e->st.gen_tokens - st0.gen_tokens;
+    out->prefill_tokens = e->st.prefill_tokens - st0.prefill_tokens;
+    out->kv_copies = e->st.kv_copies - st0.kv_copies;
+    out->decode_steps = e->st.decode_steps - st0.decode_steps;
+    out->seconds = (double)(sl_now_ns() - t0) * 1e-9;
     return SL_OK;
 }

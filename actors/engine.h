@@ -157,6 +157,32 @@ typedef struct sl_engine sl_engine;
 int sl_engine_new(sl_model *m, const sl_engine_cfg *cfg, sl_engine **out, char *err,
                   size_t errlen);
 
+/* A GPU engine (kernels/gpu_engine.h): the same scheduler and semantics
+ * on one CUDA device. m is the host model (CPU backend): its config shapes
+ * the engine and its parameters are uploaded as version 0 (bf16); m must
+ * outlive the engine. cfg as sl_engine_new, except that max_batch is not
+ * bounded by m's max_tokens and sessions are not kept (max_sessions is
+ * ignored). max_prefill_tokens: prompt tokens per prefill pass (0 = 16384,
+ * at least max_seq_len); graphs: capture the decode step as CUDA graphs.
+ * Errors: SL_EUNSUPPORTED (no CUDA in this build, no device, unsupported
+ * shape), SL_EINVAL, SL_ENOMEM (message in err). */
+int sl_engine_new_gpu(sl_model *m, const sl_engine_cfg *cfg, int max_prefill_tokens, int graphs,
+                      sl_engine **out, char *err, size_t errlen);
+
+/* 1 when e was made by sl_engine_new_gpu. */
+int sl_engine_is_gpu(const sl_engine *e);
+/* The GPU core of a GPU engine (kernels/gpu_engine.h; its counters), or NULL. */
+const struct sl_geng *sl_engine_gpu(const sl_engine *e);
+
+/* GPU engine: weights already on the device in the layout of
+ * sl_gpum_weights() (kernels/cuda/gpu_layout.cuh), bytes its size. copy
+ * != 0: copied device to device into the engine's buffer; 0: read in
+ * place until the next load (the pointer must stay valid). Sets the
+ * weight_version. SL_EUNSUPPORTED on a CPU engine, SL_EINVAL on a size
+ * mismatch. */
+int sl_engine_set_weights_device(sl_engine *e, const void *dptr, size_t bytes, uint64_t version,
+                                 int copy);
+
 /* Free the engine (not the model); NULL is ignored. */
 void sl_engine_free(sl_engine *e);
 

@@ -25,6 +25,13 @@
  * sampler stream (seed, sequence id 0, token index): the same whatever else
  * shares the batch.
  *
+ * Device. `[actor NAME] device = cuda:N` runs the engine on that GPU
+ * (sl_engine_new_gpu: bf16 weights, paged KV cache, CUDA graphs, device
+ * sampling; same scheduler and semantics, no session cache). Its weights
+ * come from a WEIGHTS message's `cuda_ipc` object when the trainer is on
+ * the GPU (weights_gpu.h: the trainer's bf16 buffer copied device to
+ * device), else from the fp32 `desc` (uploaded).
+ *
  * Weights come only from the trainer (WEIGHTS, weights_sync.h); the
  * engine asks WEIGHTS_REQ at start (and again every 2 s until some
  * arrive), and generates nothing before. New weights are applied when no
@@ -50,7 +57,9 @@
 #include "rl_msg.h"
 #include "sample_batch.h"
 #include "tokenizer.h"
+#include "weights_gpu.h"
 #include "weights_sync.h"
+#include "gpu_engine.h"
 
 #include <limits.h>
 #include <math.h>
@@ -115,8 +124,12 @@ typedef struct rollout {
     sl_weights_sub *sub;
     bool have_weights;
     bool pending_w;
+    bool pending_has_desc;
     sl_shm_desc pending_desc;
+    json_t *pending_ipc;    /* cuda_ipc object of the pending WEIGHTS (GPU engine) */
     uint64_t pending_ver;
+    bool gpu;               /* device = cuda:N */
+    sl_wgpu_sub *wsub;      /* CUDA IPC subscriber (GPU engine) */
     uint64_t last_req_ms;
     sl_shm_arena *arena;
     size_t slot_bytes;
@@ -189,9 +202,26 @@ static void apply_pending(rollout *ro, sl_actor_ctx *ctx) {
     ro->pending_w = false;
     size_t n = ro->model->n_params;
     uint64_t v = 0;
-    int e = sl_weights_sub_apply(ro->sub, &ro->pending_desc, ro->scratch, n, &v);
-    if (!e && v != ro->pending_ver) e = SL_EPROTO;
-    if (!e) e = sl_engine_load_weights(ro->engine, ro->scratch, n, v);
+    int e;
+    if (ro->pending_ipc) {
+        /* the trainer's bf16 device buffer: one device-to-device copy */
+        char why[256] = "";
+        const void *dp = NULL;
+        json_t *ipc = ro->pending_ipc;
+        ro->pending_ipc = NULL;
+        v = ro->pending_ver;
+        e = sl_wgpu_sub_pull(ro->wsub, ipc, NULL, 0, &dp, why, sizeof why);
+        if (!e) {
+            json_int_t b = json_integer_value(json_object_get(ipc, "bytes"));
+            e = sl_engine_set_weights_device(ro->engine, dp, (size_t)b, v, 1);
+        }
+        json_decref(ipc);
+        if (e && why[0]) sl_actor_log(ctx, SL_LOG_WARN, "cuda_ipc weights: %s", why);
+    } else {
+        e = sl_weights_sub_apply(ro->sub, &ro->pending_desc, ro->scratch, n, &v);
+        if (!e && v != ro->pending_ver) e = SL_EPROTO;
+        if (!e) e = sl_engine_load_weights(ro->engine, ro->scratch, n, v);
+    }
     if (e) {
         sl_actor_log(ctx, SL_LOG_WARN, "weights v%llu not applied: %s%s",
                      (unsigned long long)ro->pending_ver, sl_strerror(e),
@@ -212,15 +242,32 @@ static void on_weights(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m) {
         sl_actor_log(ctx, SL_LOG_WARN, "bad WEIGHTS from %s: %s", m->sender, why);
         return;
     }
-    int bad = sl_rl_json_desc(o, &d) || sl_rl_json_u64(o, "weight_version", &v);
+    bool has_desc = !sl_rl_json_desc(o, &d);
+    json_t *ipc = ro->gpu ? json_object_get(o, "cuda_ipc") : NULL;
+    if (ipc) {
+        sl_wgpu_ref ref;
+        if (sl_wgpu_parse(ipc, 0, &ref, why, sizeof why)) {
+            sl_actor_log(ctx, SL_LOG_WARN, "bad WEIGHTS from %s: %s", m->sender, why);
+            ipc = NULL; /* the fp32 desc, if any, still serves */
+        }
+    }
+    int bad = sl_rl_json_u64(o, "weight_version", &v) || (!has_desc && !ipc);
+    if (ipc) json_incref(ipc);
     json_decref(o);
     if (bad) {
         sl_actor_log(ctx, SL_LOG_WARN, "bad WEIGHTS from %s: fields", m->sender);
+        json_decref(ipc);
         return;
     }
-    if (ro->pending_w) sl_weights_sub_drop(ro->sub, &ro->pending_desc); /* superseded */
+    if (ro->pending_w && ro->pending_has_desc)
+        sl_weights_sub_drop(ro->sub, &ro->pending_desc); /* superseded */
+    json_decref(ro->pending_ipc);
+    ro->pending_ipc = NULL;
+    if (ipc && has_desc) sl_weights_sub_drop(ro->sub, &d), has_desc = false; /* device path */
     ro->pending_w = true;
-    ro->pending_desc = d;
+    ro->pending_has_desc = has_desc;
+    if (has_desc) ro->pending_desc = d;
+    ro->pending_ipc = ipc;
     ro->pending_ver = v;
     apply_pending(ro, ctx);
 }
@@ -980,6 +1027,8 @@ static void rollout_free(rollout *ro) {
         greq_free(r);
     }
     sl_engine_free(ro->engine);
+    json_decref(ro->pending_ipc);
+    sl_wgpu_sub_free(ro->wsub);
     sl_model_free(ro->model);
     sl_tokenizer_free(ro->tok);
     sl_weights_sub_free(ro->sub);
@@ -1024,7 +1073,23 @@ static sl_err rollout_init(sl_actor_ctx *ctx, void **state) {
     if (ec.max_sessions < 0) ec.max_sessions = 0;
     ro->max_inflight = t ? (int)sl_topology_get_int(t, "rollout", "max_inflight") : 1024;
     if (ro->max_inflight < 1) ro->max_inflight = 1024;
-    e = sl_engine_new(ro->model, &ec, &ro->engine, err, sizeof err);
+    ro->gpu = self && self->cuda_device >= 0;
+    if (ro->gpu) {
+        /* the GPU engine: same scheduler; sessions are not kept there */
+        e = sl_geng_use_device(self->cuda_device);
+        if (!e) e = sl_engine_new_gpu(ro->model, &ec, 0, 1, &ro->engine, err, sizeof err);
+        else snprintf(err, sizeof err, "cannot select %s", self->device);
+        if (!e) e = sl_wgpu_sub_new(&ro->wsub);
+        if (e) {
+            sl_actor_log(ctx, SL_LOG_ERROR, "device = %s: cannot create the GPU engine: %s",
+                         self->device, err);
+            goto fail;
+        }
+        sl_actor_log(ctx, SL_LOG_INFO, "GPU engine on %s (max_batch %d, max_seq_len %d)",
+                     self->device, ec.max_batch, ec.max_seq_len);
+    } else {
+        e = sl_engine_new(ro->model, &ec, &ro->engine, err, sizeof err);
+    }
     if (e) {
         sl_actor_log(ctx, SL_LOG_ERROR, "cannot create the engine: %s", err);
         goto fail;

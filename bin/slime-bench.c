@@ -24,6 +24,7 @@ BENCH(gpu_train)
 BENCH(gpu_sync)
 BENCH(gpu_grpo)
 BENCH(multi_gpu)
+BENCH(gpu_gen)
 #undef BENCH
 
 static const struct {
@@ -42,6 +43,7 @@ static const struct {
     {"gpu-sync", NULL, "CUDA IPC weight sync latency of the 0.5B bf16 weights"},
     {"gpu-grpo", NULL, "GRPO step of the trainer on the GPU, Qwen2.5-0.5B shape: seconds, tokens/s"},
     {"multi-gpu", NULL, "NCCL data-parallel step and weight broadcast, 1+1 vs 2+2 GPUs (what the machine has)"},
+    {"gpu-gen", NULL, "GPU rollout engine: 256 prompts x 128 -> 256 sampled tokens, generated tokens/s"},
 };
 
 static bench_fn lookup(const char *name) {
@@ -56,6 +58,7 @@ static bench_fn lookup(const char *name) {
     if (!strcmp(name, "gpu-sync")) return bench_gpu_sync;
     if (!strcmp(name, "gpu-grpo")) return bench_gpu_grpo;
     if (!strcmp(name, "multi-gpu")) return bench_multi_gpu;
+    if (!strcmp(name, "gpu-gen")) return bench_gpu_gen;
     return NULL;
 }
 

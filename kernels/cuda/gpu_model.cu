@@ -4,11 +4,9 @@
  * first), buffers, and the forward / backward / AdamW sequences over the
  * bf16 kernels (bf16_kernels.cu, flash.cu) and cuBLASLt (bf16_gemm.cu).
  *
- * Layout on the device, in elements, each tensor padded to 64: [embed]
- * [lm_head if untied] then per layer [wqkv (NH+2NKV)HD x C][wo C x NH*HD]
- * [wgu 2F x C][wd C x F] — the weight-decayed part — then per layer
- * [attn_norm][bqkv][mlp_norm] and [final_norm]. A segment table maps it to
- * the host model's layout.
+ * Layout on the device: gpu_layout.cuh (shared with the GPU engine); the
+ * weight-decayed matrices come first. A segment table maps it to the host
+ * model's layout.
  */
 #include <math.h>
 #include <string.h>
@@ -18,15 +16,8 @@
 #endif
 #include "base.h"
 #include "bf16.cuh"
+#include "gpu_layout.cuh"
 #include "gpu_model.h"
-
-typedef struct seg {
-    size_t gpu, host, n;
-} seg;
-
-typedef struct glayer {
-    size_t wqkv, wo, wgu, wd, n1, bqkv, qn, kn, n2;
-} glayer;
 
 struct sl_gpum {
     int C, F, L, NH, NKV, HD, V, W, tied, qkv_bias, qk_norm, max_tokens, max_pos;
@@ -101,89 +92,15 @@ static int dmalloc(sl_gpum *g, void **p, size_t bytes)
     return 0;
 }
 
-static size_t pad64(size_t n) { return (n + 63) & ~(size_t)63; }
-
-/* layout building */
-typedef struct lay {
-    sl_gpum *g;
-    const sl_model *h;
-    size_t off;
-    int cap;
-} lay;
-
-static size_t begin(lay *b) { return b->off; }
-static void add(lay *b, const float *host_ptr, size_t n)
+/* layout building: gpu_layout.cuh, shared with the GPU engine */
+static int build_layout(sl_gpum *g, const sl_model *h)
 {
-    sl_gpum *g = b->g;
-    if (b->g->segs) {
-        seg *s = &g->segs[g->n_segs];
-        s->gpu = b->off, s->host = (size_t)(host_ptr - b->h->params_mem), s->n = n;
-    }
-    g->n_segs++;
-    b->off += n;
-}
-static void end(lay *b) { b->off = pad64(b->off); }
-
-static void build_layout(sl_gpum *g, const sl_model *h)
-{
-    lay b = {g, h, 0, 0};
-    g->n_segs = 0;
-    g->o_embed = begin(&b);
-    add(&b, h->w.embed, (size_t)g->V * g->C);
-    end(&b);
-    g->o_head = g->o_embed;
-    if (!g->tied) {
-        g->o_head = begin(&b);
-        add(&b, h->w.lm_head, (size_t)g->V * g->C);
-        end(&b);
-    }
-    size_t C = g->C, F = g->F, qd = (size_t)g->NH * g->HD, kd = (size_t)g->NKV * g->HD;
-    for (int l = 0; l < g->L; l++) {
-        const sl_layer_params *p = &h->w.layer[l];
-        glayer *y = &g->ly[l];
-        y->wqkv = begin(&b);
-        add(&b, p->wq, qd * C), add(&b, p->wk, kd * C), add(&b, p->wv, kd * C);
-        end(&b);
-        y->wo = begin(&b);
-        add(&b, p->wo, C * qd);
-        end(&b);
-        y->wgu = begin(&b);
-        add(&b, p->w_gate, F * C), add(&b, p->w_up, F * C);
-        end(&b);
-        y->wd = begin(&b);
-        add(&b, p->w_down, C * F);
-        end(&b);
-    }
-    g->n_decay = b.off;
-    for (int l = 0; l < g->L; l++) {
-        const sl_layer_params *p = &h->w.layer[l];
-        glayer *y = &g->ly[l];
-        y->n1 = begin(&b);
-        add(&b, p->attn_norm, C);
-        end(&b);
-        y->bqkv = 0;
-        if (g->qkv_bias) {
-            y->bqkv = begin(&b);
-            add(&b, p->bq, qd), add(&b, p->bk, kd), add(&b, p->bv, kd);
-            end(&b);
-        }
-        y->qn = y->kn = 0;
-        if (g->qk_norm) {
-            y->qn = begin(&b);
-            add(&b, p->q_norm, (size_t)g->HD);
-            end(&b);
-            y->kn = begin(&b);
-            add(&b, p->k_norm, (size_t)g->HD);
-            end(&b);
-        }
-        y->n2 = begin(&b);
-        add(&b, p->mlp_norm, C);
-        end(&b);
-    }
-    g->o_nf = begin(&b);
-    add(&b, h->w.final_norm, C);
-    end(&b);
-    g->n_gpu = b.off;
+    sl_gpu_layout lo;
+    if (sl_gpu_layout_build(&lo, h)) return -1;
+    g->ly = lo.ly, g->segs = lo.segs, g->n_segs = lo.n_segs;
+    g->o_embed = lo.o_embed, g->o_head = lo.o_head, g->o_nf = lo.o_nf;
+    g->n_decay = lo.n_decay, g->n_gpu = lo.n_gpu;
+    return 0;
 }
 
 static int fail(char *err, size_t errlen, int rc, const char *fmt, const char *a)
@@ -249,9 +166,10 @@ extern "C" int sl_gpum_new(const sl_model *h, int max_tokens, sl_gpum **out, cha
     g->qk_norm = c->qk_norm != 0, g->logit_scale = 1.f;
     g->eps = (float)c->rms_norm_eps, g->scale = 1.0f / sqrtf((float)g->HD);
     g->n_params = h->n_params;
-    g->ly = (glayer *)calloc(g->L, sizeof(glayer));
-    build_layout(g, h); /* counts segments */
-    g->segs = (seg *)calloc(g->n_segs, sizeof(seg));
+    if (build_layout(g, h)) {
+        sl_gpum_free(g);
+        return fail(err, errlen, SL_ENOMEM, "%s", "out of host memory");
+    }
     size_t T = max_tokens, C = g->C, F = g->F, L = g->L, W = g->W, QD = (size_t)g->NH * g->HD;
     size_t HR = SL_GPUM_HEAD_ROWS < T ? SL_GPUM_HEAD_ROWS : T;
     g->h_tgt = (int32_t *)malloc(sizeof(int32_t) * T);
@@ -263,7 +181,6 @@ extern "C" int sl_gpum_new(const sl_model *h, int max_tokens, sl_gpum **out, cha
         sl_gpum_free(g);
         return fail(err, errlen, SL_ENOMEM, "%s", "out of host memory");
     }
-    build_layout(g, h);
     size_t NP = g->n_gpu, half = (size_t)g->HD / 2;
     int bad = 0;
 #define A_(p, n) bad |= dmalloc(g, (void **)&(p), (n))
