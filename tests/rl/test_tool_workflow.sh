@@ -16,7 +16,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 sl_setup sltool slime-wf-tool
 
-sl_tool_run c
+sl_tool_run c --set actor.tool.command="$BUILD/slime-wf-tool"   # the build under test (make asan: build/asan)
 if grep -q "GENERATE for group" "$RUN/logs/tool.log"; then fail "engine errors in the C workflow's log"; fi
 echo "ok 1: C tool workflow round trip"
 if "$PY" -c "import zmq" 2>/dev/null; then
