@@ -23,7 +23,7 @@ trap 'rm -f /tmp/slreadme.$$' EXIT
 "$PY" - "$ROOT/README.md" /tmp/slreadme.$$ <<'PYEOF'
 import re, sys
 
-NOT_KEYS = {"sl_actor_ops", "weight_version", "samples_trained", "reward_mean", "reward_std",
+NOT_KEYS = {"sl_actor_ops", "cuda_ipc", "train_rollout_logprob_abs_diff", "weight_version", "samples_trained", "reward_mean", "reward_std",
             "response_len_mean", "grad_norm", "tokens_per_s", "eval_accuracy", "sample_ids",
             "loss_mask", "cached_tokens", "staleness", "groups_kept", "tool_call_rate"}
 readme = open(sys.argv[1]).read()
