@@ -1,6 +1,7 @@
 /*
  * bench_common.h — what the CPU benchmarks of slime-bench share (bin/bench_*.c):
- * reading "--key value" integer options, elapsed seconds, and the built-in
+ * reading "--key value" integer options, elapsed seconds, medians, the
+ * Qwen2.5-0.5B shape of the GPU benchmarks, and the built-in
  * arithmetic task's tiny Qwen3 (task_arith.h) at a chosen size with random
  * weights.
  *
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "base.h"
+#include "hfconfig.h"
 #include "model.h"
 #include "task_arith.h"
 
@@ -31,6 +33,32 @@ static inline int bench_arg_int(int argc, char **argv, const char *key, int def)
 
 /* Seconds since T0 (sl_now_ns). */
 static inline double bench_secs(uint64_t t0) { return (double)(sl_now_ns() - t0) / 1e9; }
+
+/* Median of V[0..N) (sorts V in place); 0 when N is 0. */
+static inline int bench_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static inline double bench_median(double *v, int n)
+{
+    qsort(v, n, sizeof(double), bench_cmp_double);
+    return n ? v[n / 2] : 0;
+}
+
+/* The Qwen2.5-0.5B shape of the GPU benchmarks (hidden 896, 14 heads, 2 KV
+ * heads, intermediate 4864, vocab 151936, tied, q/k/v bias) with LAYERS
+ * layers (24 in the real model). */
+static inline void bench_qwen05(sl_hf_config *c, int layers)
+{
+    sl_hf_config_defaults(c);
+    c->arch = SL_ARCH_QWEN2;
+    snprintf(c->model_type, sizeof(c->model_type), "qwen2");
+    c->hidden_size = 896, c->intermediate_size = 4864, c->num_hidden_layers = layers;
+    c->num_attention_heads = 14, c->num_key_value_heads = 2, c->head_dim = 64;
+    c->vocab_size = 151936, c->max_position_embeddings = 32768, c->tie_word_embeddings = 1;
+    c->qkv_bias = 1, c->rope_theta = 1000000.0;
+}
 
 /* A model of the arithmetic task's config.json shape (written to a
  * temporary folder and read back) with HIDDEN, 3*HIDDEN intermediate and

@@ -28,6 +28,7 @@
  * they assert nothing about speed (the sync checks the stamps it sends).
  */
 #include "base.h"
+#include "bench_common.h"
 #include "gpu_model.h"
 #include "gpu_sync.h"
 #include "trainer_core.h"
@@ -44,54 +45,21 @@
 
 extern char **environ;
 
-static int arg_int(int argc, char **argv, const char *key, int def)
-{
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], key) == 0) return atoi(argv[i + 1]);
-    return def;
-}
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-static double median(double *v, int n)
-{
-    qsort(v, n, sizeof(double), cmp_d);
-    return n ? v[n / 2] : 0;
-}
 
-static void qwen05(sl_hf_config *c, int layers)
-{
-    sl_hf_config_defaults(c);
-    c->arch = SL_ARCH_QWEN2;
-    snprintf(c->model_type, sizeof(c->model_type), "qwen2");
-    c->hidden_size = 896;
-    c->intermediate_size = 4864;
-    c->num_hidden_layers = layers;
-    c->num_attention_heads = 14;
-    c->num_key_value_heads = 2;
-    c->head_dim = 64;
-    c->vocab_size = 151936;
-    c->max_position_embeddings = 32768;
-    c->tie_word_embeddings = 1;
-    c->qkv_bias = 1;
-    c->rope_theta = 1000000.0;
-}
 
 int bench_gpu_train(int argc, char **argv)
 {
-    int layers = arg_int(argc, argv, "--layers", 24), B = arg_int(argc, argv, "--seqs", 8);
-    int S = arg_int(argc, argv, "--seq-len", 1024), steps = arg_int(argc, argv, "--steps", 10);
-    int fused = arg_int(argc, argv, "--fused", 1);
+    int layers = bench_arg_int(argc, argv, "--layers", 24), B = bench_arg_int(argc, argv, "--seqs", 8);
+    int S = bench_arg_int(argc, argv, "--seq-len", 1024), steps = bench_arg_int(argc, argv, "--steps", 10);
+    int fused = bench_arg_int(argc, argv, "--fused", 1);
     if (layers < 1 || B < 1 || S < 2 || steps < 1 || (long)B * S > (1 << 20)) {
         fprintf(stderr, "bench gpu-train: bad arguments\n");
         return SL_EXIT_USAGE;
     }
     int T = B * S;
     sl_hf_config c;
-    qwen05(&c, layers);
+    bench_qwen05(&c, layers);
     char err[256];
     sl_model *h = NULL;
     uint64_t t0 = sl_now_ns();
@@ -148,7 +116,7 @@ int bench_gpu_train(int argc, char **argv)
     sl_gpu_mem_info(&free1, &total);
     sl_gpum_info info;
     sl_gpum_get_info(g, &info);
-    double step_ms = median(ts, steps);
+    double step_ms = bench_median(ts, steps);
     /* model FLOPs: 6 x matmul params x tokens + attention (causal, 3 x fwd) */
     double C = 896, F = 4864, Wq = (14 + 4) * 64.0, QD = 896, V = 151936;
     double mm = layers * (C * Wq + QD * C + 3 * C * F) + V * C;
@@ -161,8 +129,8 @@ int bench_gpu_train(int argc, char **argv)
            "\"achieved_tflops\":%.1f,\"gemm_bf16_tflops\":%.1f,\"mfu_vs_gemm\":%.3f,"
            "\"device_alloc_gib\":%.2f,\"gpu_mem_used_gib\":%.2f,\"loss_first\":%.4f,"
            "\"loss_last\":%.4f,\"grad_norm_last\":%.4f,\"host_init_s\":%.1f",
-           fused ? "true" : "false", layers, info.n_params, B, S, steps, step_ms, median(tf, steps), median(tb, steps),
-           median(to, steps), tps, flops / 1e12, flops / (step_ms / 1e3) / 1e12, gemm,
+           fused ? "true" : "false", layers, info.n_params, B, S, steps, step_ms, bench_median(tf, steps), bench_median(tb, steps),
+           bench_median(to, steps), tps, flops / 1e12, flops / (step_ms / 1e3) / 1e12, gemm,
            flops / (step_ms / 1e3) / 1e12 / gemm, info.device_bytes / 1073741824.0,
            (double)(free0 - free1) / 1073741824.0, loss0, loss, gn, init_s);
     if (profiled)
@@ -224,10 +192,10 @@ static int sync_child(int fd)
 
 int bench_gpu_grpo(int argc, char **argv)
 {
-    int layers = arg_int(argc, argv, "--layers", 24), P = arg_int(argc, argv, "--prompts", 64);
-    int N = arg_int(argc, argv, "--samples", 16), A = arg_int(argc, argv, "--prompt-len", 12);
-    int R = arg_int(argc, argv, "--response-len", 16), M = arg_int(argc, argv, "--micro", 256);
-    int steps = arg_int(argc, argv, "--steps", 5);
+    int layers = bench_arg_int(argc, argv, "--layers", 24), P = bench_arg_int(argc, argv, "--prompts", 64);
+    int N = bench_arg_int(argc, argv, "--samples", 16), A = bench_arg_int(argc, argv, "--prompt-len", 12);
+    int R = bench_arg_int(argc, argv, "--response-len", 16), M = bench_arg_int(argc, argv, "--micro", 256);
+    int steps = bench_arg_int(argc, argv, "--steps", 5);
     long n = (long)P * N;
     if (layers < 1 || P < 1 || N < 1 || A < 1 || R < 1 || M < 1 || steps < 1 || n > 65536 ||
         (long)(A + R) > 16384) {
@@ -235,7 +203,7 @@ int bench_gpu_grpo(int argc, char **argv)
         return SL_EXIT_USAGE;
     }
     sl_hf_config c;
-    qwen05(&c, layers);
+    bench_qwen05(&c, layers);
     char err[256];
     sl_model *h = NULL;
     sl_gpum *g = NULL;
@@ -282,7 +250,7 @@ int bench_gpu_grpo(int argc, char **argv)
     }
     size_t fr, tot;
     sl_gpu_mem_info(&fr, &tot);
-    double med = median(sec, steps);
+    double med = bench_median(sec, steps);
     long trained = n * R;
     printf("{\"bench\":\"gpu-grpo\",\"layers\":%d,\"samples\":%ld,\"tokens\":%ld,"
            "\"trained_tokens\":%ld,\"micro_batch_size\":%d,\"steps\":%d,\"step_s\":%.4f,"
@@ -301,7 +269,7 @@ int bench_gpu_grpo(int argc, char **argv)
 int bench_gpu_sync(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "--child") == 0) return sync_child(atoi(argv[2]));
-    int reps = arg_int(argc, argv, "--reps", 50);
+    int reps = bench_arg_int(argc, argv, "--reps", 50);
     if (reps < 3 || reps > 100000) {
         fprintf(stderr, "bench gpu-sync: bad arguments\n");
         return SL_EXIT_USAGE;
@@ -358,7 +326,7 @@ int bench_gpu_sync(int argc, char **argv)
             if (rep.stamp != stamp) bad = 1;
             if (i >= 0) rt[i] = ms, pl[i] = rep.pull_ms;
         }
-        res[m][0] = median(rt, reps), res[m][1] = median(pl, reps);
+        res[m][0] = bench_median(rt, reps), res[m][1] = bench_median(pl, reps);
     }
     sync_req q = {'q', 0};
     full_io(fd, &q, sizeof(q), 1);

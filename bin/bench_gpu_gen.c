@@ -19,6 +19,7 @@
  * Not a test: it asserts nothing about speed.
  */
 #include "base.h"
+#include "bench_common.h"
 #include "engine.h"
 #include "gpu_engine.h"
 #include "gpu_model.h"
@@ -28,12 +29,6 @@
 #include <string.h>
 
 #ifdef SL_HAVE_CUDA
-static int arg_i(int argc, char **argv, const char *key, int def)
-{
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], key) == 0) return atoi(argv[i + 1]);
-    return def;
-}
 
 typedef struct run_t {
     double s, pre_ms, dec_ms;
@@ -87,23 +82,17 @@ static void print_run(const run_t *m)
 
 int bench_gpu_gen(int argc, char **argv)
 {
-    int P = arg_i(argc, argv, "--prompts", 256), S = arg_i(argc, argv, "--prompt-len", 128);
-    int N = arg_i(argc, argv, "--new", 256), layers = arg_i(argc, argv, "--layers", 24);
-    int graphs = arg_i(argc, argv, "--graphs", 1), reps = arg_i(argc, argv, "--reps", 3);
-    int K = arg_i(argc, argv, "--samples", 1), variants = arg_i(argc, argv, "--variants", 0);
+    int P = bench_arg_int(argc, argv, "--prompts", 256), S = bench_arg_int(argc, argv, "--prompt-len", 128);
+    int N = bench_arg_int(argc, argv, "--new", 256), layers = bench_arg_int(argc, argv, "--layers", 24);
+    int graphs = bench_arg_int(argc, argv, "--graphs", 1), reps = bench_arg_int(argc, argv, "--reps", 3);
+    int K = bench_arg_int(argc, argv, "--samples", 1), variants = bench_arg_int(argc, argv, "--variants", 0);
     if (P < 1 || P > 4096 || S < 1 || N < 1 || S + N > 32768 || layers < 1 || reps < 1 ||
         reps > 50 || K < 1 || P % K) {
         fprintf(stderr, "bench gpu-gen: bad arguments\n");
         return SL_EXIT_USAGE;
     }
     sl_hf_config c;
-    sl_hf_config_defaults(&c);
-    c.arch = SL_ARCH_QWEN2;
-    snprintf(c.model_type, sizeof(c.model_type), "qwen2");
-    c.hidden_size = 896, c.intermediate_size = 4864, c.num_hidden_layers = layers;
-    c.num_attention_heads = 14, c.num_key_value_heads = 2, c.head_dim = 64;
-    c.vocab_size = 151936, c.max_position_embeddings = 32768, c.tie_word_embeddings = 1;
-    c.qkv_bias = 1, c.rope_theta = 1000000.0;
+    bench_qwen05(&c, layers);
     char err[256];
     sl_model *h = NULL;
     if (sl_model_new(&c, sl_ops_cpu(), 1, 1, &h, err, sizeof(err))) {

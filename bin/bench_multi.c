@@ -21,6 +21,7 @@
  * Asserts nothing about speed.
  */
 #include "base.h"
+#include "bench_common.h"
 #include "gpu_model.h"
 #include "nccl_comm.h"
 
@@ -39,33 +40,7 @@ int bench_multi_gpu(int argc, char **argv)
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int arg_int(int argc, char **argv, const char *key, int def)
-{
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], key) == 0) return atoi(argv[i + 1]);
-    return def;
-}
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-static double median(double *v, int n)
-{
-    qsort(v, n, sizeof(double), cmp_d);
-    return n ? v[n / 2] : 0;
-}
 
-static void qwen05(sl_hf_config *c, int layers)
-{
-    sl_hf_config_defaults(c);
-    c->arch = SL_ARCH_QWEN2;
-    snprintf(c->model_type, sizeof(c->model_type), "qwen2");
-    c->hidden_size = 896, c->intermediate_size = 4864, c->num_hidden_layers = layers;
-    c->num_attention_heads = 14, c->num_key_value_heads = 2, c->head_dim = 64;
-    c->vocab_size = 151936, c->max_position_embeddings = 32768, c->tie_word_embeddings = 1;
-    c->qkv_bias = 1, c->rope_theta = 1000000.0;
-}
 
 typedef struct opts {
     int layers, B, S, steps;
@@ -88,7 +63,7 @@ static int run_rank(const opts *o, int T, int E, int rank, const char *dp_id, co
     memset(r, 0, sizeof(*r));
     if (sl_gpu_set_device(rank, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
     sl_hf_config c;
-    qwen05(&c, o->layers);
+    bench_qwen05(&c, o->layers);
     int Tok = o->B * o->S;
     sl_model *h = NULL;
     if (sl_model_new(&c, sl_ops_cpu(), 1, 1, &h, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
@@ -126,8 +101,8 @@ static int run_rank(const opts *o, int T, int E, int rank, const char *dp_id, co
         uint64_t d = sl_now_ns();
         if (i >= 0) ts[i] = (b - a) / 1e6, tb[i] = (d - b) / 1e6;
     }
-    r->step_ms = rank < T ? median(ts, o->steps) : 0;
-    r->bcast_ms = bc ? median(tb, o->steps) : 0;
+    r->step_ms = rank < T ? bench_median(ts, o->steps) : 0;
+    r->bcast_ms = bc ? bench_median(tb, o->steps) : 0;
     if (dp) {
         sl_dp_stats st;
         sl_dp_get_stats(dp, &st);
@@ -202,9 +177,9 @@ static int run_config(const opts *o, int T, int E, result *rank0, result *eng)
 
 int bench_multi_gpu(int argc, char **argv)
 {
-    opts o = {arg_int(argc, argv, "--layers", 24), arg_int(argc, argv, "--seqs", 4),
-              arg_int(argc, argv, "--seq-len", 1024), arg_int(argc, argv, "--steps", 5),
-              (size_t)arg_int(argc, argv, "--bucket-mb", 16) << 20};
+    opts o = {bench_arg_int(argc, argv, "--layers", 24), bench_arg_int(argc, argv, "--seqs", 4),
+              bench_arg_int(argc, argv, "--seq-len", 1024), bench_arg_int(argc, argv, "--steps", 5),
+              (size_t)bench_arg_int(argc, argv, "--bucket-mb", 16) << 20};
     if (o.layers < 1 || o.B < 1 || o.S < 2 || o.steps < 1 || (long)o.B * o.S > (1 << 20) ||
         o.bucket < SL_DP_BUCKET_MIN) {
         fprintf(stderr, "bench multi-gpu: bad arguments\n");
