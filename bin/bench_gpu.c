@@ -10,6 +10,7 @@
  *      backward in one pass, forward_ms is then the whole pass and
  *      backward_ms 0); median ms per phase, tokens/s, MFU
  *      against the bf16 GEMM rate measured in the same run, device memory.
+ *      SL_GPUM_RECOMPUTE=1 in the environment: with activation recomputation.
  *  gpu-sync [--reps N]
  *      CUDA IPC weight sync of that model's flat bf16 weights (0.99 GB)
  *      from this process to a child process: publish -> ready latency with
@@ -123,13 +124,14 @@ int bench_gpu_train(int argc, char **argv)
     double att_fwd = 4.0 * 64 * 14 * layers * (double)B * S * (S + 1) / 2.0;
     double flops = 6.0 * mm * T + 3.0 * att_fwd;
     double tps = T / (step_ms / 1e3);
-    printf("{\"bench\":\"gpu-train\",\"shape\":\"qwen2.5-0.5b\",\"fused_ce\":%s,\"layers\":%d,\"params\":%zu,"
+    const char *rc_env = getenv("SL_GPUM_RECOMPUTE");
+    printf("{\"bench\":\"gpu-train\",\"shape\":\"qwen2.5-0.5b\",\"recompute\":%s,\"fused_ce\":%s,\"layers\":%d,\"params\":%zu,"
            "\"seqs\":%d,\"seq_len\":%d,\"steps\":%d,\"step_ms\":%.2f,\"forward_ms\":%.2f,"
            "\"backward_ms\":%.2f,\"adamw_ms\":%.2f,\"tokens_per_s\":%.0f,\"model_tflop_per_step\":%.3f,"
            "\"achieved_tflops\":%.1f,\"gemm_bf16_tflops\":%.1f,\"mfu_vs_gemm\":%.3f,"
            "\"device_alloc_gib\":%.2f,\"gpu_mem_used_gib\":%.2f,\"loss_first\":%.4f,"
            "\"loss_last\":%.4f,\"grad_norm_last\":%.4f,\"host_init_s\":%.1f",
-           fused ? "true" : "false", layers, info.n_params, B, S, steps, step_ms, bench_median(tf, steps), bench_median(tb, steps),
+           rc_env && *rc_env && strcmp(rc_env, "0") ? "true" : "false", fused ? "true" : "false", layers, info.n_params, B, S, steps, step_ms, bench_median(tf, steps), bench_median(tb, steps),
            bench_median(to, steps), tps, flops / 1e12, flops / (step_ms / 1e3) / 1e12, gemm,
            flops / (step_ms / 1e3) / 1e12 / gemm, info.device_bytes / 1073741824.0,
            (double)(free0 - free1) / 1073741824.0, loss0, loss, gn, init_s);

@@ -108,6 +108,12 @@ void sl_gpum_set_step(sl_gpum *g, int64_t step);
  * sl_gpum_use_ref(g, 0). Errors: SL_ENOMEM, SL_EINVAL (no snapshot). */
 int sl_gpum_ref_snapshot(sl_gpum *g);
 int sl_gpum_use_ref(sl_gpum *g, int on);
+/* With SL_GPUM_RECOMPUTE=1 in the environment at sl_gpum_new (the trainer
+ * sets it for [trainer] recompute_activations), activations are recomputed:
+ * only the layer inputs (fp32 residual stream) are kept for every layer, the
+ * other intermediates for one layer, and the backward runs each layer's
+ * forward again before its backward (same results; about one more forward
+ * of compute). */
 /* With SL_GPUM_PROFILE=1 in the environment at sl_gpum_new, device time
  * per kind of op is summed (events between ops, so it slows the model):
  * ms[0..SL_GPUM_PROF_N) = gemm, attention forward, attention backward,

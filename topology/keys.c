@@ -273,6 +273,10 @@ static const sl_key_def keys[] = {
       "Most tokens packed into one forward/backward (activation memory); samples are packed up to "
       "it within a micro-batch. 0 = auto: min(max_position_embeddings, 4096) x micro_batch_size, "
       "at most 65536 on the CPU and 16384 on a GPU."),
+    B("trainer", "recompute_activations", "false",
+      "Trainer on a GPU: keep only each layer's input for the backward and run the layer's forward "
+      "again there (full activation recomputation): about a third more compute, activation memory "
+      "of one layer instead of all, so longer packs fit (max_tokens_per_gpu)."),
     E("trainer", "gpu_weight_sync", "auto", "auto|copy|in_place",
       "Trainer on a GPU, rollout on the same GPU (CUDA IPC): copy = the rollout copies the "
       "published bf16 buffer into its own on each WEIGHTS (one device copy, ~1 ms for 0.5B); "

@@ -57,6 +57,7 @@ struct sl_gpum {
     int ev_cat[2048];
     double prof_ms[SL_GPUM_PROF_N];
     /* data parallelism (sl_gpum_set_bwd_hook, sl_gpum_get_flat) */
+    int recompute; /* activation recomputation: one layer of intermediates, rebuilt in backward */
     sl_gpum_bwd_hook hook;
     void *hook_ctx;
     size_t *layer_off;
@@ -164,6 +165,8 @@ extern "C" int sl_gpum_new(const sl_model *h, int max_tokens, sl_gpum **out, cha
     g->V = c->vocab_size, g->W = (g->NH + 2 * g->NKV) * g->HD, g->tied = c->tie_word_embeddings;
     g->qkv_bias = c->qkv_bias, g->max_tokens = max_tokens, g->max_pos = c->max_position_embeddings;
     g->qk_norm = c->qk_norm != 0, g->logit_scale = 1.f;
+    const char *re = getenv("SL_GPUM_RECOMPUTE");
+    g->recompute = re && *re && strcmp(re, "0") != 0;
     g->eps = (float)c->rms_norm_eps, g->scale = 1.0f / sqrtf((float)g->HD);
     g->n_params = h->n_params;
     if (build_layout(g, h)) {
@@ -188,11 +191,15 @@ extern "C" int sl_gpum_new(const sl_model *h, int max_tokens, sl_gpum **out, cha
     A_(g->cos_t, 4 * (size_t)g->max_pos * half); A_(g->sin_t, 4 * (size_t)g->max_pos * half);
     A_(g->d_tok, 4 * T); A_(g->d_tgt, 4 * T); A_(g->d_pos, 4 * T);
     A_(g->d_tiles, sizeof(sl_att_tile) * (T + 1));
-    A_(g->res, 4 * (L + 1) * T * C); A_(g->res_mid, 4 * L * T * C);
-    A_(g->rstd1, 4 * L * T); A_(g->rstd2, 4 * L * T); A_(g->lse, 4 * L * T * g->NH);
+    /* with recomputation only the layer inputs (res) are kept for every
+     * layer; the intermediates below hold one layer (LA = 1), rebuilt by
+     * running that layer's forward again in backward */
+    size_t LA = g->recompute ? 1 : L;
+    A_(g->res, 4 * (L + 1) * T * C); A_(g->res_mid, 4 * LA * T * C);
+    A_(g->rstd1, 4 * LA * T); A_(g->rstd2, 4 * LA * T); A_(g->lse, 4 * LA * T * g->NH);
     A_(g->rstdf, 4 * T); A_(g->hlse, 4 * T); A_(g->hlp, 4 * T); A_(g->hent, 4 * T);
-    A_(g->ln1, 2 * L * T * C); A_(g->qkv, 2 * L * T * W); A_(g->att, 2 * L * T * QD);
-    A_(g->ln2, 2 * L * T * C); A_(g->gu, 2 * L * T * 2 * F); A_(g->act, 2 * T * F);
+    A_(g->ln1, 2 * LA * T * C); A_(g->qkv, 2 * LA * T * W); A_(g->att, 2 * LA * T * QD);
+    A_(g->ln2, 2 * LA * T * C); A_(g->gu, 2 * LA * T * 2 * F); A_(g->act, 2 * T * F);
     A_(g->lnf, 2 * T * C); A_(g->logits, 2 * HR * g->V);
     A_(g->dres, 4 * T * C); A_(g->dln, 4 * T * C); A_(g->dq, 4 * T * QD);
     A_(g->Dbuf, 4 * T * g->NH); A_(g->dkv, 4 * 2 * T * g->NKV * g->HD); A_(g->dlp, 4 * T); A_(g->dent, 4 * T);
@@ -200,7 +207,7 @@ extern "C" int sl_gpum_new(const sl_model *h, int max_tokens, sl_gpum **out, cha
     A_(g->dact, 2 * T * F); A_(g->dgu, 2 * T * 2 * F); A_(g->d_norm, 8);
     if (g->qk_norm) {
         size_t nhk = (size_t)g->NH + g->NKV;
-        A_(g->qk_pre, 2 * L * T * nhk * g->HD); A_(g->qk_rstd, 4 * L * T * nhk);
+        A_(g->qk_pre, 2 * LA * T * nhk * g->HD); A_(g->qk_rstd, 4 * LA * T * nhk);
     }
 #undef A_
     g->h_tmp = (float *)calloc(NP, sizeof(float));
@@ -259,34 +266,39 @@ extern "C" void sl_gpum_sync(sl_gpum *g)
 
 /* ------------------------------------------------------------- forward */
 
+/* where layer l's intermediates live: their own slot, or the single slot
+ * of recomputation */
+static size_t act_slot(const sl_gpum *g, int l) { return g->recompute ? 0 : (size_t)l; }
+
 static void layer_fwd(sl_gpum *g, int l)
 {
     size_t T = g->T, C = g->C, F = g->F, W = g->W, QD = (size_t)g->NH * g->HD;
     const glayer *y = &g->ly[l];
-    float *x = g->res + l * T * C, *xm = g->res_mid + l * T * C, *xn = g->res + (l + 1) * T * C;
-    bf16 *ln1 = g->ln1 + l * T * C, *qkv = g->qkv + l * T * W, *att = g->att + l * T * QD;
-    bf16 *ln2 = g->ln2 + l * T * C, *gu = g->gu + l * T * 2 * F;
+    size_t a = act_slot(g, l); /* the slot of this layer's intermediates */
+    float *x = g->res + l * T * C, *xm = g->res_mid + a * T * C, *xn = g->res + (l + 1) * T * C;
+    bf16 *ln1 = g->ln1 + a * T * C, *qkv = g->qkv + a * T * W, *att = g->att + a * T * QD;
+    bf16 *ln2 = g->ln2 + a * T * C, *gu = g->gu + a * T * 2 * F;
     mark(g, P_NORM);
-    sl_bf_rmsnorm_fwd(ln1, g->rstd1 + l * T, x, g->Wb + y->n1, (int)T, (int)C, g->eps);
+    sl_bf_rmsnorm_fwd(ln1, g->rstd1 + a * T, x, g->Wb + y->n1, (int)T, (int)C, g->eps);
     mark(g, P_GEMM);
     sl_bf_gemm(qkv, 0, ln1, g->Wb + y->wqkv, NULL, (int)T, (int)W, (int)C, 0, 1, 1.f, 0.f);
     if (g->qk_norm) {
         size_t nhk = (size_t)g->NH + g->NKV;
         mark(g, P_NORM);
-        sl_bf_headnorm_fwd(qkv, g->qk_pre + l * T * nhk * g->HD, g->qk_rstd + l * T * nhk,
+        sl_bf_headnorm_fwd(qkv, g->qk_pre + a * T * nhk * g->HD, g->qk_rstd + a * T * nhk,
                            g->Wb + y->qn, g->Wb + y->kn, (int)T, g->NH, g->NKV, g->HD, g->eps);
     }
     mark(g, P_EW);
     sl_bf_qkv_post_fwd(qkv, g->qkv_bias ? g->Wb + y->bqkv : NULL, g->d_pos, g->cos_t, g->sin_t,
                        (int)T, g->NH, g->NKV, g->HD);
     mark(g, P_ATTN_F);
-    sl_bf_attn_fwd(att, g->lse + l * T * g->NH, qkv, qkv + QD, qkv + QD + (size_t)g->NKV * g->HD,
+    sl_bf_attn_fwd(att, g->lse + a * T * g->NH, qkv, qkv + QD, qkv + QD + (size_t)g->NKV * g->HD,
                    (int)W, (int)W, (int)W, g->d_tiles, g->n_tiles, (int)T, g->NH, g->NKV, g->HD,
                    g->scale);
     mark(g, P_GEMM);
     sl_bf_gemm(xm, 1, att, g->Wb + y->wo, x, (int)T, (int)C, (int)QD, 0, 1, 1.f, 1.f);
     mark(g, P_NORM);
-    sl_bf_rmsnorm_fwd(ln2, g->rstd2 + l * T, xm, g->Wb + y->n2, (int)T, (int)C, g->eps);
+    sl_bf_rmsnorm_fwd(ln2, g->rstd2 + a * T, xm, g->Wb + y->n2, (int)T, (int)C, g->eps);
     mark(g, P_GEMM);
     sl_bf_gemm(gu, 0, ln2, g->Wb + y->wgu, NULL, (int)T, (int)(2 * F), (int)C, 0, 1, 1.f, 0.f);
     mark(g, P_EW);
@@ -383,9 +395,10 @@ static void layer_bwd(sl_gpum *g, int l)
     size_t T = g->T, C = g->C, F = g->F, W = g->W, QD = (size_t)g->NH * g->HD;
     size_t KD = (size_t)g->NKV * g->HD;
     const glayer *y = &g->ly[l];
-    float *x = g->res + l * T * C, *xm = g->res_mid + l * T * C;
-    bf16 *ln1 = g->ln1 + l * T * C, *qkv = g->qkv + l * T * W, *att = g->att + l * T * QD;
-    bf16 *ln2 = g->ln2 + l * T * C, *gu = g->gu + l * T * 2 * F;
+    size_t a = act_slot(g, l); /* the slot of this layer's intermediates */
+    float *x = g->res + l * T * C, *xm = g->res_mid + a * T * C;
+    bf16 *ln1 = g->ln1 + a * T * C, *qkv = g->qkv + a * T * W, *att = g->att + a * T * QD;
+    bf16 *ln2 = g->ln2 + a * T * C, *gu = g->gu + a * T * 2 * F;
     int iT = (int)T, iC = (int)C, iF = (int)F;
     /* MLP: dres holds d res[l+1] (fp32) and dres_b its bf16 copy */
     mark(g, P_GEMM);
@@ -398,14 +411,14 @@ static void layer_bwd(sl_gpum *g, int l)
     sl_bf_gemm(g->G + y->wgu, 1, g->dgu, ln2, g->G + y->wgu, 2 * iF, iC, iT, 1, 0, 1.f, 1.f);
     mark(g, P_NORM);
     sl_bf_rmsnorm_bwd(g->dres, g->dres_b, g->G + y->n2, g->dln, xm, g->Wb + y->n2,
-                      g->rstd2 + l * T, iT, iC, 1);
+                      g->rstd2 + a * T, iT, iC, 1);
     /* attention */
     mark(g, P_GEMM);
     sl_bf_gemm(g->datt, 0, g->dres_b, g->Wb + y->wo, NULL, iT, (int)QD, iC, 0, 0, 1.f, 0.f);
     sl_bf_gemm(g->G + y->wo, 1, g->dres_b, att, g->G + y->wo, iC, (int)QD, iT, 1, 0, 1.f, 1.f);
     mark(g, P_ATTN_B);
     sl_bf_attn_bwd(g->dq, g->dqkv + QD, g->dqkv + QD + KD, (int)W, (int)W, g->datt, att,
-                   g->lse + l * T * g->NH, qkv, qkv + QD, qkv + QD + KD, (int)W, (int)W, (int)W,
+                   g->lse + a * T * g->NH, qkv, qkv + QD, qkv + QD + KD, (int)W, (int)W, (int)W,
                    g->Dbuf, g->dkv, g->d_tiles, g->n_tiles, iT, g->NH, g->NKV, g->HD, g->scale);
     mark(g, P_EW);
     sl_bf_qkv_post_bwd(g->dqkv, g->dq, g->qkv_bias ? g->G + y->bqkv : NULL, g->d_pos, g->cos_t,
@@ -413,7 +426,7 @@ static void layer_bwd(sl_gpum *g, int l)
     if (g->qk_norm) {
         size_t nhk = (size_t)g->NH + g->NKV;
         mark(g, P_NORM);
-        sl_bf_headnorm_bwd(g->dqkv, g->qk_pre + l * T * nhk * g->HD, g->qk_rstd + l * T * nhk,
+        sl_bf_headnorm_bwd(g->dqkv, g->qk_pre + a * T * nhk * g->HD, g->qk_rstd + a * T * nhk,
                            g->Wb + y->qn, g->Wb + y->kn, g->G + y->qn, g->G + y->kn, iT, g->NH,
                            g->NKV, g->HD);
     }
@@ -422,7 +435,7 @@ static void layer_bwd(sl_gpum *g, int l)
     sl_bf_gemm(g->G + y->wqkv, 1, g->dqkv, ln1, g->G + y->wqkv, (int)W, iC, iT, 1, 0, 1.f, 1.f);
     mark(g, P_NORM);
     sl_bf_rmsnorm_bwd(g->dres, g->dres_b, g->G + y->n1, g->dln, x, g->Wb + y->n1,
-                      g->rstd1 + l * T, iT, iC, 1);
+                      g->rstd1 + a * T, iT, iC, 1);
 }
 
 static void bwd_body(sl_gpum *g)
@@ -433,6 +446,7 @@ static void bwd_body(sl_gpum *g)
     sl_bf_rmsnorm_bwd(g->dres, g->dres_b, g->G + g->o_nf, g->dln, g->res + (size_t)g->L * T * C,
                       g->Wb + g->o_nf, g->rstdf, T, (int)C, 0);
     for (int l = g->L - 1; l >= 0; l--) {
+        if (g->recompute) layer_fwd(g, l); /* rebuilds the slot (and rewrites res[l+1] unchanged) */
         layer_bwd(g, l);
         if (g->hook) g->hook(g->hook_ctx, l);
     }

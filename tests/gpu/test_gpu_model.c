@@ -394,6 +394,69 @@ static void test_trainer_hooks(void)
     sl_model_free(m);
 }
 
+/* [trainer] recompute_activations: the same gradients (the layer forward run
+ * again in backward is the same kernels on the same inputs) with less
+ * activation memory */
+static void test_recompute(void)
+{
+    printf("activation recomputation (SL_GPUM_RECOMPUTE)\n");
+    sl_hf_config c;
+    qwen3(&c, 256, 3, 4, 2, 64, 512, 1000);
+    int lens[] = {37, 64, 1, 130, 200};
+    int32_t cu[6] = {0};
+    for (int s = 0; s < 5; s++) cu[s + 1] = cu[s] + lens[s];
+    int T = cu[5];
+    char err[256];
+    sl_model *m = NULL;
+    sl_gpum *g[2] = {NULL, NULL};
+    if (sl_model_new(&c, sl_ops_cpu(), T, 11, &m, err, sizeof err)) {
+        printf("  sl_model_new: %s FAIL\n", err);
+        g_fail = 1;
+        return;
+    }
+    perturb(m);
+    for (int k = 0; k < 2; k++) {
+        if (k) setenv("SL_GPUM_RECOMPUTE", "1", 1);
+        int rc = sl_gpum_new(m, T, &g[k], err, sizeof err);
+        unsetenv("SL_GPUM_RECOMPUTE");
+        if (rc) {
+            printf("  sl_gpum_new: %s FAIL\n", err);
+            g_fail = 1;
+            goto out;
+        }
+    }
+    int32_t tok[512];
+    for (int t = 0; t < T; t++) tok[t] = (int32_t)(urand() * c.vocab_size);
+    float *dlp = randv(T, 1.0 / T), *den = randv(T, 0.5 / T);
+    float *lp[2] = {zeros(T), zeros(T)}, *gr[2] = {zeros(m->n_params), zeros(m->n_params)};
+    float *gc[2] = {zeros(m->n_params), zeros(m->n_params)};
+    for (int k = 0; k < 2; k++) {
+        sl_gpum_zero_grad(g[k]);
+        if (sl_gpum_forward(g[k], tok, cu, 5, NULL, lp[k], NULL, NULL) || sl_gpum_backward(g[k], dlp, den))
+            g_fail = 1, printf("  rc FAIL\n");
+        sl_gpum_grads_to_host(g[k], gr[k]);
+        sl_gpum_zero_grad(g[k]);
+        if (sl_gpum_forward_backward_ce(g[k], tok, cu, 5, NULL, NULL, NULL)) g_fail = 1, printf("  fused rc FAIL\n");
+        sl_gpum_grads_to_host(g[k], gc[k]);
+    }
+    check("recompute: logprobs", lp[1], lp[0], T, 1e-6);
+    check("recompute: RL grads (flat)", gr[1], gr[0], m->n_params, 1e-5);
+    check("recompute: fused CE grads (flat)", gc[1], gc[0], m->n_params, 1e-5);
+    sl_gpum_info i0, i1;
+    sl_gpum_get_info(g[0], &i0);
+    sl_gpum_get_info(g[1], &i1);
+    int less = i1.device_bytes < i0.device_bytes;
+    printf("  device memory %.1f -> %.1f MiB %s\n", i0.device_bytes / 1048576.0, i1.device_bytes / 1048576.0,
+           less ? "ok" : "FAIL");
+    if (!less) g_fail = 1;
+    free(dlp), free(den);
+    for (int k = 0; k < 2; k++) free(lp[k]), free(gr[k]), free(gc[k]);
+out:
+    sl_gpum_free(g[0]);
+    sl_gpum_free(g[1]);
+    sl_model_free(m);
+}
+
 int main(void)
 {
     sl_log_init("test_gpu_model", SL_LOG_WARN);
@@ -419,6 +482,7 @@ int main(void)
     qwen3(&c, 256, 2, 2, 1, 128, 512, 1000);
     test_model("small qwen3 hd128", &c, lens, 5, 0);
     test_trainer_hooks();
+    test_recompute();
     printf("%s\n", g_fail ? "FAILED" : "all GPU model checks passed");
     return g_fail ? 1 : 0;
 }
