@@ -848,10 +848,9 @@ static int sched_append(sl_engine *e, sseq *q, int32_t tok, float lp)
     return 0;
 }
 
-/* Admit the head waiting sequence into free slot sl: restore / share /
- * prefill its prompt, sample its first token. Returns prompt tokens
- * prefilled (>= 0) or -error. */
-static int admit(sl_engine *e, int sl)
+/* Move the head waiting sequence into free slot sl (made with the current
+ * weights); returns it. */
+static sseq *seat_waiting(sl_engine *e, int sl)
 {
     sseq *q = e->wait_head;
     e->wait_head = q->next;
@@ -862,6 +861,15 @@ static int admit(sl_engine *e, int sl)
     q->version = e->version;
     e->slots[sl] = q;
     e->st.n_active++;
+    return q;
+}
+
+/* Admit the head waiting sequence into free slot sl: restore / share /
+ * prefill its prompt, sample its first token. Returns prompt tokens
+ * prefilled (>= 0) or -error. */
+static int admit(sl_engine *e, int sl)
+{
+    sseq *q = seat_waiting(e, sl);
     sl_kv_cache_reset(e->kv, sl);
 
     int from = 0, prefilled = 0;
@@ -1001,14 +1009,7 @@ static int gpu_step(sl_engine *e, bool admit_new, int max_prefill_tokens)
                 ntok += q->prompt_len;
                 e->g_cu[++n_heads] = ntok;
             }
-            e->wait_head = q->next;
-            if (!e->wait_head) e->wait_tail = NULL;
-            q->next = NULL;
-            e->st.n_waiting--;
-            q->slot = sl;
-            q->version = e->version;
-            e->slots[sl] = q;
-            e->st.n_active++;
+            seat_waiting(e, sl);
             e->g_out_seq[n_out] = head;
             e->g_out_slot[n_out] = sl;
             gpu_samp(&e->g_samp[n_out], q);
