@@ -36,6 +36,9 @@ int main(void)
 #define STEPS 8
 #define LEN 128
 
+static int id_pipe[2]; /* rank 0 -> rank 1: the unique id as hex */
+static int one_gpu; /* SL_DP_ONE_GPU=1 with one GPU: both ranks on GPU 0 */
+
 typedef struct out {
     double loss[STEPS];
     int ok;
@@ -57,12 +60,23 @@ static sl_model *make_host(sl_hf_config *c)
 }
 
 /* rank -1: the reference (both sequences); rank 0/1: one sequence */
-static int child(int rank, const char *hex, int fd, float *params_out_fd_unused)
+static int read_all(int fd, void *buf, size_t n);
+
+static int child(int rank, int fd)
 {
-    (void)params_out_fd_unused;
-    char err[256];
+    char err[256], hex[SL_NCCL_ID_HEX] = "";
     out o = {0};
-    if (sl_gpu_set_device(rank < 0 ? 0 : rank, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
+    if (rank >= 0 && one_gpu) {
+        /* two ranks on one GPU: NCCL refuses two ranks of one host on one
+         * device, so each rank names its own "host" and the ranks talk
+         * through NCCL's socket transport over loopback (the path NCCL
+         * takes between machines) */
+        char host[32];
+        snprintf(host, sizeof host, "slime-test-rank-%d", rank);
+        setenv("NCCL_HOSTID", host, 1);
+        setenv("NCCL_SOCKET_IFNAME", "lo", 0);
+    }
+    if (sl_gpu_set_device(rank < 0 || one_gpu ? 0 : rank, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
     sl_hf_config c;
     sl_model *m = make_host(&c);
     if (!m) return 1;
@@ -73,6 +87,12 @@ static int child(int rank, const char *hex, int fd, float *params_out_fd_unused)
     if (sl_gpum_new(m, 2 * LEN, &g, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
     sl_nccl *nc = NULL;
     sl_dp *dp = NULL;
+    if (rank == 0) {
+        if (sl_nccl_unique_id(hex, err, sizeof err)) return fprintf(stderr, "rank 0: %s\n", err), 1;
+        if (write(id_pipe[1], hex, sizeof hex) != (ssize_t)sizeof hex) return 1;
+    } else if (rank == 1 && read_all(id_pipe[0], hex, sizeof hex)) {
+        return fprintf(stderr, "rank 1: no unique id from rank 0\n"), 1;
+    }
     if (rank >= 0 && (sl_nccl_init(hex, 2, rank, &nc, err, sizeof err) ||
                       sl_dp_new(nc, g, 64 << 10, 1, &dp, err, sizeof err)))
         return fprintf(stderr, "rank %d: %s\n", rank, err), 1;
@@ -137,22 +157,17 @@ int main(void)
 {
     sl_log_init("test_nccl_dp2", SL_LOG_WARN);
     int ngpu = gpu_count();
-    if (ngpu < 2) {
+    const char *og = getenv("SL_DP_ONE_GPU");
+    one_gpu = ngpu == 1 && og && strcmp(og, "1") == 0;
+    if (one_gpu) printf("one GPU: both ranks on GPU 0, NCCL over sockets (NCCL_HOSTID per rank)\n");
+    if (ngpu < 2 && !one_gpu) {
         printf("1-vs-2-GPU loss curve: needs 2 GPUs, %d available: skipped\n", ngpu);
         return 77;
     }
-    /* the id, made in a helper process (no CUDA in this one before fork) */
-    char hex[SL_NCCL_ID_HEX] = "";
-    int ip[2];
-    if (pipe(ip)) return 1;
-    pid_t hp = fork();
-    if (hp == 0) {
-        char err[128];
-        _exit(sl_nccl_unique_id(hex, err, sizeof err) == 0 && write(ip[1], hex, sizeof hex) == (ssize_t)sizeof hex ? 0 : 1);
-    }
-    close(ip[1]);
-    if (read_all(ip[0], hex, sizeof hex)) return printf("no NCCL id: FAIL\n"), 1;
-    waitpid(hp, NULL, 0);
+    /* the id: rank 0 makes it (its process then serves NCCL's bootstrap
+     * root, so it must be a rank, not a helper that exits) and hands it to
+     * rank 1 through this pipe (the mailbox in the system) */
+    if (pipe(id_pipe)) return 1;
     sl_hf_config c;
     sl_model *m = make_host(&c);
     size_t np = m->n_params;
@@ -164,7 +179,7 @@ int main(void)
         pids[k] = fork();
         if (pids[k] == 0) {
             close(p[0]);
-            _exit(child(k - 1, hex, p[1], NULL));
+            _exit(child(k - 1, p[1]));
         }
         close(p[1]);
         fds[k] = p[0];
