@@ -68,8 +68,7 @@ CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(NVCC)))
 override CPPFLAGS += -DSL_HAVE_CUDA
 LDLIBS_SLIME += -Wl,--push-state,--as-needed -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
                 -lcudart -lcublas -lcublasLt -lnccl -lstdc++ -Wl,--pop-state
-CUDA_TESTS := $(BUILD)/tests/test_ops_cuda $(BUILD)/tests/test_gpu_model $(BUILD)/tests/test_gpu_engine $(BUILD)/tests/test_gpu_trainer $(BUILD)/tests/test_gpu_weights_ipc \
-              $(BUILD)/tests/test_nccl $(BUILD)/tests/test_nccl_dp2
+CUDA_TESTS := $(patsubst tests/gpu/%.c,$(BUILD)/tests/%,$(wildcard tests/gpu/test_*.c))
 endif
 LIB := $(BUILD)/libslime.a
 

@@ -5,6 +5,7 @@
  * save/load. CPU backend (parameters and gradients are host memory).
  */
 #include "trainer_core.h"
+#include "nccl_comm.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -44,6 +45,11 @@ struct sl_trainer {
     size_t *tok_off;       /* (n + 1) */
     size_t cap_n;
     float *rewards;        /* (n) normalized rewards */
+    /* data parallelism (sl_trainer_enable_dp): rank of size; dp owned */
+    sl_nccl *nc;
+    sl_dp *dp;
+    int rank, size;
+    bool moments_stale;    /* zero1: the host moments lag the device shards */
 };
 
 /* ================================================================ config */
@@ -156,6 +162,7 @@ static int trainer_new(sl_model *m, sl_gpum *g, const sl_trainer_cfg *cfg, sl_tr
     if (!t) return SL_ENOMEM;
     t->m = m;
     t->g = g;
+    t->size = 1;
     t->max_tokens = m->max_tokens;
 #ifdef SL_HAVE_CUDA
     if (g) {
@@ -237,6 +244,9 @@ static void free_scratch(sl_trainer *t)
 void sl_trainer_free(sl_trainer *t)
 {
     if (!t) return;
+#ifdef SL_HAVE_CUDA
+    sl_dp_free(t->dp);
+#endif
     sl_model_free(t->ref);
     sl_adamw_fini(&t->opt);
     free_scratch(t);
@@ -269,6 +279,11 @@ void sl_trainer_reset_optimizer(sl_trainer *t)
         sl_gpum_moments_from_host(t->g, NULL, NULL);
         sl_gpum_set_step(t->g, 0);
     }
+    if (t->dp) {
+        sl_dp_moments_from_host(t->dp, NULL, NULL);
+        sl_dp_set_step(t->dp, 0);
+        t->moments_stale = false;
+    }
 #endif
     t->ctr.optimizer_step = 0;
 }
@@ -280,6 +295,7 @@ static void sync_host(const sl_trainer *tc)
 #ifdef SL_HAVE_CUDA
     sl_trainer *t = (sl_trainer *)tc; /* the host copy is a cache */
     if (t->g && t->host_stale) {
+        if (t->dp) sl_dp_gather_params(t->dp); /* zero1: collective */
         sl_gpum_params_to_host(t->g, t->m->params_mem);
         t->host_stale = false;
     }
@@ -297,6 +313,56 @@ const float *sl_trainer_params(const sl_trainer *t, size_t *n)
 }
 
 sl_gpum *sl_trainer_gpu_model(const sl_trainer *t) { return t ? t->g : NULL; }
+
+int sl_trainer_enable_dp(sl_trainer *t, sl_nccl *c, size_t bucket_bytes, bool zero1, char *err,
+                         size_t errlen)
+{
+#ifdef SL_HAVE_CUDA
+    if (!t || !c || !t->g) return cfg_fail(err, errlen, "data parallelism needs a GPU trainer");
+    if (t->dp) return cfg_fail(err, errlen, "data parallelism is already on");
+    int rc = sl_dp_new(c, t->g, bucket_bytes, SL_DP_SUM | (zero1 ? SL_DP_ZERO1 : 0), &t->dp, err,
+                       errlen);
+    if (rc != SL_OK) return rc;
+    /* ZeRO-1 dropped the model's moments: the host copy is the state
+     * (zeros, or what sl_trainer_load put there) */
+    sl_dp_moments_from_host(t->dp, t->opt.m, t->opt.v);
+    sl_dp_set_step(t->dp, t->opt.step);
+    t->nc = c;
+    t->rank = sl_nccl_rank(c);
+    t->size = sl_nccl_size(c);
+    t->moments_stale = false;
+    return SL_OK;
+#else
+    (void)t, (void)c, (void)bucket_bytes, (void)zero1;
+    if (err && errlen) snprintf(err, errlen, "trainer: built without CUDA/NCCL");
+    return SL_EUNSUPPORTED;
+#endif
+}
+
+/* Host copies of the moments up to date (GPU backend). Collective under
+ * ZeRO-1. */
+static int moments_to_host(sl_trainer *t)
+{
+#ifdef SL_HAVE_CUDA
+    if (t->dp) {
+        if (!t->moments_stale) return SL_OK;
+        int rc = sl_dp_moments_to_host(t->dp, t->opt.m, t->opt.v);
+        t->moments_stale = rc != SL_OK;
+        return rc;
+    }
+    if (t->g) sl_gpum_moments_to_host(t->g, t->opt.m, t->opt.v);
+#else
+    (void)t;
+#endif
+    return SL_OK;
+}
+
+int sl_trainer_collect(sl_trainer *t)
+{
+    if (!t) return SL_EINVAL;
+    sync_host(t);
+    return moments_to_host(t);
+}
 
 uint64_t sl_trainer_weight_version(const sl_trainer *t) { return t ? t->ctr.weight_version : 0; }
 
@@ -496,10 +562,10 @@ static void unshift_f(const sl_trainer *t, const float *pos, uint64_t base, uint
     }
 }
 
-/* No-grad log-probs of every token of samples [0, n) under model m. */
-/* No-grad log-probs under the policy (ref false) or the frozen reference. */
-static int batch_logprobs(sl_trainer *t, bool ref, const sl_train_batch *b, float *out_logp,
-                          float *out_ent)
+/* No-grad log-probs of every token of samples [s0, s1) under the policy
+ * (ref false) or the frozen reference. */
+static int batch_logprobs(sl_trainer *t, bool ref, const sl_train_batch *b, uint32_t s0,
+                          uint32_t s1, float *out_logp, float *out_ent)
 {
     sl_model *m = ref ? t->ref : t->m;
 #ifdef SL_HAVE_CUDA
@@ -507,8 +573,8 @@ static int batch_logprobs(sl_trainer *t, bool ref, const sl_train_batch *b, floa
 #endif
     temp_scale(t, m, 1);
     int rc = SL_OK;
-    for (uint32_t i0 = 0; i0 < b->n_samples;) {
-        uint32_t i1 = pack_end(t, b, i0, b->n_samples);
+    for (uint32_t i0 = s0; i0 < s1;) {
+        uint32_t i1 = pack_end(t, b, i0, s1);
         int T = pack_forward(t, m, b, i0, i1, t->p_logp, out_ent ? t->p_ent : NULL);
         if (T < 0) {
             rc = -T;
@@ -548,10 +614,34 @@ int sl_trainer_logprobs(sl_trainer *t, const sl_train_batch *b, float *out_logp,
     if (rc != SL_OK) return rc;
     rc = ensure_scratch(t, b->offsets[b->n_samples], b->n_samples);
     if (rc != SL_OK) return rc;
-    return batch_logprobs(t, false, b, out_logp, out_entropy);
+    return batch_logprobs(t, false, b, 0, b->n_samples, out_logp, out_entropy);
 }
 
 /* =============================================================== step */
+
+/* Samples [*a, *e) of global batch [g0, g1) that this rank trains: a
+ * contiguous share (all of them without data parallelism). */
+static void own_range(const sl_trainer *t, uint32_t g0, uint32_t g1, uint32_t *a, uint32_t *e)
+{
+    uint64_t n = g1 - g0;
+    *a = g0 + (uint32_t)(n * (uint64_t)t->rank / (uint64_t)t->size);
+    *e = g0 + (uint32_t)(n * (uint64_t)(t->rank + 1) / (uint64_t)t->size);
+}
+
+/* Log-probs of this rank's samples of every global batch (all: of every
+ * sample) of a batch whose size is a multiple of global_batch_size. */
+static int step_logprobs(sl_trainer *t, bool ref, const sl_train_batch *b, bool all, float *out)
+{
+    if (all || t->size == 1) return batch_logprobs(t, ref, b, 0, b->n_samples, out, NULL);
+    uint32_t G = (uint32_t)t->cfg.global_batch_size;
+    for (uint32_t g0 = 0; g0 < b->n_samples; g0 += G) {
+        uint32_t a, e;
+        own_range(t, g0, g0 + G, &a, &e);
+        int rc = batch_logprobs(t, ref, b, a, e, out, NULL);
+        if (rc != SL_OK) return rc;
+    }
+    return SL_OK;
+}
 
 static void metrics_add(sl_train_metrics *acc, const sl_rl_loss_metrics *x)
 {
@@ -611,12 +701,13 @@ static int backward(sl_trainer *t, const float *dlogp, const float *dent)
 static double clip_grad(sl_trainer *t, double max_norm)
 {
 #ifdef SL_HAVE_CUDA
+    if (t->dp) return sl_dp_clip_grad(t->dp, (float)max_norm);
     if (t->g) return sl_gpum_clip_grad(t->g, (float)max_norm);
 #endif
     return sl_grad_clip(t->m->grads_mem, t->m->n_params, max_norm);
 }
 
-static void adamw_step(sl_trainer *t, double lr)
+static int adamw_step(sl_trainer *t, double lr)
 {
 #ifdef SL_HAVE_CUDA
     if (t->g) {
@@ -624,14 +715,24 @@ static void adamw_step(sl_trainer *t, double lr)
          * decoupled decay on matrices and embeddings), on the device */
         const sl_adamw_params *p = &t->opt.p;
         sl_gpum_set_step(t->g, t->opt.step);
-        sl_gpum_adamw_step(t->g, (float)lr, p->beta1, p->beta2, p->eps, p->weight_decay, 0.0f,
-                           NULL);
+        if (t->dp) {
+            /* ZeRO-1: this rank's shard, then every shard's bf16 weights */
+            sl_dp_set_step(t->dp, t->opt.step);
+            int rc = sl_dp_step(t->dp, (float)lr, p->beta1, p->beta2, p->eps, p->weight_decay,
+                                0.0f, NULL);
+            if (rc != SL_OK) return rc;
+            t->moments_stale = true;
+        } else {
+            sl_gpum_adamw_step(t->g, (float)lr, p->beta1, p->beta2, p->eps, p->weight_decay,
+                               0.0f, NULL);
+        }
         t->opt.step++;
         t->host_stale = true;
-        return;
+        return SL_OK;
     }
 #endif
     sl_adamw_step(&t->opt, t->m->params_mem, t->m->grads_mem, lr);
+    return SL_OK;
 }
 
 /* One optimizer step over samples [g0, g1). Accumulates the loss metrics
@@ -674,9 +775,11 @@ static int train_global_batch(sl_trainer *t, const sl_train_batch *b, uint32_t g
     zero_grad(t);
     temp_scale(t, m, 1);
     int rc = SL_OK;
-    for (uint32_t mb0 = g0; mb0 < g1 && rc == SL_OK;) {
+    uint32_t a, e; /* this rank's samples */
+    own_range(t, g0, g1, &a, &e);
+    for (uint32_t mb0 = a; mb0 < e && rc == SL_OK;) {
         uint32_t mb1 = mb0 + (uint32_t)c->micro_batch_size;
-        if (mb1 > g1) mb1 = g1;
+        if (mb1 > e) mb1 = e;
         for (uint32_t i0 = mb0; i0 < mb1;) {
             uint32_t i1 = pack_end(t, b, i0, mb1);
             uint32_t ns = i1 - i0;
@@ -716,6 +819,9 @@ static int train_global_batch(sl_trainer *t, const sl_train_batch *b, uint32_t g
                 break;
             }
             metrics_add(acc, &lm);
+#ifdef SL_HAVE_CUDA
+            if (t->dp && i1 == e) sl_dp_arm(t->dp); /* the last backward: buckets as layers finish */
+#endif
             rc = backward(t, t->p_glogp, c->entropy_coef != 0 ? t->p_gent : NULL);
             if (rc != SL_OK) break;
             i0 = i1;
@@ -727,6 +833,14 @@ static int train_global_batch(sl_trainer *t, const sl_train_batch *b, uint32_t g
         zero_grad(t);
         return rc;
     }
+#ifdef SL_HAVE_CUDA
+    if (t->dp) {
+        /* the sum of every rank's gradients (a rank without samples adds
+         * zeros); then clip and step see the same gradients everywhere */
+        if (a == e) sl_dp_arm(t->dp);
+        sl_dp_wait(t->dp);
+    }
+#endif
     if (c->rollout_temperature != 1.0f && !t->g) {
         /* the gradient was taken w.r.t. w/T: d/dw = d/d(w/T) / T */
         float inv = 1.0f / c->rollout_temperature;
@@ -749,8 +863,9 @@ static int train_global_batch(sl_trainer *t, const sl_train_batch *b, uint32_t g
         return SL_OK;
     }
     acc->grad_norm += gn;
-    adamw_step(t, lr);
+    rc = adamw_step(t, lr);
     zero_grad(t);
+    if (rc != SL_OK) return rc;
     m->have_fwd = 0;
     return SL_OK;
 }
@@ -778,12 +893,14 @@ int sl_trainer_step(sl_trainer *t, const sl_train_batch *b, sl_train_metrics *ou
     bool policy = c->loss_type == SL_LOSS_POLICY;
     bool have_old = policy && steps > 1;
 
-    if (have_old && (rc = batch_logprobs(t, false, b, t->old_logp, NULL)) != SL_OK) return rc;
-    if (has_ref(t) && policy && (rc = batch_logprobs(t, true, b, t->ref_logp, NULL)) != SL_OK)
+    /* KL in the reward needs every sample's log-probs on every rank */
+    bool all = policy && has_ref(t) && c->kl_coef > 0;
+    if (have_old && (rc = step_logprobs(t, false, b, all, t->old_logp)) != SL_OK) return rc;
+    if (has_ref(t) && policy && (rc = step_logprobs(t, true, b, all, t->ref_logp)) != SL_OK)
         return rc;
     if (policy && has_ref(t) && c->kl_coef > 0 && !have_old) {
         /* KL in the reward needs the current log-probs before any update */
-        rc = batch_logprobs(t, false, b, t->old_logp, NULL);
+        rc = step_logprobs(t, false, b, true, t->old_logp);
         if (rc != SL_OK) return rc;
     }
     if (policy && (rc = compute_advantages(t, b, T)) != SL_OK) return rc;
@@ -800,6 +917,26 @@ int sl_trainer_step(sl_trainer *t, const sl_train_batch *b, sl_train_metrics *ou
         if (rc != SL_OK) return rc;
         skipped += sk;
     }
+    /* metrics of the first forward, over this rank's samples */
+    double diff = 0, kl = 0, adv = 0;
+    for (uint32_t g0 = 0; g0 < n; g0 += (uint32_t)c->global_batch_size) {
+        uint32_t a, e;
+        own_range(t, g0, g0 + (uint32_t)c->global_batch_size, &a, &e);
+        for (uint64_t k = b->offsets[a]; k < b->offsets[e]; k++) {
+            if (!b->loss_mask[k]) continue;
+            if (b->rollout_logprobs) diff += fabs((double)t->first_logp[k] - b->rollout_logprobs[k]);
+            if (has_ref(t) && policy) kl += sl_rl_approx_kl(t->first_logp[k], t->ref_logp[k], c->kl_loss_type);
+            if (policy) adv += t->adv[k];
+        }
+    }
+#ifdef SL_HAVE_CUDA
+    if (t->dp) { /* every rank's share of the sums */
+        double v[9] = {acc.loss, acc.pg_loss, acc.entropy, acc.ppo_kl, acc.clipfrac, acc.tis, diff, kl, adv};
+        if ((rc = sl_nccl_sum_host(t->nc, v, 9)) != SL_OK) return rc;
+        acc.loss = v[0], acc.pg_loss = v[1], acc.entropy = v[2], acc.ppo_kl = v[3];
+        acc.clipfrac = v[4], acc.tis = v[5], diff = v[6], kl = v[7], adv = v[8];
+    }
+#endif
     int applied = steps - skipped;
     double inv = 1.0 / steps;
     acc.loss *= inv;
@@ -812,14 +949,6 @@ int sl_trainer_step(sl_trainer *t, const sl_train_batch *b, sl_train_metrics *ou
     acc.steps = applied;
     acc.skipped_steps = skipped;
 
-    /* metrics of the first forward */
-    double diff = 0, kl = 0, adv = 0;
-    for (size_t k = 0; k < T; k++) {
-        if (!b->loss_mask[k]) continue;
-        if (b->rollout_logprobs) diff += fabs((double)t->first_logp[k] - b->rollout_logprobs[k]);
-        if (has_ref(t) && policy) kl += sl_rl_approx_kl(t->first_logp[k], t->ref_logp[k], c->kl_loss_type);
-        if (policy) adv += t->adv[k];
-    }
     if (n_mask > 0) {
         acc.train_rollout_logprob_abs_diff = diff / n_mask;
         acc.kl = kl / n_mask;
@@ -908,9 +1037,9 @@ int sl_trainer_save(const sl_trainer *t, const char *dir, const char *extra_json
         }
     }
 #ifdef SL_HAVE_CUDA
-    if (t->g) { /* host copies of the device state */
+    if (t->g) { /* host copies of the device state (no-ops after sl_trainer_collect) */
         sync_host(t);
-        sl_gpum_moments_to_host(t->g, t->opt.m, t->opt.v);
+        moments_to_host((sl_trainer *)t);
     }
 #endif
     char tmp[4096], path[8192], old[4096];
@@ -1104,6 +1233,11 @@ int sl_trainer_load(sl_trainer *t, const char *dir, char **extra_json, char *err
         sl_gpum_params_from_host(t->g, t->m->params_mem);
         sl_gpum_moments_from_host(t->g, t->opt.m, t->opt.v);
         sl_gpum_set_step(t->g, os);
+        if (t->dp) {
+            sl_dp_moments_from_host(t->dp, t->opt.m, t->opt.v);
+            sl_dp_set_step(t->dp, os);
+            t->moments_stale = false;
+        }
         sl_gpum_zero_grad(t->g);
         t->host_stale = false;
     }

@@ -60,6 +60,7 @@
 #include "base.h"
 #include "gpu_model.h"
 #include "model.h"
+#include "nccl_comm.h"
 #include "optim.h"
 #include "rl_algo.h"
 #include "sample_batch.h"
@@ -169,6 +170,29 @@ int sl_trainer_new_gpu(sl_model *m, sl_gpum *g, const sl_trainer_cfg *cfg, sl_tr
 
 /* The GPU model of a GPU trainer (borrowed), or NULL. */
 sl_gpum *sl_trainer_gpu_model(const sl_trainer *t);
+
+/* Data parallelism (GPU trainers, kernels/nccl_comm.h): this trainer is
+ * rank sl_nccl_rank(c) of sl_nccl_size(c) (c borrowed; outlives the
+ * trainer). Every rank sees the whole batch and makes the same calls in
+ * the same order; of each global batch a rank trains a contiguous share of
+ * the samples (old and reference log-probs only for those, except with
+ * KL in the reward), its loss divided by the global batch's denominator,
+ * so the gradients summed over ranks (in buckets of bucket_bytes, during
+ * the last backward) are one GPU's; clipping and the optimizer step see
+ * the same sums on every rank; with zero1 each rank keeps the AdamW
+ * moments of its shard only. Metrics are summed over ranks (one small
+ * all-reduce per call of sl_trainer_step, after the last read of the
+ * batch: when it returns on any rank, no rank reads the batch any more).
+ * Collective calls (every rank, same point): sl_trainer_step,
+ * sl_trainer_params and sl_trainer_collect; sl_trainer_save does no
+ * collective work after sl_trainer_collect, so one rank may save then.
+ * Errors: SL_EINVAL (not a GPU trainer, already on), SL_ENOMEM,
+ * SL_EUNSUPPORTED without CUDA. */
+int sl_trainer_enable_dp(sl_trainer *t, sl_nccl *c, size_t bucket_bytes, bool zero1, char *err,
+                         size_t errlen);
+/* Bring the host copies of the parameters and the optimizer moments up to
+ * date (before a save). Collective under data parallelism. */
+int sl_trainer_collect(sl_trainer *t);
 
 /* Free the trainer (not the model); NULL is ignored. */
 void sl_trainer_free(sl_trainer *t);

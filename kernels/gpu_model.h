@@ -146,8 +146,14 @@ void sl_gpum_get_flat(sl_gpum *g, sl_gpum_flat *f);
  * fn(ctx, -1) when every gradient's are (NULL: none). */
 typedef void (*sl_gpum_bwd_hook)(void *ctx, int layer);
 void sl_gpum_set_bwd_hook(sl_gpum *g, sl_gpum_bwd_hook fn, void *ctx);
+/* A flat device buffer of n floats (the layout above) to the host layout
+ * (n_params floats), and back (host NULL: zeros). After the work queued on
+ * the model's stream. */
+void sl_gpum_flat_to_host(sl_gpum *g, const float *dev, float *host);
+void sl_gpum_flat_from_host(sl_gpum *g, float *dev, const float *host);
 /* Free the full AdamW moments (ZeRO-1 keeps shards of its own); then
- * sl_gpum_adamw_step is a no-op. */
+ * sl_gpum_adamw_step is a no-op and sl_gpum_moments_to/from_host do
+ * nothing (the moments are nccl_comm's: sl_dp_moments_*). */
 void sl_gpum_drop_moments(sl_gpum *g);
 /* The model's CUDA stream (a cudaStream_t). */
 void *sl_gpum_stream(sl_gpum *g);

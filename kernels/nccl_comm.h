@@ -24,9 +24,10 @@
  * alone; the model's full moments are freed) and the bf16 weights of each
  * shard are broadcast to every rank (an all-gather of unequal shards);
  * without zero1 every rank steps everything (identical on all ranks).
- * Gradients are averaged, so each rank's loss must be its local mean and
- * ranks should see equal token counts for results equal to one GPU's
- * (up to the order of the reduction).
+ * Gradients are averaged (each rank's loss its local mean; ranks should
+ * see equal token counts for results equal to one GPU's, up to the order
+ * of the reduction) or, with SL_DP_SUM, summed (each rank's loss already
+ * divided by the global denominator: the trainer, trainer_core.h).
  *
  * The pure parts (hex of the id, bucket plan, shard ranges) are in
  * nccl_comm.c and exist in every build; without CUDA (NO_CUDA=1 or no
@@ -46,6 +47,10 @@
 #define SL_NCCL_ID_HEX (2 * SL_NCCL_ID_BYTES + 1) /* hex text + NUL */
 #define SL_NCCL_MAX_RANKS 4096
 #define SL_DP_BUCKET_MIN 4096 /* bytes */
+
+/* sl_dp_new flags */
+#define SL_DP_ZERO1 1 /* shard the AdamW moments and the master weights' update */
+#define SL_DP_SUM 2   /* sum the gradients over ranks (default: average) */
 
 #ifdef __cplusplus
 extern "C" {
@@ -111,6 +116,9 @@ int sl_nccl_rank(const sl_nccl *c);
 int sl_nccl_size(const sl_nccl *c);
 /* In place, averaged over ranks, fp32 device buffer; returns when done. */
 int sl_nccl_allreduce_avg(sl_nccl *c, float *dbuf, size_t n);
+/* In place, summed over ranks, n <= 64 doubles of host memory (metrics);
+ * returns when done. */
+int sl_nccl_sum_host(sl_nccl *c, double *v, int n);
 /* Broadcast bytes of device memory from root in buckets of bucket_bytes
  * (0: one piece), after the work queued on the GPU model's stream; returns
  * when done. *n_buckets (may be NULL) gets the number of pieces. */
@@ -118,8 +126,8 @@ int sl_nccl_broadcast(sl_nccl *c, void *dbuf, size_t bytes, int root, size_t buc
                       int *n_buckets);
 
 /* Data parallelism over GPU model g (see above). bucket_bytes >=
- * SL_DP_BUCKET_MIN. */
-int sl_dp_new(sl_nccl *c, sl_gpum *g, size_t bucket_bytes, int zero1, sl_dp **out, char *err,
+ * SL_DP_BUCKET_MIN; flags: SL_DP_ZERO1 | SL_DP_SUM (1 = ZeRO-1, averaged). */
+int sl_dp_new(sl_nccl *c, sl_gpum *g, size_t bucket_bytes, int flags, sl_dp **out, char *err,
               size_t errlen);
 void sl_dp_free(sl_dp *d);
 /* The next backward of g all-reduces the gradients (its last micro-batch). */
@@ -128,6 +136,12 @@ void sl_dp_arm(sl_dp *d);
  * reductions (the averaged gradients are then in the model's buffer on
  * every rank; the caller may clip and step itself: zero_stage 0). */
 void sl_dp_wait(sl_dp *d);
+/* After the armed backward: wait for the reductions, then the global
+ * gradient norm, the same on every rank (each rank sums the squares of its
+ * shard, the sums are all-reduced); when it is finite and max_norm > 0 the
+ * gradients this rank steps (zero1: its shard; else all) are scaled to at
+ * most max_norm. Then sl_dp_step with max_norm 0. */
+double sl_dp_clip_grad(sl_dp *d, float max_norm);
 /* After the armed backward: wait for the reductions, clip, step (as
  * sl_gpum_adamw_step's arguments), refresh the bf16 weights on all ranks,
  * zero the gradients. */
@@ -136,6 +150,16 @@ int sl_dp_step(sl_dp *d, float lr, float beta1, float beta2, float eps, float we
 /* zero1: bring the fp32 master weights of every shard to every rank (before
  * sl_gpum_params_to_host, a checkpoint). No-op without zero1. */
 int sl_dp_gather_params(sl_dp *d);
+/* The optimizer step count (bias correction of the next step uses step + 1;
+ * after a resume). */
+void sl_dp_set_step(sl_dp *d, int64_t step);
+/* The AdamW moments in the host layout (n_params floats each), as the GPU
+ * model's sl_gpum_moments_to/from_host. zero1: to_host gathers every
+ * shard (collective: every rank calls it; the gradient buffer is the
+ * staging area, so between steps only), from_host keeps this rank's shard
+ * of the full arrays (NULL: zeros; local). */
+int sl_dp_moments_to_host(sl_dp *d, float *m, float *v);
+void sl_dp_moments_from_host(sl_dp *d, const float *m, const float *v);
 void sl_dp_get_stats(const sl_dp *d, sl_dp_stats *st);
 
 #else /* !SL_HAVE_CUDA */
@@ -159,10 +183,10 @@ static inline int sl_nccl_init(const char *hex, int nranks, int rank, sl_nccl **
     return sl_nccl_stub(err, errlen);
 }
 static inline void sl_nccl_free(sl_nccl *c) { (void)c; }
-static inline int sl_dp_new(sl_nccl *c, sl_gpum *g, size_t bucket_bytes, int zero1, sl_dp **out,
+static inline int sl_dp_new(sl_nccl *c, sl_gpum *g, size_t bucket_bytes, int flags, sl_dp **out,
                             char *err, size_t errlen)
 {
-    (void)c, (void)g, (void)bucket_bytes, (void)zero1;
+    (void)c, (void)g, (void)bucket_bytes, (void)flags;
     *out = 0;
     return sl_nccl_stub(err, errlen);
 }

@@ -606,15 +606,20 @@ extern "C" void sl_gpum_params_from_host(sl_gpum *g, const float *host)
 
 extern "C" void sl_gpum_moments_to_host(sl_gpum *g, float *m, float *v)
 {
+    if (!g->M) return; /* dropped: ZeRO-1 holds them */
     if (m) to_host(g, g->M, m);
     if (v) to_host(g, g->Vm, v);
 }
 
 extern "C" void sl_gpum_moments_from_host(sl_gpum *g, const float *m, const float *v)
 {
+    if (!g->M) return;
     from_host(g, g->M, m);
     from_host(g, g->Vm, v);
 }
+
+extern "C" void sl_gpum_flat_to_host(sl_gpum *g, const float *dev, float *host) { to_host(g, dev, host); }
+extern "C" void sl_gpum_flat_from_host(sl_gpum *g, float *dev, const float *host) { from_host(g, dev, host); }
 
 extern "C" int64_t sl_gpum_get_step(const sl_gpum *g) { return g->step; }
 extern "C" void sl_gpum_set_step(sl_gpum *g, int64_t step) { g->step = (int)step; }

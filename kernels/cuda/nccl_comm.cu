@@ -28,6 +28,7 @@ struct sl_nccl {
     int rank, size;
     cudaStream_t stream;
     cudaEvent_t ev;
+    double *d_sum; /* sl_nccl_sum_host's device buffer (64 doubles) */
 };
 
 static int nerr(char *err, size_t errlen, const char *what, ncclResult_t r)
@@ -121,6 +122,7 @@ extern "C" void sl_nccl_free(sl_nccl *c)
     if (!c) return;
     cudaStreamSynchronize(c->stream);
     ncclCommDestroy(c->comm);
+    if (c->d_sum) cudaFree(c->d_sum);
     cudaEventDestroy(c->ev);
     cudaStreamDestroy(c->stream);
     free(c);
@@ -141,6 +143,22 @@ extern "C" int sl_nccl_allreduce_avg(sl_nccl *c, float *dbuf, size_t n)
     after_model(c);
     ncclResult_t r = ncclAllReduce(dbuf, dbuf, n, ncclFloat32, ncclAvg, c->comm, c->stream);
     if (r != ncclSuccess) return nerr(NULL, 0, "ncclAllReduce", r);
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    return SL_OK;
+}
+
+extern "C" int sl_nccl_sum_host(sl_nccl *c, double *v, int n)
+{
+    if (n < 0 || n > 64) return SL_ERANGE;
+    if (!c->d_sum && cudaMalloc(&c->d_sum, 64 * sizeof(double)) != cudaSuccess) {
+        cudaGetLastError();
+        c->d_sum = NULL;
+        return SL_ENOMEM;
+    }
+    CUDA_CHECK(cudaMemcpyAsync(c->d_sum, v, sizeof(double) * n, cudaMemcpyHostToDevice, c->stream));
+    ncclResult_t r = ncclAllReduce(c->d_sum, c->d_sum, n, ncclFloat64, ncclSum, c->comm, c->stream);
+    if (r != ncclSuccess) return nerr(NULL, 0, "ncclAllReduce", r);
+    CUDA_CHECK(cudaMemcpyAsync(v, c->d_sum, sizeof(double) * n, cudaMemcpyDeviceToHost, c->stream));
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
     return SL_OK;
 }
@@ -170,6 +188,7 @@ struct sl_dp {
     sl_gpum *g;
     sl_gpum_flat f;
     int zero1, armed, step;
+    ncclRedOp_t op;      /* ncclAvg, or ncclSum with SL_DP_SUM */
     int nb, next, early, launched_early;
     size_t *blo, *bhi;
     int *blayer;
@@ -192,7 +211,7 @@ static void dp_hook(void *ctx, int layer)
         if (first) after_model(d->c), first = 0;
         int b = d->next++;
         NCCL_OR_DIE(ncclAllReduce(d->f.G + d->blo[b], d->f.G + d->blo[b], d->bhi[b] - d->blo[b],
-                                  ncclFloat32, ncclAvg, d->c->comm, d->c->stream));
+                                  ncclFloat32, d->op, d->c->comm, d->c->stream));
         if (layer >= 0) d->early++;
     }
     if (layer < 0) {
@@ -203,10 +222,11 @@ static void dp_hook(void *ctx, int layer)
     }
 }
 
-extern "C" int sl_dp_new(sl_nccl *c, sl_gpum *g, size_t bucket_bytes, int zero1, sl_dp **out,
+extern "C" int sl_dp_new(sl_nccl *c, sl_gpum *g, size_t bucket_bytes, int flags, sl_dp **out,
                          char *err, size_t errlen)
 {
     *out = NULL;
+    int zero1 = (flags & SL_DP_ZERO1) != 0;
     if (bucket_bytes < SL_DP_BUCKET_MIN) {
         if (err && errlen) snprintf(err, errlen, "bucket of %zu bytes: at least %d", bucket_bytes, SL_DP_BUCKET_MIN);
         return SL_EINVAL;
@@ -214,6 +234,7 @@ extern "C" int sl_dp_new(sl_nccl *c, sl_gpum *g, size_t bucket_bytes, int zero1,
     sl_dp *d = (sl_dp *)calloc(1, sizeof(*d));
     if (!d) return SL_ENOMEM;
     d->c = c, d->g = g, d->zero1 = zero1, d->bucket_bytes = bucket_bytes;
+    d->op = (flags & SL_DP_SUM) ? ncclSum : ncclAvg;
     sl_gpum_get_flat(g, &d->f);
     size_t be = bucket_bytes / 4;
     int cap = (int)(d->f.n / be) + 2 * d->f.n_layers + 8;
@@ -294,6 +315,29 @@ extern "C" void sl_dp_wait(sl_dp *d)
     CUDA_CHECK(cudaStreamWaitEvent(sl_bf_stream(), d->ev_done, 0));
 }
 
+extern "C" double sl_dp_clip_grad(sl_dp *d, float max_norm)
+{
+    cudaStream_t s = sl_bf_stream();
+    sl_dp_wait(d);
+    /* each rank its shard's sum of squares, summed over ranks: the same
+     * norm on every rank (one rank's whole sum would differ in the last
+     * bits from another's: the device sum's order is not fixed) */
+    int r = d->c->rank;
+    CUDA_CHECK(cudaMemsetAsync(d->d_norm, 0, 8, s));
+    if (d->shi[r] > d->slo[r]) sl_bf_sumsq(d->d_norm, d->f.G + d->slo[r], d->shi[r] - d->slo[r]);
+    after_model(d->c);
+    NCCL_OR_DIE(ncclAllReduce(d->d_norm, d->d_norm, 1, ncclFloat64, ncclSum, d->c->comm, d->c->stream));
+    CUDA_CHECK(cudaEventRecord(d->ev_done, d->c->stream));
+    CUDA_CHECK(cudaStreamWaitEvent(s, d->ev_done, 0));
+    double v = 0;
+    CUDA_CHECK(cudaMemcpyAsync(&v, d->d_norm, 8, cudaMemcpyDeviceToHost, s));
+    CUDA_CHECK(cudaStreamSynchronize(s));
+    double nrm = sqrt(v);
+    /* zero1 steps only its shard: scale that */
+    if (isfinite(nrm) && max_norm > 0 && d->hi > d->lo) sl_bf_scale(d->f.G + d->lo, d->hi - d->lo, d->d_norm, max_norm);
+    return nrm;
+}
+
 extern "C" int sl_dp_step(sl_dp *d, float lr, float b1, float b2, float eps, float wd,
                           float max_norm, double *grad_norm)
 {
@@ -337,6 +381,53 @@ extern "C" int sl_dp_gather_params(sl_dp *d)
     int rc = gather_shards(d, d->f.P, 4);
     CUDA_CHECK(cudaStreamSynchronize(sl_bf_stream()));
     return rc;
+}
+
+extern "C" void sl_dp_set_step(sl_dp *d, int64_t step)
+{
+    d->step = (int)step;
+    sl_gpum_set_step(d->g, step);
+}
+
+extern "C" int sl_dp_moments_to_host(sl_dp *d, float *m, float *v)
+{
+    if (!d->zero1) {
+        sl_gpum_moments_to_host(d->g, m, v);
+        return SL_OK;
+    }
+    /* each shard into its place of the (zero, between steps) gradient
+     * buffer, every shard to every rank, then the host layout */
+    float *stage = d->f.G, *mine[2] = {d->M, d->V}, *host[2] = {m, v};
+    cudaStream_t s = sl_bf_stream();
+    int rc = SL_OK;
+    for (int k = 0; k < 2 && rc == SL_OK; k++) {
+        if (!host[k]) continue;
+        if (d->hi > d->lo)
+            CUDA_CHECK(cudaMemcpyAsync(stage + d->lo, mine[k], 4 * (d->hi - d->lo), cudaMemcpyDeviceToDevice, s));
+        rc = gather_shards(d, stage, 4);
+        if (rc == SL_OK) sl_gpum_flat_to_host(d->g, stage, host[k]);
+    }
+    CUDA_CHECK(cudaMemsetAsync(stage, 0, 4 * d->f.n, s));
+    CUDA_CHECK(cudaStreamSynchronize(s));
+    return rc;
+}
+
+extern "C" void sl_dp_moments_from_host(sl_dp *d, const float *m, const float *v)
+{
+    if (!d->zero1) {
+        sl_gpum_moments_from_host(d->g, m, v);
+        return;
+    }
+    float *stage = d->f.G, *mine[2] = {d->M, d->V};
+    const float *host[2] = {m, v};
+    cudaStream_t s = sl_bf_stream();
+    for (int k = 0; k < 2; k++) {
+        sl_gpum_flat_from_host(d->g, stage, host[k]);
+        if (d->hi > d->lo)
+            CUDA_CHECK(cudaMemcpyAsync(mine[k], stage + d->lo, 4 * (d->hi - d->lo), cudaMemcpyDeviceToDevice, s));
+    }
+    CUDA_CHECK(cudaMemsetAsync(stage, 0, 4 * d->f.n, s));
+    CUDA_CHECK(cudaStreamSynchronize(s));
 }
 
 extern "C" void sl_dp_get_stats(const sl_dp *d, sl_dp_stats *st)

@@ -8,7 +8,7 @@
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-build}
-GPU_TESTS="test_ops_cuda test_gpu_model test_gpu_engine test_gpu_trainer test_gpu_weights_ipc test_nccl test_nccl_dp2"
+GPU_TESTS="test_ops_cuda test_gpu_model test_gpu_engine test_gpu_trainer test_gpu_weights_ipc test_nccl test_nccl_dp2 test_trainer_dp"
 if [ "${SL_NO_BUILD:-0}" != 1 ]; then
     targets=""
     for t in $GPU_TESTS; do targets="$targets $BUILD/tests/$t"; done

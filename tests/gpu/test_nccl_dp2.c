@@ -9,8 +9,10 @@
  * system). For 8 steps the mean of the ranks' losses must match the
  * reference's within 1e-2 relative, and the final parameters (gathered
  * from the shards) within 2e-2 relative (bf16 weights: the order of the
- * reduction may round a weight the other way).
- * Exit: 0 pass, 1 failure, 77 fewer than 2 GPUs / built without CUDA.
+ * reduction may round a weight the other way). With one GPU both ranks
+ * share it: each names its own NCCL host (NCCL_HOSTID) and NCCL talks
+ * over loopback sockets, the path it takes between machines.
+ * Exit: 0 pass, 1 failure, 77 no GPU / built without CUDA.
  */
 #include <math.h>
 #include <stdio.h>
@@ -37,7 +39,7 @@ int main(void)
 #define LEN 128
 
 static int id_pipe[2]; /* rank 0 -> rank 1: the unique id as hex */
-static int one_gpu; /* SL_DP_ONE_GPU=1 with one GPU: both ranks on GPU 0 */
+static int one_gpu; /* one GPU: both ranks on GPU 0 */
 
 typedef struct out {
     double loss[STEPS];
@@ -74,7 +76,6 @@ static int child(int rank, int fd)
         char host[32];
         snprintf(host, sizeof host, "slime-test-rank-%d", rank);
         setenv("NCCL_HOSTID", host, 1);
-        setenv("NCCL_SOCKET_IFNAME", "lo", 0);
     }
     if (sl_gpu_set_device(rank < 0 || one_gpu ? 0 : rank, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
     sl_hf_config c;
@@ -157,11 +158,13 @@ int main(void)
 {
     sl_log_init("test_nccl_dp2", SL_LOG_WARN);
     int ngpu = gpu_count();
-    const char *og = getenv("SL_DP_ONE_GPU");
-    one_gpu = ngpu == 1 && og && strcmp(og, "1") == 0;
-    if (one_gpu) printf("one GPU: both ranks on GPU 0, NCCL over sockets (NCCL_HOSTID per rank)\n");
-    if (ngpu < 2 && !one_gpu) {
-        printf("1-vs-2-GPU loss curve: needs 2 GPUs, %d available: skipped\n", ngpu);
+    one_gpu = ngpu == 1;
+    if (one_gpu) {
+        printf("one GPU: both ranks on GPU 0, NCCL over loopback sockets (NCCL_HOSTID per rank)\n");
+        setenv("NCCL_SOCKET_IFNAME", "lo", 0);
+    }
+    if (ngpu < 1) {
+        printf("no CUDA device: skipped\n");
         return 77;
     }
     /* the id: rank 0 makes it (its process then serves NCCL's bootstrap
