@@ -624,6 +624,12 @@ static bool intensity_ok(sv *s) {
     return true;
 }
 
+/* Instances of a group that must live and die together: data-parallel
+ * trainer ranks (an NCCL group does not survive a member). */
+static bool is_gang(const sl_actor_spec *sp) {
+    return sp->count > 1 && sp->kind_name && strcmp(sp->kind_name, "trainer") == 0;
+}
+
 static void restart_one(sv *s, child *c) {
     c->state = SL_CHILD_RESTARTING;
     c->restarts++;
@@ -658,34 +664,40 @@ static void on_child_exit(sv *s, int i, int st) {
         return;
     }
     sl_strategy strat = s->topo->supervisor.strategy;
-    if (strat == SL_STRATEGY_ONE_FOR_ONE) {
+    bool gang = is_gang(c->spec);
+    if (strat == SL_STRATEGY_ONE_FOR_ONE && !gang) {
         restart_one(s, c);
         return;
     }
-    int first = strat == SL_STRATEGY_ONE_FOR_ALL ? 0 : i;
-    /* Which ones come back: the dead one, and every sibling in range that
-     * is alive now and not temporary. */
-    bool *again = calloc((size_t)s->n, sizeof *again);
+    /* Which ones come back: the dead one, and every sibling in range (all
+     * for one_for_all, those after it for rest_for_one, its gang for
+     * one_for_one) that is alive now and not temporary. */
+    /* 0: untouched, 1: stopped, 2: stopped and started again */
+    unsigned char *again = calloc((size_t)s->n, sizeof *again);
     if (!again) {
         restart_one(s, c);
         return;
     }
-    again[i] = true;
-    for (int j = first; j < s->n; j++) {
-        if (j == i || s->c[j].pid <= 0) continue;
-        again[j] = s->c[j].spec->restart != SL_RESTART_TEMPORARY;
-        s->c[j].state = again[j] ? SL_CHILD_RESTARTING : s->c[j].state;
+    again[i] = 2;
+    for (int j = 0; j < s->n; j++) {
+        bool in = strat == SL_STRATEGY_ONE_FOR_ALL || (strat == SL_STRATEGY_REST_FOR_ONE && j > i) ||
+                  (gang && strcmp(s->c[j].spec->group, c->spec->group) == 0);
+        if (j == i || !in || s->c[j].pid <= 0) continue;
+        again[j] = s->c[j].spec->restart != SL_RESTART_TEMPORARY ? 2 : 1;
+        if (again[j] == 2) s->c[j].state = SL_CHILD_RESTARTING;
     }
     c->state = SL_CHILD_RESTARTING;
-    sv_log(s, SL_LOG_INFO, "%s: restarting %s", sl_strategy_name(strat),
-           strat == SL_STRATEGY_ONE_FOR_ALL ? "all children" : "it and the children after it");
-    for (int j = s->n - 1; j >= first; j--) {
-        if (j == i || s->c[j].pid <= 0) continue;
+    sv_log(s, SL_LOG_INFO, "%s: restarting %s", gang && strat == SL_STRATEGY_ONE_FOR_ONE ? "gang" : sl_strategy_name(strat),
+           strat == SL_STRATEGY_ONE_FOR_ALL    ? "all children"
+           : strat == SL_STRATEGY_REST_FOR_ONE ? "it and the children after it"
+                                               : "every rank of its data-parallel group");
+    for (int j = s->n - 1; j >= 0; j--) {
+        if (j == i || !again[j]) continue;
         child_stop(s, &s->c[j]);
-        if (!again[j]) s->c[j].state = SL_CHILD_STOPPED;
+        if (again[j] == 1) s->c[j].state = SL_CHILD_STOPPED;
     }
-    for (int j = first; j < s->n; j++)
-        if (again[j]) restart_one(s, &s->c[j]);
+    for (int j = 0; j < s->n; j++)
+        if (again[j] == 2) restart_one(s, &s->c[j]);
     free(again);
     /* The loop was busy stopping children and heard no heartbeats
      * meanwhile: that silence is ours, not the survivors'. */

@@ -39,12 +39,36 @@
  * works. The CUDA IPC event is recorded by the worker right after the
  * step, on the GPU model's stream.
  *
+ * Data parallelism (`count = N` trainers on GPUs, issue 9): instance i is
+ * rank i of an NCCL group. Rank 0 makes the group's unique id and sends it
+ * (NCCL_ID, nccl_msg.h) to the others every 500 ms until the group is up;
+ * every rank joins on a thread (ncclCommInitRank blocks until all have)
+ * and then turns data parallelism on (sl_trainer_enable_dp: buckets of
+ * [trainer] dp_bucket_mb MiB, ZeRO-1 with zero_stage = 1). Batches wait
+ * until then. The buffer and the rollouts talk to rank 0 only: rank 0
+ * forwards each TRAIN_BATCH it accepts to the other ranks, which read the
+ * same shm slot (rank 0 alone holds and releases it; trainer_core's step
+ * ends with a collective after its last read of the batch, so when rank 0
+ * releases, no rank reads it) and train their share of it. Every rank
+ * makes the same collective calls in the same order (the step; the host
+ * copy of the parameters when CPU rollouts need it; sl_trainer_collect
+ * before a checkpoint); rank 0 alone appends the ledger, publishes the
+ * weights, writes checkpoints and answers the buffer. The other ranks
+ * trust rank 0: a batch they cannot train stops them (exit), and the
+ * supervisor restarts the whole group (a group of ranks is restarted
+ * together whatever [supervisor] strategy says: an NCCL group does not
+ * survive a member), which resumes from the last checkpoint like a
+ * single trainer. Ranks sharing one GPU (placement = shared) name their
+ * own NCCL host (NCCL_HOSTID) so that NCCL accepts them and talks over
+ * loopback sockets: slow, for tests on one GPU.
+ *
  * What it is not: the loss math (rl_algo.h), the step (trainer_core.h), the
  * data flow (buffer.c).
  */
 #include "actor.h"
 #include "checkpoint.h"
 #include "dataset.h"
+#include "nccl_msg.h"
 #include "rl_common.h"
 #include "rl_msg.h"
 #include "sample_batch.h"
@@ -65,6 +89,10 @@
 #include <unistd.h>
 
 enum { PH_NONE = 0, PH_SFT = 1, PH_RL = 2 };
+/* data-parallel group: one rank; waiting for the id; joining; up */
+enum { DP_OFF = 0, DP_WAIT_ID, DP_JOINING, DP_READY };
+#define DP_MAX_RANKS 64
+#define DP_ID_RESEND_MS 500
 
 typedef struct queued {
     sl_msg msg; /* owned copy (payload included) */
@@ -127,6 +155,20 @@ typedef struct trainer {
     /* counters */
     bool check_gap;     /* first batch since start: it must follow the state (checked once) */
     uint64_t bad_batches, duplicates, trained, behind;
+    /* data parallelism: rank of nranks; peers[r] = the group's instance r */
+    int device;         /* cuda:N, or -1 */
+    int rank, nranks;
+    const sl_actor_spec *peers[DP_MAX_RANKS];
+    int dp;             /* DP_* */
+    char dp_hex[SL_NCCL_ID_HEX];
+    int64_t dp_epoch;
+    uint64_t dp_sent_ms;
+    pthread_t dp_th;
+    atomic_int dp_joined; /* the join thread finished (dp_rc, dp_err, nc) */
+    int dp_rc;
+    char dp_err[256];
+    sl_nccl *nc;
+    int fatal;          /* rank > 0: something rank 0 sent could not be trained */
 } trainer;
 
 /* ============================================================ config */
@@ -219,10 +261,13 @@ static int parent_session(char *out, size_t cap) {
 
 /* Whether this start is a restart within the same supervised run; records
  * the session for later restarts. */
-static bool same_session(const char *run_dir) {
+static bool same_session(const char *run_dir, int rank) {
     char cur[128], path[PATH_MAX], old[128] = "";
     if (parent_session(cur, sizeof cur)) return false;
-    snprintf(path, sizeof path, "%s/.trainer_session", run_dir);
+    if (rank > 0)
+        snprintf(path, sizeof path, "%s/.trainer_session.%d", run_dir, rank);
+    else
+        snprintf(path, sizeof path, "%s/.trainer_session", run_dir);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         ssize_t n = read(fd, old, sizeof old - 1);
@@ -303,9 +348,29 @@ static bool ckpt_due(const trainer *tr, const job *j) {
     return tr->num_steps > 0 && j->step >= tr->num_steps;
 }
 
+/* A rank other than 0 after its step: the collective calls rank 0 makes
+ * (the same order), nothing else. */
+static void worker_follower(trainer *tr, job *j) {
+    if (tr->shm_mask) sl_trainer_params(tr->core, NULL); /* rank 0 publishes it */
+    if (ckpt_due(tr, j)) {
+        int e = sl_trainer_collect(tr->core); /* rank 0 writes the checkpoint */
+        if (e) {
+            j->rc = e;
+            snprintf(j->err, sizeof j->err, "checkpoint (collect) failed: %s", sl_strerror(e));
+        }
+    }
+}
+
 static void *worker(void *arg) {
     trainer *tr = arg;
     job *j = tr->cur;
+    char derr[128];
+    /* CUDA's current device is per thread */
+    if (tr->device >= 0 && sl_gpu_set_device(tr->device, derr, sizeof derr)) {
+        j->rc = SL_EIO;
+        snprintf(j->err, sizeof j->err, "%s", derr);
+        goto done;
+    }
     j->rc = sl_trainer_step(tr->core, &j->tb, &j->m);
     if (j->rc) {
         snprintf(j->err, sizeof j->err, "train step failed: %s", sl_strerror(j->rc));
@@ -313,6 +378,10 @@ static void *worker(void *arg) {
     }
     j->version = sl_trainer_weight_version(tr->core);
     sl_fault_point("train_step"); /* faults.h */
+    if (tr->rank > 0) {
+        worker_follower(tr, j);
+        goto done;
+    }
     if (j->phase == PH_RL) {
         int e = sl_ledger_append(tr->ledger, j->step, j->version, j->bv.sample_ids, j->bv.n_samples);
         if (e) {
@@ -346,7 +415,10 @@ static void *worker(void *arg) {
             st.step = j->step;
         }
         char err[400];
-        int e = sl_ckpt_write(tr->run_dir, tr->core, tr->model_dir, &st, j->ckpt, err, sizeof err);
+        /* every rank collects (the moments' shards), then rank 0 writes */
+        int e = tr->nranks > 1 ? sl_trainer_collect(tr->core) : SL_OK;
+        if (e) snprintf(err, sizeof err, "collect: %s", sl_strerror(e));
+        if (!e) e = sl_ckpt_write(tr->run_dir, tr->core, tr->model_dir, &st, j->ckpt, err, sizeof err);
         if (e) {
             j->rc = e;
             snprintf(j->err, sizeof j->err, "checkpoint failed: %s", err);
@@ -373,6 +445,12 @@ static void reply_done(sl_actor_ctx *ctx, const sl_msg *req, json_t *o) {
 static void refuse(trainer *tr, sl_actor_ctx *ctx, const sl_msg *req, int64_t step, int code,
                    const char *why) {
     tr->bad_batches++;
+    if (tr->rank > 0) { /* rank 0 trains it: this rank must too, or the group stalls */
+        sl_actor_log(ctx, SL_LOG_ERROR, "rank %d cannot train the batch of step %lld rank 0 sent (%s): "
+                     "stopping (the group restarts)", tr->rank, (long long)step, why);
+        tr->fatal = code ? code : SL_EINVAL;
+        return;
+    }
     sl_actor_log(ctx, SL_LOG_WARN, "TRAIN_BATCH from %s refused (%llu so far): %s", req->sender,
                  (unsigned long long)tr->bad_batches, why);
     if (!sl_rl_is_request(req)) {
@@ -386,6 +464,7 @@ static void refuse(trainer *tr, sl_actor_ctx *ctx, const sl_msg *req, int64_t st
 }
 
 static void release_slot(trainer *tr, const sl_shm_desc *d) {
+    if (tr->rank > 0) return; /* rank 0 holds the slot for the group */
     if (tr->bview && sl_shm_view_matches(tr->bview, d)) sl_shm_release(tr->bview, d);
 }
 
@@ -430,9 +509,9 @@ static void start_batch(trainer *tr, sl_actor_ctx *ctx, const sl_msg *m) {
             return;
         }
     }
-    /* already trained? */
-    if ((ph == PH_RL && (int64_t)step <= tr->st.step) ||
-        (ph == PH_SFT && (tr->st.sft_done || (int64_t)step <= tr->st.sft_step))) {
+    /* already trained? (rank 0 decides for the group) */
+    if (tr->rank == 0 && ((ph == PH_RL && (int64_t)step <= tr->st.step) ||
+        (ph == PH_SFT && (tr->st.sft_done || (int64_t)step <= tr->st.sft_step)))) {
         release_slot(tr, &d);
         tr->duplicates++;
         sl_actor_log(ctx, SL_LOG_INFO, "%s batch step %llu already trained: not again", phase,
@@ -449,7 +528,7 @@ static void start_batch(trainer *tr, sl_actor_ctx *ctx, const sl_msg *m) {
      * training it would leave a hole in the run; answer "behind" so the
      * buffer re-sends from our step + 1 (its WAL holds those batches). */
     int64_t want = ph == PH_RL ? tr->st.step + 1 : tr->st.sft_step + 1;
-    if (tr->check_gap && (int64_t)step > want) {
+    if (tr->rank == 0 && tr->check_gap && (int64_t)step > want) {
         release_slot(tr, &d);
         tr->behind++;
         /* Once: a buffer that rewinds re-sends from want on; one that does
@@ -539,6 +618,22 @@ static void start_batch(trainer *tr, sl_actor_ctx *ctx, const sl_msg *m) {
     j->cursor_json = (cur && json_is_object(cur)) ? json_dumps(cur, JSON_COMPACT) : NULL;
     json_decref(o);
     tr->cur = j;
+    /* rank 0: the other ranks train the same batch */
+    for (int r = 1; tr->rank == 0 && r < tr->nranks; r++) {
+        e = sl_actor_send(ctx, tr->peers[r]->name, SL_MSG_TRAIN_BATCH, m->payload, m->len);
+        if (e) {
+            sl_actor_log(ctx, SL_LOG_ERROR, "TRAIN_BATCH to rank %d (%s): %s: stopping (the group "
+                         "restarts)", r, tr->peers[r]->name, sl_strerror(e));
+            tr->fatal = e;
+        }
+    }
+    if (tr->fatal) {
+        release_slot(tr, &d);
+        free(j->cursor_json);
+        free(j);
+        tr->cur = NULL;
+        return;
+    }
     atomic_store(&tr->done, 0);
     if (pthread_create(&tr->th, NULL, worker, tr) != 0) {
         release_slot(tr, &d);
@@ -582,7 +677,8 @@ static int finish_batch(trainer *tr, sl_actor_ctx *ctx) {
     release_slot(tr, &j->desc);
     int fatal = SL_OK;
     if (j->rc) {
-        bool bad_input = j->rc == SL_EINVAL && strncmp(j->err, "train step", 10) == 0;
+        /* data parallel: a failed step leaves the group out of step: stop */
+        bool bad_input = j->rc == SL_EINVAL && strncmp(j->err, "train step", 10) == 0 && tr->nranks == 1;
         if (bad_input) {
             refuse(tr, ctx, &j->req, j->step, j->rc, j->err);
         } else {
@@ -626,7 +722,7 @@ static int finish_batch(trainer *tr, sl_actor_ctx *ctx) {
                               (json_int_t)j->version, "metrics", mt);
         json_object_set_new(mt, "kl_loss", json_real(tr->rl_cfg.use_kl_loss && j->phase == PH_RL ? m->kl : 0.0));
         if (j->ckpt[0]) json_object_set_new(r, "checkpoint", json_string(j->ckpt));
-        reply_done(ctx, &j->req, r);
+        if (tr->rank == 0) reply_done(ctx, &j->req, r);
         json_decref(r);
         sl_actor_log(ctx, SL_LOG_INFO, "%s step %lld: loss %.4f grad_norm %.3f v%llu %.2fs%s%s",
                      j->phase == PH_SFT ? "sft" : "rl", (long long)j->step, m->loss, m->grad_norm,
@@ -639,12 +735,168 @@ static int finish_batch(trainer *tr, sl_actor_ctx *ctx) {
     return fatal;
 }
 
+/* ============================================================ data parallel */
+
+/* Rank, peers and GPU of a trainer in a group of count > 1 (and the GPU of
+ * any GPU trainer). */
+static int dp_setup(trainer *tr, sl_actor_ctx *ctx, const sl_actor_spec *self) {
+    char err[256];
+    tr->nranks = self && self->count > 1 ? self->count : 1;
+    tr->rank = tr->nranks > 1 ? self->index : 0;
+    if (tr->nranks > 1 && tr->device < 0) {
+        sl_actor_log(ctx, SL_LOG_ERROR, "%d trainers (count) need device = cuda:N: data "
+                     "parallelism runs over NCCL between GPUs", tr->nranks);
+        return SL_EUNSUPPORTED;
+    }
+    if (tr->nranks > DP_MAX_RANKS) {
+        sl_actor_log(ctx, SL_LOG_ERROR, "%d trainers: at most %d data-parallel ranks", tr->nranks,
+                     DP_MAX_RANKS);
+        return SL_ERANGE;
+    }
+    if (tr->device >= 0 && sl_gpu_set_device(tr->device, err, sizeof err)) {
+        sl_actor_log(ctx, SL_LOG_ERROR, "%s", err);
+        return SL_ERANGE;
+    }
+    if (tr->nranks == 1) return SL_OK;
+    const sl_topology *t = sl_actor_topology(ctx);
+    bool shared = false;
+    for (int i = 0; t && i < t->n_actors; i++) {
+        const sl_actor_spec *s = &t->actors[i];
+        if (strcmp(s->group, self->group) || s->index < 0 || s->index >= tr->nranks) continue;
+        tr->peers[s->index] = s;
+        if (s != self && s->cuda_device == self->cuda_device) shared = true;
+    }
+    for (int r = 0; r < tr->nranks; r++)
+        if (!tr->peers[r]) {
+            sl_actor_log(ctx, SL_LOG_ERROR, "trainer group %s: no instance %d", self->group, r);
+            return SL_EINVAL;
+        }
+    if (shared) {
+        /* NCCL refuses two ranks of one host on one GPU: each rank names its
+         * own host, and the ranks talk over loopback sockets */
+        char host[96];
+        snprintf(host, sizeof host, "slime-%d-%s", (int)getppid(), self->name);
+        setenv("NCCL_HOSTID", host, 1);
+        setenv("NCCL_SOCKET_IFNAME", "lo", 0);
+        sl_actor_log(ctx, SL_LOG_WARN, "trainer ranks share %s: NCCL between them runs over loopback "
+                     "sockets (slow: for tests on one GPU; use placement = one_per_gpu)", self->device);
+    }
+    return SL_OK;
+}
+
+static void *dp_join(void *arg) {
+    trainer *tr = arg;
+    char err[256] = "";
+    int e = sl_gpu_set_device(tr->device, err, sizeof err);
+    if (!e) e = sl_nccl_init(tr->dp_hex, tr->nranks, tr->rank, &tr->nc, err, sizeof err);
+    tr->dp_rc = e;
+    snprintf(tr->dp_err, sizeof tr->dp_err, "%s", err);
+    atomic_store(&tr->dp_joined, 1);
+    return NULL;
+}
+
+static int dp_join_start(trainer *tr, sl_actor_ctx *ctx) {
+    tr->dp = DP_JOINING;
+    atomic_store(&tr->dp_joined, 0);
+    if (pthread_create(&tr->dp_th, NULL, dp_join, tr) != 0) {
+        tr->dp = DP_OFF;
+        sl_actor_log(ctx, SL_LOG_ERROR, "cannot start the NCCL join thread");
+        return SL_ENOMEM;
+    }
+    sl_actor_set_tick(ctx, 50);
+    return SL_OK;
+}
+
+/* Rank 0: the group's id, and its own join; the others wait for the id. */
+static int dp_start(trainer *tr, sl_actor_ctx *ctx) {
+    if (tr->rank > 0) {
+        tr->dp = DP_WAIT_ID;
+        return SL_OK;
+    }
+    char err[256];
+    int e = sl_nccl_unique_id(tr->dp_hex, err, sizeof err);
+    if (e) {
+        sl_actor_log(ctx, SL_LOG_ERROR, "NCCL unique id: %s", err);
+        return e;
+    }
+    tr->dp_epoch = (int64_t)getpid();
+    return dp_join_start(tr, ctx);
+}
+
+/* Rank 0, until the group is up: NCCL_ID to every other rank. */
+static void dp_send_ids(trainer *tr, sl_actor_ctx *ctx) {
+    uint64_t now = sl_now_ms();
+    if (tr->dp_sent_ms && now - tr->dp_sent_ms < DP_ID_RESEND_MS) return;
+    tr->dp_sent_ms = now;
+    for (int r = 1; r < tr->nranks; r++) {
+        sl_nccl_id_msg m = {.nranks = tr->nranks, .rank = r, .epoch = tr->dp_epoch};
+        snprintf(m.group, sizeof m.group, "dp");
+        memcpy(m.id, tr->dp_hex, sizeof m.id);
+        char buf[512];
+        int n = sl_nccl_id_msg_encode(&m, buf, sizeof buf);
+        if (n > 0) sl_actor_send(ctx, tr->peers[r]->name, SL_MSG_NCCL_ID, buf, (size_t)n);
+    }
+}
+
+/* Rank > 0: the id from rank 0. */
+static void dp_on_id(trainer *tr, sl_actor_ctx *ctx, const sl_msg *msg) {
+    if (tr->rank == 0 || strcmp(msg->sender, tr->peers[0]->name) != 0) {
+        sl_actor_log(ctx, SL_LOG_WARN, "NCCL_ID from %s, not this group's rank 0: ignored", msg->sender);
+        return;
+    }
+    if (tr->dp != DP_WAIT_ID) return; /* a resend: already joining */
+    sl_nccl_id_msg m;
+    char why[256];
+    if (sl_nccl_id_msg_decode(msg->payload, msg->len, &m, why, sizeof why) == SL_OK &&
+        (strcmp(m.group, "dp") || m.nranks != tr->nranks || m.rank != tr->rank)) {
+        snprintf(why, sizeof why, "group %s, rank %d of %d: this is rank %d of %d of group dp",
+                 m.group, m.rank, m.nranks, tr->rank, tr->nranks);
+        m.nranks = 0;
+    }
+    if (m.nranks != tr->nranks) {
+        sl_actor_log(ctx, SL_LOG_WARN, "NCCL_ID from %s refused: %s", msg->sender, why);
+        return;
+    }
+    memcpy(tr->dp_hex, m.id, sizeof tr->dp_hex);
+    tr->dp_epoch = m.epoch;
+    dp_join_start(tr, ctx);
+}
+
+/* Loop tick while the group is not up. Non-OK: stop the actor. */
+static int dp_tick(trainer *tr, sl_actor_ctx *ctx) {
+    if (tr->rank == 0 && tr->dp != DP_READY) dp_send_ids(tr, ctx);
+    if (tr->dp != DP_JOINING || !atomic_load(&tr->dp_joined)) return SL_OK;
+    pthread_join(tr->dp_th, NULL);
+    if (tr->dp_rc) {
+        tr->dp = DP_OFF;
+        sl_actor_log(ctx, SL_LOG_ERROR, "rank %d cannot join the NCCL group: %s", tr->rank, tr->dp_err);
+        return tr->dp_rc;
+    }
+    const sl_topology *t = sl_actor_topology(ctx);
+    long long mb = t ? sl_topology_get_int(t, "trainer", "dp_bucket_mb") : 16;
+    bool zero1 = t ? sl_topology_get_int(t, "trainer", "zero_stage") == 1 : true;
+    char err[256];
+    int e = sl_trainer_enable_dp(tr->core, tr->nc, (size_t)mb << 20, zero1, err, sizeof err);
+    if (e) {
+        tr->dp = DP_OFF;
+        sl_actor_log(ctx, SL_LOG_ERROR, "data parallelism: %s", err);
+        return e;
+    }
+    tr->dp = DP_READY;
+    sl_actor_log(ctx, SL_LOG_INFO, "data parallel: rank %d of %d on %s (epoch %lld), gradient buckets "
+                 "of %lld MiB, %s", tr->rank, tr->nranks, tr->peers[tr->rank]->device,
+                 (long long)tr->dp_epoch, mb, zero1 ? "ZeRO-1" : "moments on every rank");
+    return SL_OK;
+}
+
+static bool dp_ready(const trainer *tr) { return tr->nranks == 1 || tr->dp == DP_READY; }
+
 /* ============================================================ ops */
 
 static void load_or_fresh(trainer *tr, sl_actor_ctx *ctx, int *rc) {
     const sl_topology *t = sl_actor_topology(ctx);
     bool resume = t && strcmp(sl_topology_get_str(t, "run", "resume"), "auto") == 0;
-    bool restart = same_session(tr->run_dir);
+    bool restart = same_session(tr->run_dir, tr->rank);
     char name[SL_CKPT_NAME_MAX], err[512];
     *rc = SL_OK;
     if (resume || restart) {
@@ -660,7 +912,8 @@ static void load_or_fresh(trainer *tr, sl_actor_ctx *ctx, int *rc) {
             sl_ckpt_state_fini(&tr->st);
             tr->st = st;
             size_t kept = 0, dropped = 0;
-            e = sl_ledger_truncate(tr->ledger, st.step, &kept, &dropped, err, sizeof err);
+            /* the ledger is rank 0's */
+            e = tr->rank > 0 ? SL_OK : sl_ledger_truncate(tr->ledger, st.step, &kept, &dropped, err, sizeof err);
             if (e) {
                 sl_actor_log(ctx, SL_LOG_ERROR, "cannot truncate the ledger: %s", err);
                 *rc = e;
@@ -680,12 +933,13 @@ static void load_or_fresh(trainer *tr, sl_actor_ctx *ctx, int *rc) {
         }
         if (restart || resume) {
             /* nothing saved yet: the ledger must not keep steps we lost */
-            sl_ledger_truncate(tr->ledger, 0, NULL, NULL, err, sizeof err);
+            if (tr->rank == 0) sl_ledger_truncate(tr->ledger, 0, NULL, NULL, err, sizeof err);
             sl_actor_log(ctx, SL_LOG_INFO, "no checkpoint yet: starting fresh");
         }
         return;
     }
     /* a new run that does not resume */
+    if (tr->rank > 0) return;
     sl_ckpt_forget_latest(tr->run_dir);
     struct iovec iov = {0};
     struct stat sb;
@@ -710,6 +964,10 @@ static void trainer_free(trainer *tr) {
     sl_weights_pub_free(tr->pub);
     sl_wgpu_pub_free(tr->wpub);
     sl_trainer_free(tr->core);
+    /* a join still blocked in NCCL: leave it (the process is ending) */
+    if (tr->dp == DP_JOINING && !atomic_load(&tr->dp_joined)) tr->nc = NULL;
+    else if (tr->dp == DP_JOINING) pthread_join(tr->dp_th, NULL);
+    sl_nccl_free(tr->nc);
     sl_gpum_free(tr->gpum);
     sl_model_free(tr->model);
     sl_ckpt_state_fini(&tr->st);
@@ -746,12 +1004,9 @@ static sl_err trainer_init(sl_actor_ctx *ctx, void **state) {
     long long mt_key = t ? sl_topology_get_int(t, "trainer", "max_tokens_per_gpu") : 0;
     const sl_actor_spec *self = sl_actor_spec_self(ctx);
     bool on_gpu = self && self->cuda_device >= 0;
-    if (on_gpu && self->cuda_device != 0) {
-        sl_actor_log(ctx, SL_LOG_ERROR, "device %s: the trainer runs on cuda:0 only (one GPU per "
-                     "trainer; several GPUs are issue 9)", self->device);
-        e = SL_EUNSUPPORTED;
-        goto fail;
-    }
+    tr->device = on_gpu ? self->cuda_device : -1;
+    e = dp_setup(tr, ctx, self);
+    if (e) goto fail;
     sl_hf_config cfg;
     bool have_weights = stat(wpath, &sb) == 0 || stat(ipath, &sb) == 0;
     if (on_gpu) {
@@ -853,6 +1108,7 @@ static sl_err trainer_init(sl_actor_ctx *ctx, void **state) {
         else
             tr->shm_mask |= bit;
     }
+    if (tr->rank > 0) goto ready; /* rank 0 publishes for the group */
     if (tr->gpu_mask) {
         size_t wb = 0;
         void *wp = sl_gpum_weights(tr->gpum, &wb);
@@ -879,6 +1135,8 @@ static sl_err trainer_init(sl_actor_ctx *ctx, void **state) {
         publish_now(tr, ctx, tr->all_mask);
     }
     if (tr->n_rollouts > 0 && !tr->shm_mask) publish_now(tr, ctx, tr->all_mask);
+ready:
+    if (tr->nranks > 1 && (e = dp_start(tr, ctx)) != SL_OK) goto fail;
     sl_actor_log(ctx, SL_LOG_INFO,
                  "trainer ready: model %s (%zu params) on %s, %d rollout(s) (%d by CUDA IPC, sync "
                  "%s), step %lld, weight_version %llu",
@@ -901,10 +1159,18 @@ static sl_err trainer_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
     if (m->flags & SL_FLAG_REPLY) return SL_OK; /* nothing we asked for */
     switch (m->type) {
     case SL_MSG_TRAIN_BATCH:
-        if (tr->running || tr->q_head)
+        if (tr->rank > 0 && strcmp(m->sender, tr->peers[0]->name) != 0) {
+            sl_actor_log(ctx, SL_LOG_WARN, "TRAIN_BATCH from %s: rank %d takes batches from rank 0 "
+                         "only: ignored", m->sender, tr->rank);
+            return SL_OK;
+        }
+        if (tr->running || tr->q_head || !dp_ready(tr))
             enqueue(tr, m);
         else
             start_batch(tr, ctx, m);
+        return tr->fatal;
+    case SL_MSG_NCCL_ID:
+        if (tr->nranks > 1) dp_on_id(tr, ctx, m);
         return SL_OK;
     case SL_MSG_WEIGHTS_REQ: {
         int idx = -1;
@@ -930,7 +1196,7 @@ static sl_err trainer_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
                               "weight_version", (json_int_t)tr->st.weight_version, "phase",
                               tr->st.phase, "cursor", cur ? cur : json_null(), "sft_done",
                               tr->st.sft_done, "sft_step", (json_int_t)tr->st.sft_step, "busy",
-                              tr->running);
+                              tr->running || tr->q_head); /* queued: waiting for the group, or a step */
         if (!sl_rl_is_request(m))
             sl_rl_json_send(ctx, m->sender, SL_MSG_STATUS, o);
         else
@@ -948,6 +1214,12 @@ static sl_err trainer_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
 
 static sl_err trainer_tick(void *state, sl_actor_ctx *ctx) {
     trainer *tr = state;
+    if (tr->fatal) return tr->fatal;
+    if (tr->nranks > 1 && tr->dp != DP_READY) {
+        int e = dp_tick(tr, ctx);
+        if (e) return e;
+        if (!dp_ready(tr)) return SL_OK;
+    }
     if (tr->running && atomic_load(&tr->done)) {
         int e = finish_batch(tr, ctx);
         if (e) return e;
@@ -963,6 +1235,7 @@ static sl_err trainer_tick(void *state, sl_actor_ctx *ctx) {
         start_batch(tr, ctx, &q->msg);
         sl_msg_fini(&q->msg);
         free(q);
+        if (tr->fatal) return tr->fatal;
     }
     if (!tr->running) sl_actor_set_tick(ctx, 200);
     return SL_OK;

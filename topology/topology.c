@@ -995,6 +995,16 @@ static void validate_whole(loader *L) {
             free_argv(argv);
         }
         const ent *ek = good(p, s->name, "kind");
+        {
+            /* data-parallel trainers run over NCCL: GPUs only */
+            const ent *ec = good(p, s->name, "count");
+            const ent *ed = good(p, s->name, "device");
+            int dev = -1;
+            if (ed) parse_device(ed->value, &dev);
+            if (ek && strcmp(ek->value, "trainer") == 0 && ec && int_of(p, s->name, "count") > 1 && dev < 0)
+                err_at(L, ec->file, ec->line, "count = %s trainers need device = cuda:N: data parallelism "
+                       "runs over NCCL between GPUs", ec->value);
+        }
         if ((e = good(p, s->name, "peer")) && ek && strcmp(ek->value, "pinger") == 0) {
             /* a group name, or an instance name GROUP.I of a group with count > 1 */
             bool found = false, self = false;
