@@ -5,8 +5,11 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "actor.h"
 #include "base.h"
 
 static int valid_group(const char *g) { return !strcmp(g, "dp") || !strcmp(g, "weights"); }
@@ -62,4 +65,79 @@ int sl_nccl_id_msg_decode(const void *payload, size_t len, sl_nccl_id_msg *m, ch
     }
     json_decref(o);
     return rc;
+}
+
+int sl_nccl_id_send(struct sl_actor_ctx *ctx, const char *to, const char *group, int nranks, int rank,
+                    int64_t epoch, const char hex[SL_NCCL_ID_HEX])
+{
+    sl_nccl_id_msg m = {.nranks = nranks, .rank = rank, .epoch = epoch};
+    snprintf(m.group, sizeof m.group, "%s", group);
+    memcpy(m.id, hex, sizeof m.id);
+    char buf[512];
+    int n = sl_nccl_id_msg_encode(&m, buf, sizeof buf);
+    if (n < 0) return SL_EINVAL;
+    return sl_actor_send(ctx, to, SL_MSG_NCCL_ID, buf, (size_t)n);
+}
+
+void sl_nccl_own_host(const char *actor_name)
+{
+    char host[128];
+    snprintf(host, sizeof host, "slime-%d-%s", (int)getppid(), actor_name);
+    setenv("NCCL_HOSTID", host, 1);
+    setenv("NCCL_SOCKET_IFNAME", "lo", 0);
+}
+
+static void *ncjoin_main(void *arg)
+{
+    sl_ncjoin *j = arg;
+    char err[256] = "";
+    int e = sl_gpu_set_device(j->device, err, sizeof err);
+    if (!e) e = sl_nccl_init(j->id, j->nranks, j->rank, &j->nc, err, sizeof err);
+    j->rc = e;
+    snprintf(j->err, sizeof j->err, "%s", err);
+    atomic_store(&j->done, 1);
+    return NULL;
+}
+
+int sl_ncjoin_start(sl_ncjoin *j)
+{
+    atomic_store(&j->done, 0);
+    j->rc = 0, j->err[0] = 0, j->nc = NULL;
+    if (pthread_create(&j->th, NULL, ncjoin_main, j) != 0) {
+        snprintf(j->err, sizeof j->err, "cannot start the NCCL join thread");
+        return SL_ENOMEM;
+    }
+    j->started = true;
+    return SL_OK;
+}
+
+int sl_ncjoin_poll(sl_ncjoin *j, sl_nccl **nc)
+{
+    if (!j->started || !atomic_load(&j->done)) return 0;
+    pthread_join(j->th, NULL);
+    j->started = false;
+    if (j->rc) return -j->rc;
+    *nc = j->nc;
+    j->nc = NULL;
+    return 1;
+}
+
+void sl_ncjoin_fini(sl_ncjoin *j)
+{
+    if (!j->started) return;
+    if (!atomic_load(&j->done)) return; /* blocked in NCCL: dies with the process */
+    pthread_join(j->th, NULL);
+    j->started = false;
+    sl_nccl_free(j->nc);
+    j->nc = NULL;
+}
+
+bool sl_weights_by_nccl(const struct sl_topology *t, const struct sl_actor_spec *tr,
+                        const struct sl_actor_spec *ro)
+{
+    if (!tr || !ro || tr->cuda_device < 0 || ro->cuda_device < 0) return false;
+    if (tr->cuda_device != ro->cuda_device) return true;
+    const char *a = tr->host ? tr->host : "", *b = ro->host ? ro->host : "";
+    if (strcmp(a, b) != 0) return true; /* other machines: no CUDA IPC */
+    return t && strcmp(sl_topology_get_str(t, "trainer", "gpu_weight_sync"), "broadcast") == 0;
 }

@@ -53,6 +53,7 @@
 #include "dataset.h"
 #include "engine.h"
 #include "gen_client.h"
+#include "nccl_msg.h"
 #include "rl_common.h"
 #include "rl_msg.h"
 #include "sample_batch.h"
@@ -60,6 +61,7 @@
 #include "weights_gpu.h"
 #include "weights_sync.h"
 #include "gpu_engine.h"
+#include "gpu_sync.h"
 
 #include <limits.h>
 #include <math.h>
@@ -130,6 +132,18 @@ typedef struct rollout {
     uint64_t pending_ver;
     bool gpu;               /* device = cuda:N */
     sl_wgpu_sub *wsub;      /* CUDA IPC subscriber (GPU engine) */
+    /* weights by NCCL broadcast from trainer rank 0 (group "weights", a
+     * GPU on another GPU than the trainer's): the join (heap: a join
+     * blocked on a group that died is left to its thread), the
+     * communicator, the receive buffer the engine reads in place */
+    bool wbc;
+    sl_ncjoin *wj;
+    sl_nccl *wnc;
+    int64_t wepoch;         /* of wnc; 0: none */
+    void *wbuf;
+    size_t wbuf_bytes, pending_nccl_bytes;
+    bool pending_nccl;
+    size_t bc_bucket;
     uint64_t last_req_ms;
     sl_shm_arena *arena;
     size_t slot_bytes;
@@ -188,7 +202,9 @@ static void greq_free(greq *r) {
 static void ask_weights(rollout *ro, sl_actor_ctx *ctx) {
     ro->last_req_ms = sl_now_ms();
     if (!ro->trainer) return;
-    int e = sl_actor_send(ctx, ro->trainer->name, SL_MSG_WEIGHTS_REQ, "{}", 2);
+    char body[64] = "{}";
+    if (ro->wbc) snprintf(body, sizeof body, "{\"nccl_epoch\": %lld}", (long long)ro->wepoch);
+    int e = sl_actor_send(ctx, ro->trainer->name, SL_MSG_WEIGHTS_REQ, body, strlen(body));
     if (e) sl_actor_log(ctx, SL_LOG_DEBUG, "WEIGHTS_REQ: %s", sl_strerror(e));
 }
 
@@ -203,7 +219,32 @@ static void apply_pending(rollout *ro, sl_actor_ctx *ctx) {
     size_t n = ro->model->n_params;
     uint64_t v = 0;
     int e;
-    if (ro->pending_ipc) {
+    if (ro->pending_nccl && !ro->wnc) {
+        ro->pending_w = true; /* the join ends first (poll_nccl_join) */
+        return;
+    }
+    if (ro->pending_nccl) {
+        /* receive the broadcast into our buffer; the engine reads it in
+         * place (the next one comes only while nothing decodes, as now) */
+        ro->pending_nccl = false;
+        v = ro->pending_ver;
+        size_t b = ro->pending_nccl_bytes;
+        if (!ro->wbuf || ro->wbuf_bytes != b) {
+            sl_gpu_free(ro->wbuf);
+            ro->wbuf = sl_gpu_alloc(b);
+            ro->wbuf_bytes = ro->wbuf ? b : 0;
+        }
+        e = ro->wbuf ? sl_nccl_broadcast(ro->wnc, ro->wbuf, b, 0, ro->bc_bucket, NULL) : SL_ENOMEM;
+        if (!e) e = sl_engine_set_weights_device(ro->engine, ro->wbuf, b, v, 0);
+        if (e) {
+            /* the group is broken (the trainer is gone): wait for its next id */
+            sl_actor_log(ctx, SL_LOG_WARN, "weights v%llu by NCCL: %s", (unsigned long long)v, sl_strerror(e));
+            sl_nccl_free(ro->wnc);
+            ro->wnc = NULL;
+            ro->wepoch = 0;
+            return;
+        }
+    } else if (ro->pending_ipc) {
         /* the trainer's bf16 device buffer: one device-to-device copy */
         char why[256] = "";
         const void *dp = NULL;
@@ -243,6 +284,35 @@ static void on_weights(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m) {
         return;
     }
     bool has_desc = !sl_rl_json_desc(o, &d);
+    json_t *nc = ro->wbc ? json_object_get(o, "nccl") : NULL;
+    if (nc) {
+        json_t *je = json_object_get(nc, "epoch"), *jb = json_object_get(nc, "bytes");
+        size_t want = 0;
+        sl_geng_weights(sl_engine_gpu(ro->engine), &want);
+        int bad_n = !json_is_integer(je) || !json_is_integer(jb) || json_integer_value(jb) <= 0 ||
+                    (size_t)json_integer_value(jb) != want || sl_rl_json_u64(o, "weight_version", &v);
+        /* the group we are in, or the one we are joining (the trainer may
+         * see the group up before our join thread reports it) */
+        int64_t ep = json_is_integer(je) ? (int64_t)json_integer_value(je) : -1;
+        bool ours = (ro->wnc && ep == ro->wepoch) || (ro->wj && ep == ro->wj->epoch);
+        if (bad_n || !ours) {
+            sl_actor_log(ctx, SL_LOG_WARN, "WEIGHTS by NCCL from %s %s", m->sender,
+                         bad_n ? "malformed (epoch, bytes of this engine's weights, weight_version)"
+                               : "for another group epoch: ignored");
+            json_decref(o);
+            return;
+        }
+        ro->pending_nccl_bytes = (size_t)json_integer_value(jb);
+        json_decref(o);
+        if (ro->pending_w && ro->pending_has_desc) sl_weights_sub_drop(ro->sub, &ro->pending_desc);
+        json_decref(ro->pending_ipc);
+        ro->pending_ipc = NULL;
+        ro->pending_has_desc = false;
+        ro->pending_w = ro->pending_nccl = true;
+        ro->pending_ver = v;
+        apply_pending(ro, ctx);
+        return;
+    }
     json_t *ipc = ro->gpu ? json_object_get(o, "cuda_ipc") : NULL;
     if (ipc) {
         sl_wgpu_ref ref;
@@ -269,6 +339,68 @@ static void on_weights(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m) {
     if (has_desc) ro->pending_desc = d;
     ro->pending_ipc = ipc;
     ro->pending_ver = v;
+    apply_pending(ro, ctx);
+}
+
+/* NCCL_ID (group "weights") from the trainer: join the new group (the
+ * old one, if any, is torn down: its trainer restarted or rebuilt it). */
+static void on_nccl_id(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m) {
+    sl_nccl_id_msg im;
+    char why[256];
+    if (!ro->wbc || !ro->trainer || strcmp(m->sender, ro->trainer->name) != 0) {
+        sl_actor_log(ctx, SL_LOG_WARN, "NCCL_ID from %s: not for this rollout: ignored", m->sender);
+        return;
+    }
+    if (sl_nccl_id_msg_decode(m->payload, m->len, &im, why, sizeof why) || strcmp(im.group, "weights")) {
+        sl_actor_log(ctx, SL_LOG_WARN, "NCCL_ID from %s refused: %s", m->sender,
+                     strcmp(im.group, "weights") ? "not group weights" : why);
+        return;
+    }
+    if ((ro->wnc && im.epoch == ro->wepoch) || (ro->wj && im.epoch == ro->wj->epoch)) return; /* a resend */
+    if (ro->wnc) {
+        sl_nccl_abort(ro->wnc);
+        sl_nccl_free(ro->wnc);
+        ro->wnc = NULL;
+        ro->wepoch = 0;
+    }
+    if (ro->wj) { /* an older join: reap it, or leave it to its thread */
+        sl_ncjoin_fini(ro->wj);
+        if (!ro->wj->started) free(ro->wj);
+        ro->wj = NULL;
+    }
+    sl_ncjoin *j = calloc(1, sizeof *j);
+    if (!j) return;
+    const sl_actor_spec *self = sl_actor_spec_self(ctx);
+    snprintf(j->group, sizeof j->group, "weights");
+    j->nranks = im.nranks, j->rank = im.rank, j->epoch = im.epoch;
+    j->device = self ? self->cuda_device : 0;
+    memcpy(j->id, im.id, sizeof j->id);
+    if (sl_ncjoin_start(j)) {
+        sl_actor_log(ctx, SL_LOG_ERROR, "weights group: %s", j->err);
+        free(j);
+        return;
+    }
+    ro->wj = j;
+    sl_actor_set_tick(ctx, 50);
+}
+
+/* Tick: the join's end. */
+static void poll_nccl_join(rollout *ro, sl_actor_ctx *ctx) {
+    if (!ro->wj) return;
+    sl_nccl *c = NULL;
+    int r = sl_ncjoin_poll(ro->wj, &c);
+    if (r == 0) return;
+    if (r < 0) {
+        sl_actor_log(ctx, SL_LOG_WARN, "weights group (epoch %lld): %s", (long long)ro->wj->epoch, ro->wj->err);
+    } else {
+        ro->wnc = c;
+        ro->wepoch = ro->wj->epoch;
+        sl_actor_log(ctx, SL_LOG_INFO, "weights group (epoch %lld) joined: weights by NCCL broadcast, rank %d of %d",
+                     (long long)ro->wepoch, ro->wj->rank, ro->wj->nranks);
+    }
+    free(ro->wj);
+    ro->wj = NULL;
+    if (ro->pending_nccl && !ro->wnc) ro->pending_w = ro->pending_nccl = false; /* that group failed */
     apply_pending(ro, ctx);
 }
 
@@ -1029,6 +1161,12 @@ static void rollout_free(rollout *ro) {
     sl_engine_free(ro->engine);
     json_decref(ro->pending_ipc);
     sl_wgpu_sub_free(ro->wsub);
+    if (ro->wj) {
+        sl_ncjoin_fini(ro->wj);
+        if (!ro->wj->started) free(ro->wj);
+    }
+    sl_nccl_free(ro->wnc);
+    sl_gpu_free(ro->wbuf);
     sl_model_free(ro->model);
     sl_tokenizer_free(ro->tok);
     sl_weights_sub_free(ro->sub);
@@ -1122,6 +1260,13 @@ static sl_err rollout_init(sl_actor_ctx *ctx, void **state) {
     if (ro->n_rewards > SL_RL_MAX_INSTANCES) ro->n_rewards = SL_RL_MAX_INSTANCES;
     ro->buffer = sl_rl_find_first(t, "buffer");
     ro->trainer = sl_rl_find_first(t, "trainer");
+    ro->wbc = ro->gpu && sl_weights_by_nccl(t, ro->trainer, self);
+    if (ro->wbc) {
+        ro->bc_bucket = (size_t)(t ? sl_topology_get_int(t, "trainer", "broadcast_bucket_mb") : 64) << 20;
+        if (ro->trainer->cuda_device == self->cuda_device && !self->host && !ro->trainer->host)
+            sl_nccl_own_host(self->name); /* one GPU: NCCL over sockets */
+        sl_actor_log(ctx, SL_LOG_INFO, "weights from %s by NCCL broadcast (group weights)", ro->trainer->name);
+    }
     if (ro->n_rewards < 1)
         sl_actor_log(ctx, SL_LOG_INFO, "the topology has no reward actor: PROMPTS are refused, the generation service runs");
     /* a slot holds one group of up to n_samples_per_prompt full-length samples */
@@ -1187,6 +1332,9 @@ static sl_err rollout_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
     rollout *ro = state;
     if (m->flags & SL_FLAG_REPLY) return SL_OK;
     switch (m->type) {
+    case SL_MSG_NCCL_ID:
+        on_nccl_id(ro, ctx, m);
+        return SL_OK;
     case SL_MSG_WEIGHTS:
         on_weights(ro, ctx, m);
         return SL_OK;
@@ -1244,6 +1392,7 @@ static sl_err rollout_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
 
 static sl_err rollout_tick(void *state, sl_actor_ctx *ctx) {
     rollout *ro = state;
+    poll_nccl_join(ro, ctx);
     work(ro, ctx);
     if (!ro->have_weights && !ro->pending_w && sl_now_ms() - ro->last_req_ms > 2000) ask_weights(ro, ctx);
     return SL_OK;

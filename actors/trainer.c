@@ -93,6 +93,7 @@ enum { PH_NONE = 0, PH_SFT = 1, PH_RL = 2 };
 enum { DP_OFF = 0, DP_WAIT_ID, DP_JOINING, DP_READY };
 #define DP_MAX_RANKS 64
 #define DP_ID_RESEND_MS 500
+#define BC_TIMEOUT_MS 60000 /* a weights broadcast longer than this lost a rollout */
 
 typedef struct queued {
     sl_msg msg; /* owned copy (payload included) */
@@ -160,15 +161,25 @@ typedef struct trainer {
     int rank, nranks;
     const sl_actor_spec *peers[DP_MAX_RANKS];
     int dp;             /* DP_* */
-    char dp_hex[SL_NCCL_ID_HEX];
-    int64_t dp_epoch;
+    sl_ncjoin dj;       /* the data-parallel group's id, epoch and join */
     uint64_t dp_sent_ms;
-    pthread_t dp_th;
-    atomic_int dp_joined; /* the join thread finished (dp_rc, dp_err, nc) */
-    int dp_rc;
-    char dp_err[256];
     sl_nccl *nc;
     int fatal;          /* rank > 0: something rank 0 sent could not be trained */
+    /* weights by NCCL broadcast to GPU rollouts on other GPUs (rank 0):
+     * group rank k + 1 = rollout bc_ro[k]; one broadcast at a time, on a
+     * thread (rollouts receive when they drain) */
+    uint32_t bcast_mask;
+    int n_bcast, bc_ro[SL_RL_MAX_INSTANCES];
+    int wg;             /* DP_OFF | DP_JOINING | DP_READY */
+    sl_ncjoin wj;
+    uint64_t wg_sent_ms;
+    sl_nccl *wnc;
+    size_t bc_bucket;
+    pthread_t bc_th;
+    bool bc_running;
+    atomic_int bc_done;
+    int bc_rc, bc_buckets;
+    uint64_t bc_version, bc_t0;
 } trainer;
 
 /* ============================================================ config */
@@ -338,6 +349,8 @@ static int publish_now(trainer *tr, sl_actor_ctx *ctx, uint32_t mask) {
     json_decref(ipc);
     return SL_OK;
 }
+
+static void bc_start(trainer *tr, sl_actor_ctx *ctx);
 
 /* ============================================================ worker */
 
@@ -702,6 +715,7 @@ static int finish_batch(trainer *tr, sl_actor_ctx *ctx) {
             tr->st.cursor_json = j->cursor_json;
             j->cursor_json = NULL;
         }
+        if (tr->n_bcast > 0) bc_start(tr, ctx); /* the new weights by NCCL */
         if (j->published) {
             bool shm = tr->pub && tr->shm_mask;
             send_weights(tr, ctx, shm ? &j->wdesc : NULL, j->ipc, j->version, tr->all_mask);
@@ -772,35 +786,18 @@ static int dp_setup(trainer *tr, sl_actor_ctx *ctx, const sl_actor_spec *self) {
             return SL_EINVAL;
         }
     if (shared) {
-        /* NCCL refuses two ranks of one host on one GPU: each rank names its
-         * own host, and the ranks talk over loopback sockets */
-        char host[96];
-        snprintf(host, sizeof host, "slime-%d-%s", (int)getppid(), self->name);
-        setenv("NCCL_HOSTID", host, 1);
-        setenv("NCCL_SOCKET_IFNAME", "lo", 0);
+        sl_nccl_own_host(self->name);
         sl_actor_log(ctx, SL_LOG_WARN, "trainer ranks share %s: NCCL between them runs over loopback "
                      "sockets (slow: for tests on one GPU; use placement = one_per_gpu)", self->device);
     }
     return SL_OK;
 }
 
-static void *dp_join(void *arg) {
-    trainer *tr = arg;
-    char err[256] = "";
-    int e = sl_gpu_set_device(tr->device, err, sizeof err);
-    if (!e) e = sl_nccl_init(tr->dp_hex, tr->nranks, tr->rank, &tr->nc, err, sizeof err);
-    tr->dp_rc = e;
-    snprintf(tr->dp_err, sizeof tr->dp_err, "%s", err);
-    atomic_store(&tr->dp_joined, 1);
-    return NULL;
-}
-
 static int dp_join_start(trainer *tr, sl_actor_ctx *ctx) {
     tr->dp = DP_JOINING;
-    atomic_store(&tr->dp_joined, 0);
-    if (pthread_create(&tr->dp_th, NULL, dp_join, tr) != 0) {
+    if (sl_ncjoin_start(&tr->dj)) {
         tr->dp = DP_OFF;
-        sl_actor_log(ctx, SL_LOG_ERROR, "cannot start the NCCL join thread");
+        sl_actor_log(ctx, SL_LOG_ERROR, "%s", tr->dj.err);
         return SL_ENOMEM;
     }
     sl_actor_set_tick(ctx, 50);
@@ -809,68 +806,53 @@ static int dp_join_start(trainer *tr, sl_actor_ctx *ctx) {
 
 /* Rank 0: the group's id, and its own join; the others wait for the id. */
 static int dp_start(trainer *tr, sl_actor_ctx *ctx) {
+    snprintf(tr->dj.group, sizeof tr->dj.group, "dp");
+    tr->dj.nranks = tr->nranks, tr->dj.rank = tr->rank, tr->dj.device = tr->device;
     if (tr->rank > 0) {
         tr->dp = DP_WAIT_ID;
         return SL_OK;
     }
     char err[256];
-    int e = sl_nccl_unique_id(tr->dp_hex, err, sizeof err);
+    int e = sl_nccl_unique_id(tr->dj.id, err, sizeof err);
     if (e) {
         sl_actor_log(ctx, SL_LOG_ERROR, "NCCL unique id: %s", err);
         return e;
     }
-    tr->dp_epoch = (int64_t)getpid();
+    tr->dj.epoch = (int64_t)getpid();
     return dp_join_start(tr, ctx);
 }
 
-/* Rank 0, until the group is up: NCCL_ID to every other rank. */
-static void dp_send_ids(trainer *tr, sl_actor_ctx *ctx) {
-    uint64_t now = sl_now_ms();
-    if (tr->dp_sent_ms && now - tr->dp_sent_ms < DP_ID_RESEND_MS) return;
-    tr->dp_sent_ms = now;
-    for (int r = 1; r < tr->nranks; r++) {
-        sl_nccl_id_msg m = {.nranks = tr->nranks, .rank = r, .epoch = tr->dp_epoch};
-        snprintf(m.group, sizeof m.group, "dp");
-        memcpy(m.id, tr->dp_hex, sizeof m.id);
-        char buf[512];
-        int n = sl_nccl_id_msg_encode(&m, buf, sizeof buf);
-        if (n > 0) sl_actor_send(ctx, tr->peers[r]->name, SL_MSG_NCCL_ID, buf, (size_t)n);
-    }
-}
-
 /* Rank > 0: the id from rank 0. */
-static void dp_on_id(trainer *tr, sl_actor_ctx *ctx, const sl_msg *msg) {
-    if (tr->rank == 0 || strcmp(msg->sender, tr->peers[0]->name) != 0) {
-        sl_actor_log(ctx, SL_LOG_WARN, "NCCL_ID from %s, not this group's rank 0: ignored", msg->sender);
+static void dp_on_id(trainer *tr, sl_actor_ctx *ctx, const sl_nccl_id_msg *m, const char *sender) {
+    if (tr->rank == 0 || strcmp(sender, tr->peers[0]->name) != 0) {
+        sl_actor_log(ctx, SL_LOG_WARN, "NCCL_ID from %s, not this group's rank 0: ignored", sender);
         return;
     }
     if (tr->dp != DP_WAIT_ID) return; /* a resend: already joining */
-    sl_nccl_id_msg m;
-    char why[256];
-    if (sl_nccl_id_msg_decode(msg->payload, msg->len, &m, why, sizeof why) == SL_OK &&
-        (strcmp(m.group, "dp") || m.nranks != tr->nranks || m.rank != tr->rank)) {
-        snprintf(why, sizeof why, "group %s, rank %d of %d: this is rank %d of %d of group dp",
-                 m.group, m.rank, m.nranks, tr->rank, tr->nranks);
-        m.nranks = 0;
-    }
-    if (m.nranks != tr->nranks) {
-        sl_actor_log(ctx, SL_LOG_WARN, "NCCL_ID from %s refused: %s", msg->sender, why);
+    if (m->nranks != tr->nranks || m->rank != tr->rank) {
+        sl_actor_log(ctx, SL_LOG_WARN, "NCCL_ID from %s refused: rank %d of %d, this is rank %d of %d",
+                     sender, m->rank, m->nranks, tr->rank, tr->nranks);
         return;
     }
-    memcpy(tr->dp_hex, m.id, sizeof tr->dp_hex);
-    tr->dp_epoch = m.epoch;
+    memcpy(tr->dj.id, m->id, sizeof tr->dj.id);
+    tr->dj.epoch = m->epoch;
     dp_join_start(tr, ctx);
 }
 
 /* Loop tick while the group is not up. Non-OK: stop the actor. */
 static int dp_tick(trainer *tr, sl_actor_ctx *ctx) {
-    if (tr->rank == 0 && tr->dp != DP_READY) dp_send_ids(tr, ctx);
-    if (tr->dp != DP_JOINING || !atomic_load(&tr->dp_joined)) return SL_OK;
-    pthread_join(tr->dp_th, NULL);
-    if (tr->dp_rc) {
+    uint64_t now = sl_now_ms();
+    if (tr->rank == 0 && tr->dp != DP_READY && now - tr->dp_sent_ms >= DP_ID_RESEND_MS) {
+        tr->dp_sent_ms = now;
+        for (int r = 1; r < tr->nranks; r++)
+            sl_nccl_id_send(ctx, tr->peers[r]->name, "dp", tr->nranks, r, tr->dj.epoch, tr->dj.id);
+    }
+    int j = sl_ncjoin_poll(&tr->dj, &tr->nc);
+    if (j == 0) return SL_OK;
+    if (j < 0) {
         tr->dp = DP_OFF;
-        sl_actor_log(ctx, SL_LOG_ERROR, "rank %d cannot join the NCCL group: %s", tr->rank, tr->dp_err);
-        return tr->dp_rc;
+        sl_actor_log(ctx, SL_LOG_ERROR, "rank %d cannot join the NCCL group: %s", tr->rank, tr->dj.err);
+        return -j;
     }
     const sl_topology *t = sl_actor_topology(ctx);
     long long mb = t ? sl_topology_get_int(t, "trainer", "dp_bucket_mb") : 16;
@@ -885,8 +867,146 @@ static int dp_tick(trainer *tr, sl_actor_ctx *ctx) {
     tr->dp = DP_READY;
     sl_actor_log(ctx, SL_LOG_INFO, "data parallel: rank %d of %d on %s (epoch %lld), gradient buckets "
                  "of %lld MiB, %s", tr->rank, tr->nranks, tr->peers[tr->rank]->device,
-                 (long long)tr->dp_epoch, mb, zero1 ? "ZeRO-1" : "moments on every rank");
+                 (long long)tr->dj.epoch, mb, zero1 ? "ZeRO-1" : "moments on every rank");
     return SL_OK;
+}
+
+/* ------------------------------------------- weights group (rank 0) */
+
+/* A new weights group (new id and epoch); the rollouts get NCCL_ID from
+ * wg_tick until every one joined. */
+static int wg_start(trainer *tr, sl_actor_ctx *ctx) {
+    static int64_t seq;
+    snprintf(tr->wj.group, sizeof tr->wj.group, "weights");
+    tr->wj.nranks = 1 + tr->n_bcast, tr->wj.rank = 0, tr->wj.device = tr->device;
+    tr->wj.epoch = ((int64_t)getpid() << 20) + ++seq;
+    char err[256];
+    int e = sl_nccl_unique_id(tr->wj.id, err, sizeof err);
+    if (!e && (e = sl_ncjoin_start(&tr->wj)) != SL_OK) snprintf(err, sizeof err, "%s", tr->wj.err);
+    if (e) {
+        sl_actor_log(ctx, SL_LOG_ERROR, "weights group: %s", err);
+        return e;
+    }
+    tr->wg = DP_JOINING;
+    tr->wg_sent_ms = 0;
+    sl_actor_set_tick(ctx, 50);
+    return SL_OK;
+}
+
+/* The broadcast thread: the bf16 weights from the GPU model to every
+ * rollout of the group. */
+static void *bc_main(void *arg) {
+    trainer *tr = arg;
+    char err[128];
+    size_t wb = 0;
+    void *wp = sl_gpum_weights(tr->gpum, &wb);
+    int e = sl_gpu_set_device(tr->device, err, sizeof err);
+    if (!e) e = sl_nccl_broadcast(tr->wnc, wp, wb, 0, tr->bc_bucket, &tr->bc_buckets);
+    tr->bc_rc = e;
+    atomic_store(&tr->bc_done, 1);
+    return NULL;
+}
+
+/* WEIGHTS ("nccl") to every rollout of the group, then the broadcast. */
+static void bc_start(trainer *tr, sl_actor_ctx *ctx) {
+    if (tr->wg != DP_READY || tr->bc_running) return;
+    size_t wb = 0;
+    sl_gpum_weights(tr->gpum, &wb);
+    uint64_t v = sl_trainer_weight_version(tr->core);
+    json_t *o = json_pack("{s:I, s:{s:I, s:I}}", "weight_version", (json_int_t)v, "nccl", "epoch",
+                          (json_int_t)tr->wj.epoch, "bytes", (json_int_t)wb);
+    for (int k = 0; k < tr->n_bcast; k++)
+        sl_rl_json_send(ctx, tr->rollouts[tr->bc_ro[k]]->name, SL_MSG_WEIGHTS, o);
+    json_decref(o);
+    atomic_store(&tr->bc_done, 0);
+    tr->bc_version = v;
+    tr->bc_t0 = sl_now_ns();
+    if (pthread_create(&tr->bc_th, NULL, bc_main, tr) != 0) {
+        sl_actor_log(ctx, SL_LOG_ERROR, "cannot start the broadcast thread");
+        return;
+    }
+    tr->bc_running = true;
+    sl_actor_set_tick(ctx, 20);
+}
+
+/* Tear the group down (a member left) and make a new one. */
+static void wg_rebuild(trainer *tr, sl_actor_ctx *ctx, const char *why) {
+    sl_actor_log(ctx, SL_LOG_WARN, "weights group (epoch %lld): %s: making a new one",
+                 (long long)tr->wj.epoch, why);
+    if (tr->bc_running) {
+        sl_nccl_abort(tr->wnc); /* the broadcast waits for a rollout that is gone */
+        pthread_join(tr->bc_th, NULL);
+        tr->bc_running = false;
+    }
+    sl_nccl_free(tr->wnc);
+    tr->wnc = NULL;
+    tr->wg = DP_OFF;
+    if (wg_start(tr, ctx) != SL_OK) tr->fatal = SL_EIO;
+}
+
+/* Loop tick: the group's joining, the broadcast's end. */
+static void wg_tick(trainer *tr, sl_actor_ctx *ctx) {
+    if (tr->wg == DP_JOINING) {
+        uint64_t now = sl_now_ms();
+        if (now - tr->wg_sent_ms >= DP_ID_RESEND_MS) {
+            tr->wg_sent_ms = now;
+            for (int k = 0; k < tr->n_bcast; k++)
+                sl_nccl_id_send(ctx, tr->rollouts[tr->bc_ro[k]]->name, "weights", tr->wj.nranks, k + 1,
+                                tr->wj.epoch, tr->wj.id);
+        }
+        int j = sl_ncjoin_poll(&tr->wj, &tr->wnc);
+        if (j < 0) {
+            sl_actor_log(ctx, SL_LOG_ERROR, "weights group: %s", tr->wj.err);
+            tr->fatal = -j;
+        } else if (j > 0) {
+            tr->wg = DP_READY;
+            tr->wg_sent_ms = sl_now_ms(); /* the time it came up */
+            sl_actor_log(ctx, SL_LOG_INFO, "weights group (epoch %lld): %d rollout(s) by NCCL "
+                         "broadcast, buckets of %zu MiB", (long long)tr->wj.epoch, tr->n_bcast,
+                         tr->bc_bucket >> 20);
+            if (!tr->running) bc_start(tr, ctx); /* the current weights */
+        }
+    }
+    if (tr->bc_running && !atomic_load(&tr->bc_done) &&
+        sl_now_ns() - tr->bc_t0 > (uint64_t)BC_TIMEOUT_MS * 1000000u)
+        wg_rebuild(tr, ctx, "a broadcast has waited too long for a rollout");
+    if (tr->bc_running && atomic_load(&tr->bc_done)) {
+        pthread_join(tr->bc_th, NULL);
+        tr->bc_running = false;
+        double ms = (double)(sl_now_ns() - tr->bc_t0) / 1e6;
+        if (tr->bc_rc)
+            wg_rebuild(tr, ctx, "the broadcast failed");
+        else
+            sl_actor_log(ctx, SL_LOG_DEBUG, "weights v%llu broadcast to %d rollout(s): %.1f ms, %d "
+                         "bucket(s)", (unsigned long long)tr->bc_version, tr->n_bcast, ms, tr->bc_buckets);
+    }
+}
+
+/* WEIGHTS_REQ from a rollout of the group: in the group (its epoch), it
+ * lacks weights: broadcast again; from a new incarnation (another epoch,
+ * once the group has been up a while: a request sent before it joined
+ * may still arrive), the group lost it: rebuild. */
+static void wg_on_req(trainer *tr, sl_actor_ctx *ctx, const sl_msg *m) {
+    json_t *o = json_loadb((const char *)m->payload, m->len, 0, NULL);
+    json_t *je = o ? json_object_get(o, "nccl_epoch") : NULL;
+    int64_t ep = json_is_integer(je) ? (int64_t)json_integer_value(je) : -1;
+    json_decref(o);
+    if (tr->wg != DP_READY) return; /* joining: the NCCL_ID resends reach it */
+    if (ep == tr->wj.epoch && tr->bc_running) {
+        /* a broadcast waits for it: it missed (or dropped) that WEIGHTS */
+        size_t wb = 0;
+        sl_gpum_weights(tr->gpum, &wb);
+        json_t *o = json_pack("{s:I, s:{s:I, s:I}}", "weight_version", (json_int_t)tr->bc_version, "nccl",
+                              "epoch", (json_int_t)tr->wj.epoch, "bytes", (json_int_t)wb);
+        sl_rl_json_send(ctx, m->sender, SL_MSG_WEIGHTS, o);
+        json_decref(o);
+    } else if (ep == tr->wj.epoch) {
+        if (!tr->running) bc_start(tr, ctx);
+    } else if (sl_now_ms() - tr->wg_sent_ms > 2000) {
+        char why[160];
+        snprintf(why, sizeof why, "%s asks for weights outside it (a restart)", m->sender);
+        wg_rebuild(tr, ctx, why);
+    }
 }
 
 static bool dp_ready(const trainer *tr) { return tr->nranks == 1 || tr->dp == DP_READY; }
@@ -964,9 +1084,13 @@ static void trainer_free(trainer *tr) {
     sl_weights_pub_free(tr->pub);
     sl_wgpu_pub_free(tr->wpub);
     sl_trainer_free(tr->core);
-    /* a join still blocked in NCCL: leave it (the process is ending) */
-    if (tr->dp == DP_JOINING && !atomic_load(&tr->dp_joined)) tr->nc = NULL;
-    else if (tr->dp == DP_JOINING) pthread_join(tr->dp_th, NULL);
+    sl_ncjoin_fini(&tr->dj); /* a join still blocked in NCCL dies with the process */
+    sl_ncjoin_fini(&tr->wj);
+    if (tr->bc_running) { /* a broadcast blocked on a rollout that is gone */
+        sl_nccl_abort(tr->wnc);
+        pthread_join(tr->bc_th, NULL);
+    }
+    sl_nccl_free(tr->wnc);
     sl_nccl_free(tr->nc);
     sl_gpum_free(tr->gpum);
     sl_model_free(tr->model);
@@ -1102,11 +1226,19 @@ static sl_err trainer_init(sl_actor_ctx *ctx, void **state) {
     for (int i = 0; i < tr->n_rollouts; i++) {
         uint32_t bit = 1u << (SL_RL_CONSUMER_ROLLOUT_BASE + i);
         tr->all_mask |= bit;
-        /* CUDA IPC to rollouts on the trainer's GPU; shm to the others */
-        if (tr->gpum && tr->rollouts[i]->cuda_device == self->cuda_device)
+        /* NCCL broadcast to GPU rollouts elsewhere (and with gpu_weight_sync
+         * = broadcast); CUDA IPC to those on the trainer's GPU; shm to CPU ones */
+        const sl_actor_spec *ro = tr->rollouts[i];
+        if (tr->gpum && sl_weights_by_nccl(t, tr->nranks > 1 ? tr->peers[0] : self, ro)) {
+            tr->bcast_mask |= bit;
+            tr->bc_ro[tr->n_bcast++] = i;
+            if (ro->cuda_device == self->cuda_device && !ro->host && tr->rank == 0)
+                sl_nccl_own_host(self->name); /* one GPU: NCCL over sockets */
+        } else if (tr->gpum && ro->cuda_device == self->cuda_device) {
             tr->gpu_mask |= bit;
-        else
+        } else {
             tr->shm_mask |= bit;
+        }
     }
     if (tr->rank > 0) goto ready; /* rank 0 publishes for the group */
     if (tr->gpu_mask) {
@@ -1135,6 +1267,10 @@ static sl_err trainer_init(sl_actor_ctx *ctx, void **state) {
         publish_now(tr, ctx, tr->all_mask);
     }
     if (tr->n_rollouts > 0 && !tr->shm_mask) publish_now(tr, ctx, tr->all_mask);
+    if (tr->n_bcast > 0) {
+        tr->bc_bucket = (size_t)(t ? sl_topology_get_int(t, "trainer", "broadcast_bucket_mb") : 64) << 20;
+        if ((e = wg_start(tr, ctx)) != SL_OK) goto fail;
+    }
 ready:
     if (tr->nranks > 1 && (e = dp_start(tr, ctx)) != SL_OK) goto fail;
     sl_actor_log(ctx, SL_LOG_INFO,
@@ -1164,14 +1300,24 @@ static sl_err trainer_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
                          "only: ignored", m->sender, tr->rank);
             return SL_OK;
         }
-        if (tr->running || tr->q_head || !dp_ready(tr))
-            enqueue(tr, m);
+        if (tr->running || tr->q_head || !dp_ready(tr) || tr->bc_running)
+            enqueue(tr, m); /* the broadcast reads the weights the step would write */
         else
             start_batch(tr, ctx, m);
         return tr->fatal;
-    case SL_MSG_NCCL_ID:
-        if (tr->nranks > 1) dp_on_id(tr, ctx, m);
+    case SL_MSG_NCCL_ID: {
+        sl_nccl_id_msg im;
+        char why[256];
+        if (sl_nccl_id_msg_decode(m->payload, m->len, &im, why, sizeof why)) {
+            sl_actor_log(ctx, SL_LOG_WARN, "NCCL_ID from %s refused: %s", m->sender, why);
+        } else if (strcmp(im.group, "dp") == 0 && tr->nranks > 1) {
+            dp_on_id(tr, ctx, &im, m->sender);
+        } else {
+            sl_actor_log(ctx, SL_LOG_WARN, "NCCL_ID (group %s) from %s: not for a trainer: ignored",
+                         im.group, m->sender);
+        }
         return SL_OK;
+    }
     case SL_MSG_WEIGHTS_REQ: {
         int idx = -1;
         for (int i = 0; i < tr->n_rollouts; i++)
@@ -1181,6 +1327,10 @@ static sl_err trainer_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
             return SL_OK;
         }
         unsigned cid = SL_RL_CONSUMER_ROLLOUT_BASE + (unsigned)idx;
+        if (tr->bcast_mask & (1u << cid)) {
+            wg_on_req(tr, ctx, m);
+            return SL_OK;
+        }
         /* its previous incarnation's holds will never be released */
         if (tr->pub) sl_weights_pub_reclaim(tr->pub, cid);
         if (tr->running)
@@ -1228,7 +1378,9 @@ static sl_err trainer_tick(void *state, sl_actor_ctx *ctx) {
             tr->weights_req_mask = 0;
         }
     }
-    while (!tr->running && tr->q_head) {
+    if (tr->n_bcast > 0) wg_tick(tr, ctx);
+    if (tr->fatal) return tr->fatal;
+    while (!tr->running && !tr->bc_running && tr->q_head) {
         queued *q = tr->q_head;
         tr->q_head = q->next;
         if (!tr->q_head) tr->q_tail = NULL;

@@ -73,6 +73,12 @@ static inline int sl_gsync_import(const sl_gsync_handle *h, int copy, sl_gsync *
     *out = 0;
     return SL_EUNSUPPORTED;
 }
+static inline void *sl_gpu_alloc(size_t bytes)
+{
+    (void)bytes;
+    return 0;
+}
+static inline void sl_gpu_free(void *p) { (void)p; }
 #endif
 
 #endif

@@ -112,6 +112,9 @@ int sl_nccl_unique_id(char hex[SL_NCCL_ID_HEX], char *err, size_t errlen);
  * every rank joined). Uses the current device (sl_gpu_set_device). */
 int sl_nccl_init(const char *hex, int nranks, int rank, sl_nccl **out, char *err, size_t errlen);
 void sl_nccl_free(sl_nccl *c);
+/* Abort the communicator (ncclCommAbort): a collective blocked on a dead
+ * peer in another thread returns; then only sl_nccl_free (which knows). */
+void sl_nccl_abort(sl_nccl *c);
 int sl_nccl_rank(const sl_nccl *c);
 int sl_nccl_size(const sl_nccl *c);
 /* In place, averaged over ranks, fp32 device buffer; returns when done. */
@@ -183,6 +186,14 @@ static inline int sl_nccl_init(const char *hex, int nranks, int rank, sl_nccl **
     return sl_nccl_stub(err, errlen);
 }
 static inline void sl_nccl_free(sl_nccl *c) { (void)c; }
+static inline void sl_nccl_abort(sl_nccl *c) { (void)c; }
+static inline int sl_nccl_broadcast(sl_nccl *c, void *dbuf, size_t bytes, int root, size_t bucket_bytes,
+                                    int *n_buckets)
+{
+    (void)c, (void)dbuf, (void)bytes, (void)root, (void)bucket_bytes, (void)n_buckets;
+    return SL_EUNSUPPORTED;
+}
+
 static inline int sl_dp_new(sl_nccl *c, sl_gpum *g, size_t bucket_bytes, int flags, sl_dp **out,
                             char *err, size_t errlen)
 {

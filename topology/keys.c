@@ -277,11 +277,14 @@ static const sl_key_def keys[] = {
       "Trainer on a GPU: keep only each layer's input for the backward and run the layer's forward "
       "again there (full activation recomputation): about a third more compute, activation memory "
       "of one layer instead of all, so longer packs fit (max_tokens_per_gpu)."),
-    E("trainer", "gpu_weight_sync", "auto", "auto|copy|in_place",
+    E("trainer", "gpu_weight_sync", "auto", "auto|copy|in_place|broadcast",
       "Trainer on a GPU, rollout on the same GPU (CUDA IPC): copy = the rollout copies the "
       "published bf16 buffer into its own on each WEIGHTS (one device copy, ~1 ms for 0.5B); "
       "in_place = it reads the trainer's buffer, no copy (only safe while the trainer does not "
-      "write it: synchronous RL); auto = in_place when rollout.async is false, else copy."),
+      "write it: synchronous RL); auto = in_place when rollout.async is false, else copy. "
+      "Rollouts on other GPUs always get the weights by NCCL broadcast from trainer rank 0 "
+      "(broadcast_bucket_mb); broadcast = that for the same GPU too (NCCL over loopback "
+      "sockets: for tests on one GPU)."),
     I("trainer", "eval_interval", "0", 0, BIG, "Evaluate every this many RL steps; 0 = never."),
 
     /* -------------------------------------------------------------- [sft] */

@@ -29,6 +29,7 @@ struct sl_nccl {
     cudaStream_t stream;
     cudaEvent_t ev;
     double *d_sum; /* sl_nccl_sum_host's device buffer (64 doubles) */
+    int aborted;
 };
 
 static int nerr(char *err, size_t errlen, const char *what, ncclResult_t r)
@@ -120,12 +121,23 @@ extern "C" int sl_nccl_init(const char *hex, int nranks, int rank, sl_nccl **out
 extern "C" void sl_nccl_free(sl_nccl *c)
 {
     if (!c) return;
-    cudaStreamSynchronize(c->stream);
-    ncclCommDestroy(c->comm);
+    if (c->aborted) {
+        cudaGetLastError();
+    } else {
+        cudaStreamSynchronize(c->stream);
+        ncclCommDestroy(c->comm);
+    }
     if (c->d_sum) cudaFree(c->d_sum);
     cudaEventDestroy(c->ev);
     cudaStreamDestroy(c->stream);
     free(c);
+}
+
+extern "C" void sl_nccl_abort(sl_nccl *c)
+{
+    if (!c || c->aborted) return;
+    c->aborted = 1;
+    ncclCommAbort(c->comm);
 }
 
 extern "C" int sl_nccl_rank(const sl_nccl *c) { return c->rank; }
@@ -176,7 +188,12 @@ extern "C" int sl_nccl_broadcast(sl_nccl *c, void *dbuf, size_t bytes, int root,
                                        c->comm, c->stream);
         if (r != ncclSuccess) return nerr(NULL, 0, "ncclBroadcast", r);
     }
-    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    cudaError_t e = cudaStreamSynchronize(c->stream);
+    if (c->aborted) { /* sl_nccl_abort from another thread: a peer is gone */
+        cudaGetLastError();
+        return SL_ECLOSED;
+    }
+    CUDA_CHECK(e);
     if (n_buckets) *n_buckets = nb;
     return SL_OK;
 }
