@@ -669,26 +669,12 @@ static void flush_ready(rollout *ro, sl_actor_ctx *ctx) {
 
 /* ============================================================ service */
 
-/* Answer a request: a reply to its corr, or (corr 0) a one-way message to
- * its sender; nothing for NOREPLY. */
-static int answer(sl_actor_ctx *ctx, const char *to, uint64_t corr, uint32_t flags, uint16_t type,
-                  const json_t *o) {
-    if (flags & SL_FLAG_NOREPLY) return SL_OK;
-    if (!corr) return sl_rl_json_send(ctx, to, type, o);
-    sl_msg req = {.type = type, .flags = flags, .corr = corr};
-    snprintf(req.sender, sizeof req.sender, "%s", to);
-    return sl_rl_json_reply(ctx, &req, type, o);
-}
-
 /* Refuse request M with CODE and a text naming the field. */
-static void refuse(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m, sl_err code, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static void refuse(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m, sl_err code, const char *fmt, ...) {
+static void vrefuse(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m, sl_err code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+static void vrefuse(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m, sl_err code, const char *fmt, va_list ap) {
     char why[320];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(why, sizeof why, fmt, ap);
-    va_end(ap);
     ro->gen_refused++;
     sl_actor_log(ctx, SL_LOG_DEBUG, "%s from %s refused: %s", sl_msg_type_name(m->type), m->sender, why);
     if (m->flags & (SL_FLAG_NOREPLY | SL_FLAG_REPLY)) return;
@@ -698,6 +684,37 @@ static void refuse(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m, sl_err code,
         uint8_t buf[400];
         size_t n = sl_frame_error_payload(buf, sizeof buf, (uint32_t)code, why);
         sl_actor_send(ctx, m->sender, SL_MSG_ERROR, buf, n);
+    }
+}
+
+static void refuse(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m, sl_err code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void refuse(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m, sl_err code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vrefuse(ro, ctx, m, code, fmt, ap);
+    va_end(ap);
+}
+
+/* Answer request M with R (owned; freed here): a reply to its corr, or
+ * (corr 0) a one-way message of TYPE to its sender; nothing for NOREPLY,
+ * nor when R is NULL (it could not be built). An answer too large for a
+ * frame is refused with SL_ERANGE and the text TOO_BIG. */
+static void reply(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m, uint16_t type, json_t *r,
+                  const char *too_big, ...) __attribute__((format(printf, 6, 7)));
+static void reply(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m, uint16_t type, json_t *r,
+                  const char *too_big, ...) {
+    int e = SL_OK;
+    if (!r) e = SL_EINVAL;
+    else if (m->flags & SL_FLAG_NOREPLY) e = SL_OK;
+    else if (!m->corr) e = sl_rl_json_send(ctx, m->sender, type, r);
+    else e = sl_rl_json_reply(ctx, m, type, r);
+    json_decref(r);
+    if (e == SL_ERANGE) {
+        va_list ap;
+        va_start(ap, too_big);
+        vrefuse(ro, ctx, m, SL_ERANGE, too_big, ap);
+        va_end(ap);
     }
 }
 
@@ -771,22 +788,10 @@ static int gen_stop_fn(void *user, const int32_t *ids, int n) {
     return hit;
 }
 
-static void on_generate(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m) {
-    static const char *const keys[] = {"rid", "prompt", "max_tokens", "temperature", "top_p", "top_k",
-                                       "stop", "stop_token_ids", "seed", "session", "ignore_eos", NULL};
+static void on_generate(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m, const json_t *o) {
     char why[256];
-    json_t *o = NULL;
     greq *r = NULL;
     int32_t *prompt = NULL;
-    if (m->flags & SL_FLAG_NOREPLY) {
-        refuse(ro, ctx, m, SL_EINVAL, "flags: a GENERATE that wants no reply");
-        return;
-    }
-    if (sl_rl_json_parse(m->payload, m->len, &o, why, sizeof why)) {
-        refuse(ro, ctx, m, SL_EINVAL, "payload: %s", why);
-        return;
-    }
-    const char *uk = unknown_key(o, keys);
     uint64_t rid = 0, seed = 0;
     int64_t max_tokens = 256, top_k = 0;
     double temp = 1.0, top_p = 1.0;
@@ -795,10 +800,6 @@ static void on_generate(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m) {
     json_t *pr = json_object_get(o, "prompt"), *stop = json_object_get(o, "stop"),
            *sti = json_object_get(o, "stop_token_ids"), *sv = json_object_get(o, "session");
     int max_prompt = ro->max_seq_len - 1;
-    if (uk) {
-        refuse(ro, ctx, m, SL_EINVAL, "%s: unknown key", uk);
-        goto out;
-    }
     if (sl_rl_json_u64(o, "rid", &rid)) {
         refuse(ro, ctx, m, SL_EINVAL, "rid: required, a non-negative integer");
         goto out;
@@ -936,7 +937,6 @@ static void on_generate(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m) {
 out:
     greq_free(r);
     free(prompt);
-    json_decref(o);
 }
 
 static void gen_done(rollout *ro, sl_actor_ctx *ctx, greq *r, const sl_engine_done *d) {
@@ -987,20 +987,11 @@ static void collect(rollout *ro, sl_actor_ctx *ctx) {
     }
 }
 
-static void on_abort(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m) {
-    static const char *const keys[] = {"rid", "all", NULL};
-    char why[256];
-    json_t *o;
-    if (sl_rl_json_parse(m->payload, m->len, &o, why, sizeof why)) {
-        refuse(ro, ctx, m, SL_EINVAL, "payload: %s", why);
-        return;
-    }
-    const char *uk = unknown_key(o, keys);
+static void on_abort(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m, const json_t *o) {
     bool all = false;
     uint64_t rid = 0;
     bool has_rid = json_object_get(o, "rid") != NULL;
-    if (uk) refuse(ro, ctx, m, SL_EINVAL, "%s: unknown key", uk);
-    else if (opt_bool(o, "all", false, &all)) refuse(ro, ctx, m, SL_EINVAL, "all: a boolean");
+    if (opt_bool(o, "all", false, &all)) refuse(ro, ctx, m, SL_EINVAL, "all: a boolean");
     else if (has_rid && sl_rl_json_u64(o, "rid", &rid)) refuse(ro, ctx, m, SL_EINVAL, "rid: a non-negative integer");
     else if (all == has_rid) refuse(ro, ctx, m, SL_EINVAL, "rid: give either \"rid\" or \"all\": true");
     else {
@@ -1012,25 +1003,14 @@ static void on_abort(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m) {
         sl_actor_log(ctx, SL_LOG_DEBUG, "ABORT from %s: %d request(s)", m->sender, n);
         collect(ro, ctx); /* answered at once */
     }
-    json_decref(o);
 }
 
-static void on_tokenize(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m) {
-    static const char *const keys[] = {"text", "add_special_tokens", NULL};
-    char why[256];
-    json_t *o;
-    if (sl_rl_json_parse(m->payload, m->len, &o, why, sizeof why)) {
-        refuse(ro, ctx, m, SL_EINVAL, "payload: %s", why);
-        return;
-    }
-    const char *uk = unknown_key(o, keys);
+static void on_tokenize(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m, const json_t *o) {
     json_t *t = json_object_get(o, "text");
     bool add = false;
     int32_t *ids = NULL;
     size_t n = 0;
-    if (uk) refuse(ro, ctx, m, SL_EINVAL, "%s: unknown key", uk);
-    else if (!ro->tok) refuse(ro, ctx, m, SL_EUNSUPPORTED, "text: this engine has no tokenizer");
-    else if (!json_is_string(t)) refuse(ro, ctx, m, SL_EINVAL, "text: required, a string");
+    if (!json_is_string(t)) refuse(ro, ctx, m, SL_EINVAL, "text: required, a string");
     else if (opt_bool(o, "add_special_tokens", false, &add)) refuse(ro, ctx, m, SL_EINVAL, "add_special_tokens: a boolean");
     else if (sl_tokenizer_encode(ro->tok, json_string_value(t), json_string_length(t), &ids, &n))
         refuse(ro, ctx, m, SL_ENOMEM, "text: cannot tokenize");
@@ -1039,58 +1019,33 @@ static void on_tokenize(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m) {
         json_t *a = json_array();
         if (add && bos >= 0) json_array_append_new(a, json_integer(bos));
         for (size_t i = 0; i < n; i++) json_array_append_new(a, json_integer(ids[i]));
-        json_t *r = json_pack("{s:o}", "ids", a);
-        int e = answer(ctx, m->sender, m->corr, m->flags, SL_MSG_TOKENIZED, r);
-        if (e == SL_ERANGE) refuse(ro, ctx, m, SL_ERANGE, "text: its %zu ids do not fit a reply", n);
-        json_decref(r);
+        reply(ro, ctx, m, SL_MSG_TOKENIZED, json_pack("{s:o}", "ids", a), "text: its %zu ids do not fit a reply", n);
     }
     free(ids);
-    json_decref(o);
 }
 
-static void on_detokenize(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m) {
-    static const char *const keys[] = {"ids", "skip_special_tokens", NULL};
+static void on_detokenize(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m, const json_t *o) {
     char why[256];
-    json_t *o;
-    if (sl_rl_json_parse(m->payload, m->len, &o, why, sizeof why)) {
-        refuse(ro, ctx, m, SL_EINVAL, "payload: %s", why);
-        return;
-    }
-    const char *uk = unknown_key(o, keys);
     json_t *a = json_object_get(o, "ids");
     bool skip = false;
-    int32_t tv = ro->tok ? sl_tokenizer_vocab_size(ro->tok) : 0;
+    int32_t tv = sl_tokenizer_vocab_size(ro->tok);
     size_t n = json_is_array(a) ? json_array_size(a) : 0;
     int32_t *ids = malloc((n ? n : 1) * sizeof *ids);
     char *text = NULL;
-    if (uk) refuse(ro, ctx, m, SL_EINVAL, "%s: unknown key", uk);
-    else if (!ro->tok) refuse(ro, ctx, m, SL_EUNSUPPORTED, "ids: this engine has no tokenizer");
-    else if (!ids) refuse(ro, ctx, m, SL_ENOMEM, "out of memory");
+    if (!ids) refuse(ro, ctx, m, SL_ENOMEM, "out of memory");
     else if (!a) refuse(ro, ctx, m, SL_EINVAL, "ids: required");
     else if (ids_field(a, 0, SIZE_MAX, tv, ids, why, sizeof why)) refuse(ro, ctx, m, SL_EINVAL, "ids: %s", why);
     else if (opt_bool(o, "skip_special_tokens", false, &skip)) refuse(ro, ctx, m, SL_EINVAL, "skip_special_tokens: a boolean");
     else if (sl_tokenizer_decode(ro->tok, ids, n, skip, &text, NULL)) refuse(ro, ctx, m, SL_EINVAL, "ids: cannot decode");
     else {
-        json_t *r = json_pack("{s:s}", "text", text);
-        int e = r ? answer(ctx, m->sender, m->corr, m->flags, SL_MSG_DETOKENIZED, r) : SL_EINVAL;
-        if (e == SL_ERANGE) refuse(ro, ctx, m, SL_ERANGE, "ids: their text does not fit a reply");
-        json_decref(r);
+        reply(ro, ctx, m, SL_MSG_DETOKENIZED, json_pack("{s:s}", "text", text), "ids: their text does not fit a reply");
     }
     free(text);
     free(ids);
-    json_decref(o);
 }
 
-static void on_chat(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m) {
-    static const char *const keys[] = {"messages", "add_generation_prompt", NULL};
+static void on_chat(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m, const json_t *o) {
     static const char *const mkeys[] = {"role", "content", NULL};
-    char why[256];
-    json_t *o;
-    if (sl_rl_json_parse(m->payload, m->len, &o, why, sizeof why)) {
-        refuse(ro, ctx, m, SL_EINVAL, "payload: %s", why);
-        return;
-    }
-    const char *uk = unknown_key(o, keys);
     json_t *a = json_object_get(o, "messages");
     bool agp = true;
     size_t n = json_is_array(a) ? json_array_size(a) : 0;
@@ -1098,9 +1053,7 @@ static void on_chat(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m) {
     char *text = NULL;
     int32_t *ids = NULL;
     size_t nid = 0;
-    if (uk) refuse(ro, ctx, m, SL_EINVAL, "%s: unknown key", uk);
-    else if (!ro->tok) refuse(ro, ctx, m, SL_EUNSUPPORTED, "messages: this engine has no tokenizer");
-    else if (!msgs) refuse(ro, ctx, m, SL_ENOMEM, "out of memory");
+    if (!msgs) refuse(ro, ctx, m, SL_ENOMEM, "out of memory");
     else if (!json_is_array(a) || n < 1) refuse(ro, ctx, m, SL_EINVAL, "messages: required, a non-empty array");
     else if (opt_bool(o, "add_generation_prompt", true, &agp))
         refuse(ro, ctx, m, SL_EINVAL, "add_generation_prompt: a boolean");
@@ -1135,16 +1088,65 @@ static void on_chat(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m) {
         }
         json_t *ia = json_array();
         for (size_t i = 0; i < nid; i++) json_array_append_new(ia, json_integer(ids[i]));
-        json_t *r = json_pack("{s:s, s:o}", "text", text, "ids", ia);
-        e = r ? answer(ctx, m->sender, m->corr, m->flags, SL_MSG_CHAT_TEMPLATED, r) : SL_EINVAL;
-        if (e == SL_ERANGE) refuse(ro, ctx, m, SL_ERANGE, "messages: the rendered chat does not fit a reply");
-        json_decref(r);
+        reply(ro, ctx, m, SL_MSG_CHAT_TEMPLATED, json_pack("{s:s, s:o}", "text", text, "ids", ia),
+              "messages: the rendered chat does not fit a reply");
     }
 out:
     free(ids);
     free(text);
     free(msgs);
+}
+
+/* One generation-service request kind (PROTOCOL.md §11). serve() parses
+ * the payload, refuses unknown keys and, where the kind needs the
+ * tokenizer, a request this engine cannot serve; then FN checks its own
+ * fields and answers or refuses (O stays serve()'s). */
+typedef struct service {
+    uint16_t type;
+    const char *const *keys; /* the allowed keys, NULL-terminated */
+    const char *tok_field;   /* needs the tokenizer: the field its refusal names (NULL: needs none) */
+    bool needs_reply;        /* a request that wants no reply is refused */
+    void (*fn)(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m, const json_t *o);
+} service;
+
+static const char *const generate_keys[] = {"rid", "prompt", "max_tokens", "temperature", "top_p", "top_k",
+                                            "stop", "stop_token_ids", "seed", "session", "ignore_eos", NULL};
+static const char *const abort_keys[] = {"rid", "all", NULL};
+static const char *const tokenize_keys[] = {"text", "add_special_tokens", NULL};
+static const char *const detokenize_keys[] = {"ids", "skip_special_tokens", NULL};
+static const char *const chat_keys[] = {"messages", "add_generation_prompt", NULL};
+
+static const service services[] = {
+    {SL_MSG_GENERATE, generate_keys, NULL, true, on_generate},
+    {SL_MSG_ABORT, abort_keys, NULL, false, on_abort},
+    {SL_MSG_TOKENIZE, tokenize_keys, "text", false, on_tokenize},
+    {SL_MSG_DETOKENIZE, detokenize_keys, "ids", false, on_detokenize},
+    {SL_MSG_APPLY_CHAT_TEMPLATE, chat_keys, "messages", false, on_chat},
+};
+
+/* Serve M when it is a generation-service request; false when it is not. */
+static bool serve(rollout *ro, sl_actor_ctx *ctx, const sl_msg *m) {
+    const service *s = NULL;
+    for (size_t i = 0; i < sizeof services / sizeof services[0] && !s; i++)
+        if (services[i].type == m->type) s = &services[i];
+    if (!s) return false;
+    if (s->needs_reply && (m->flags & SL_FLAG_NOREPLY)) {
+        refuse(ro, ctx, m, SL_EINVAL, "flags: a %s that wants no reply", sl_msg_type_name(m->type));
+        return true;
+    }
+    char why[256];
+    json_t *o;
+    if (sl_rl_json_parse(m->payload, m->len, &o, why, sizeof why)) {
+        refuse(ro, ctx, m, SL_EINVAL, "payload: %s", why);
+        return true;
+    }
+    const char *uk = unknown_key(o, s->keys);
+    if (uk) refuse(ro, ctx, m, SL_EINVAL, "%s: unknown key", uk);
+    else if (s->tok_field && !ro->tok)
+        refuse(ro, ctx, m, SL_EUNSUPPORTED, "%s: this engine has no tokenizer", s->tok_field);
+    else s->fn(ro, ctx, m, o);
     json_decref(o);
+    return true;
 }
 
 /* ============================================================ ops */
@@ -1331,27 +1333,13 @@ static void work(rollout *ro, sl_actor_ctx *ctx) {
 static sl_err rollout_handle(void *state, sl_actor_ctx *ctx, const sl_msg *m) {
     rollout *ro = state;
     if (m->flags & SL_FLAG_REPLY) return SL_OK;
+    if (serve(ro, ctx, m)) return SL_OK;
     switch (m->type) {
     case SL_MSG_NCCL_ID:
         on_nccl_id(ro, ctx, m);
         return SL_OK;
     case SL_MSG_WEIGHTS:
         on_weights(ro, ctx, m);
-        return SL_OK;
-    case SL_MSG_GENERATE:
-        on_generate(ro, ctx, m);
-        return SL_OK;
-    case SL_MSG_ABORT:
-        on_abort(ro, ctx, m);
-        return SL_OK;
-    case SL_MSG_TOKENIZE:
-        on_tokenize(ro, ctx, m);
-        return SL_OK;
-    case SL_MSG_DETOKENIZE:
-        on_detokenize(ro, ctx, m);
-        return SL_OK;
-    case SL_MSG_APPLY_CHAT_TEMPLATE:
-        on_chat(ro, ctx, m);
         return SL_OK;
     case SL_MSG_PROMPTS: {
         json_t *o;

@@ -31,6 +31,14 @@ static inline int bench_arg_int(int argc, char **argv, const char *key, int def)
     return def;
 }
 
+/* 1 when the flag KEY is in ARGV, else 0. */
+static inline int bench_arg_flag(int argc, char **argv, const char *key)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], key) == 0) return 1;
+    return 0;
+}
+
 /* Seconds since T0 (sl_now_ns). */
 static inline double bench_secs(uint64_t t0) { return (double)(sl_now_ns() - t0) / 1e9; }
 

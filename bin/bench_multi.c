@@ -2,7 +2,7 @@
  * bench_multi.c — slime-bench multi-gpu: the scale benchmark of several
  * GPUs (kernels/nccl_comm.h), one JSON object:
  *
- *  multi-gpu [--layers L] [--seqs B] [--seq-len S] [--steps N] [--bucket-mb M]
+ *  multi-gpu [--layers L] [--seqs B] [--seq-len S] [--steps N] [--bucket-mb M] [--one-gpu]
  *      For each configuration of T trainer ranks + E engine ranks (1+1,
  *      2+2, 4+4) that the GPUs allow (one GPU per rank, one process per
  *      rank, forked before any CUDA call): the data-parallel training step
@@ -18,6 +18,18 @@
  *      the broadcast through a one-rank communicator: the call's overhead,
  *      no transfer) — the 1+1 weight transfer on one GPU is CUDA IPC
  *      (slime-bench gpu-sync).
+ *      --one-gpu (or SL_DP_ONE_GPU=1): the ranks share GPU 0, at most 2 of
+ *      them (1+0, 1+1). NCCL refuses two ranks of one host on one device,
+ *      so each rank names its own host (NCCL_HOSTID) and NCCL talks over
+ *      loopback sockets (NCCL_SOCKET_IFNAME=lo), as between machines; the
+ *      JSON says "transport": "socket-one-gpu" (a check that the path
+ *      works, not a scale figure). Otherwise "one-gpu-per-rank".
+ *
+ * The NCCL unique ids (data-parallel group, broadcast group) are made by
+ * rank 0, the root of both, and handed to the other ranks through pipes:
+ * ncclGetUniqueId starts NCCL's bootstrap root in the calling process, so
+ * a helper process that made them and exited would leave the ranks with
+ * "remote process exited or there was a network error".
  * Asserts nothing about speed.
  */
 #include "base.h"
@@ -47,21 +59,65 @@ typedef struct opts {
     size_t bucket;
 } opts;
 
+typedef struct ids {
+    char dp[SL_NCCL_ID_HEX], bc[SL_NCCL_ID_HEX];
+} ids;
+
 typedef struct result {
     double step_ms, bcast_ms, loss;
     int buckets, early, bcast_buckets, ok;
     double weight_gb;
 } result;
 
-/* One rank of the T+E configuration, in its own process on GPU `dev`.
- * ranks 0..T-1 train (data-parallel communicator of T), trainer 0 and the
- * engines T..T+E-1 share the broadcast communicator (rank 0 = trainer 0). */
-static int run_rank(const opts *o, int T, int E, int rank, const char *dp_id, const char *bc_id,
-                    result *r)
+static int read_all(int fd, void *buf, size_t n)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = read(fd, (char *)buf + done, n - done);
+        if (r <= 0) return -1;
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+/* The ids of rank RANK of N: rank 0 makes them and writes them to
+ * ID_FD[1..N-1] (then closes those); rank k >= 1 reads them from ID_FD[k]. */
+static int share_ids(int rank, int n, const int *id_fd, ids *id)
+{
+    char err[256];
+    if (rank > 0) {
+        if (!read_all(id_fd[rank], id, sizeof *id)) return 0;
+        return fprintf(stderr, "rank %d: no NCCL ids from rank 0\n", rank), 1;
+    }
+    int rc = 0;
+    if (sl_nccl_unique_id(id->dp, err, sizeof err) || sl_nccl_unique_id(id->bc, err, sizeof err)) {
+        fprintf(stderr, "rank 0: %s\n", err);
+        rc = 1;
+    }
+    for (int k = 1; k < n; k++) {
+        if (!rc && write(id_fd[k], id, sizeof *id) != (ssize_t)sizeof *id) rc = 1;
+        close(id_fd[k]);
+    }
+    return rc;
+}
+
+/* One rank of the T+E configuration, in its own process on GPU `rank`
+ * (GPU 0 with ONE_GPU). ranks 0..T-1 train (data-parallel communicator of
+ * T), trainer 0 and the engines T..T+E-1 share the broadcast communicator
+ * (rank 0 = trainer 0). ID_FD: see share_ids. */
+static int run_rank(const opts *o, int T, int E, int rank, int one_gpu, const int *id_fd, result *r)
 {
     char err[256];
     memset(r, 0, sizeof(*r));
-    if (sl_gpu_set_device(rank, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
+    if (one_gpu) {
+        char host[32];
+        snprintf(host, sizeof host, "slime-bench-rank-%d", rank);
+        setenv("NCCL_HOSTID", host, 1);
+        setenv("NCCL_SOCKET_IFNAME", "lo", 0);
+    }
+    if (sl_gpu_set_device(one_gpu ? 0 : rank, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
+    ids id;
+    if (share_ids(rank, T + E, id_fd, &id)) return 1;
     sl_hf_config c;
     bench_qwen05(&c, o->layers);
     int Tok = o->B * o->S;
@@ -74,11 +130,11 @@ static int run_rank(const opts *o, int T, int E, int rank, const char *dp_id, co
     r->weight_gb = wbytes / 1e9;
     sl_nccl *dpc = NULL, *bc = NULL;
     sl_dp *dp = NULL;
-    if (rank < T && (sl_nccl_init(dp_id, T, rank, &dpc, err, sizeof err) ||
+    if (rank < T && (sl_nccl_init(id.dp, T, rank, &dpc, err, sizeof err) ||
                      sl_dp_new(dpc, g, o->bucket, 1, &dp, err, sizeof err)))
         return fprintf(stderr, "rank %d: %s\n", rank, err), 1;
     int in_bc = rank == 0 || rank >= T;
-    if (in_bc && sl_nccl_init(bc_id, 1 + E, rank == 0 ? 0 : rank - T + 1, &bc, err, sizeof err))
+    if (in_bc && sl_nccl_init(id.bc, 1 + E, rank == 0 ? 0 : rank - T + 1, &bc, err, sizeof err))
         return fprintf(stderr, "rank %d: %s\n", rank, err), 1;
     int32_t *tok = malloc(sizeof(int32_t) * Tok), *cu = malloc(sizeof(int32_t) * (o->B + 1));
     uint64_t x = 88172645463325252ull + (uint64_t)rank * 7919;
@@ -118,42 +174,31 @@ static int run_rank(const opts *o, int T, int E, int rank, const char *dp_id, co
     return 0;
 }
 
-/* ids are made in a helper process, so this one never touches CUDA */
-static int make_ids(char *dp_id, char *bc_id)
+static int run_config(const opts *o, int T, int E, int one_gpu, result *rank0, result *eng)
 {
-    int p[2];
-    if (pipe(p)) return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        char a[SL_NCCL_ID_HEX], b[SL_NCCL_ID_HEX], err[128];
-        int ok = !sl_nccl_unique_id(a, err, sizeof err) && !sl_nccl_unique_id(b, err, sizeof err);
-        if (!ok) fprintf(stderr, "%s\n", err);
-        if (ok && (write(p[1], a, sizeof a) != (ssize_t)sizeof a || write(p[1], b, sizeof b) != (ssize_t)sizeof b)) ok = 0;
-        _exit(ok ? 0 : 1);
-    }
-    close(p[1]);
-    int ok = read(p[0], dp_id, SL_NCCL_ID_HEX) == SL_NCCL_ID_HEX && read(p[0], bc_id, SL_NCCL_ID_HEX) == SL_NCCL_ID_HEX;
-    close(p[0]);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return ok && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
-static int run_config(const opts *o, int T, int E, result *rank0, result *eng)
-{
-    char dp_id[SL_NCCL_ID_HEX], bc_id[SL_NCCL_ID_HEX];
-    if (make_ids(dp_id, bc_id)) return -1;
     int n = T + E;
     pid_t pids[16];
-    int fds[16];
+    int fds[16], id_rd[16], id_wr[16]; /* id pipe k: rank 0 -> rank k (k >= 1) */
+    for (int k = 1; k < n; k++) {
+        int p[2];
+        if (pipe(p)) return -1;
+        id_rd[k] = p[0], id_wr[k] = p[1];
+    }
     for (int k = 0; k < n; k++) {
         int p[2];
         if (pipe(p)) return -1;
         pids[k] = fork();
         if (pids[k] == 0) {
             close(p[0]);
+            /* keep only this rank's ends of the id pipes, so a rank waiting
+             * for the ids sees the end of file when rank 0 fails */
+            for (int j = 1; j < n; j++) {
+                if (k != j) close(id_rd[j]);
+                if (k != 0) close(id_wr[j]);
+            }
+            int *id_fd = k == 0 ? id_wr : id_rd;
             result r;
-            int rc = run_rank(o, T, E, k, dp_id, bc_id, &r);
+            int rc = run_rank(o, T, E, k, one_gpu, id_fd, &r);
             ssize_t wr = write(p[1], &r, sizeof r);
             (void)wr;
             _exit(rc);
@@ -161,6 +206,7 @@ static int run_config(const opts *o, int T, int E, result *rank0, result *eng)
         close(p[1]);
         fds[k] = p[0];
     }
+    for (int k = 1; k < n; k++) close(id_rd[k]), close(id_wr[k]);
     int ok = 1;
     for (int k = 0; k < n; k++) {
         result r = {0};
@@ -185,6 +231,8 @@ int bench_multi_gpu(int argc, char **argv)
         fprintf(stderr, "bench multi-gpu: bad arguments\n");
         return SL_EXIT_USAGE;
     }
+    const char *og = getenv("SL_DP_ONE_GPU");
+    int one_gpu = bench_arg_flag(argc, argv, "--one-gpu") || (og && strcmp(og, "1") == 0);
     /* the count in a helper process too: CUDA must not start here before fork */
     int p[2], ngpu = 0;
     if (pipe(p)) return SL_EXIT_FAIL;
@@ -199,23 +247,29 @@ int bench_multi_gpu(int argc, char **argv)
     if (read(p[0], &ngpu, sizeof ngpu) != (ssize_t)sizeof ngpu) ngpu = 0;
     close(p[0]);
     waitpid(pid, NULL, 0);
-    printf("{\"bench\":\"multi-gpu\",\"gpus_available\":%d,\"shape\":\"qwen2.5-0.5b\",\"layers\":%d,"
-           "\"seqs_per_trainer\":%d,\"seq_len\":%d,\"steps\":%d,\"bucket_mb\":%zu,\"configs\":[",
-           ngpu, o.layers, o.B, o.S, o.steps, o.bucket >> 20);
+    /* ranks that fit: one per GPU, or 2 on GPU 0 with --one-gpu */
+    int max_ranks = one_gpu ? (ngpu > 0 ? 2 : 0) : ngpu;
+    printf("{\"bench\":\"multi-gpu\",\"gpus_available\":%d,\"transport\":\"%s\",\"shape\":\"qwen2.5-0.5b\","
+           "\"layers\":%d,\"seqs_per_trainer\":%d,\"seq_len\":%d,\"steps\":%d,\"bucket_mb\":%zu,\"configs\":[",
+           ngpu, one_gpu ? "socket-one-gpu" : "one-gpu-per-rank", o.layers, o.B, o.S, o.steps, o.bucket >> 20);
     fflush(stdout);
     const int cfg[][2] = {{1, 0}, {1, 1}, {2, 2}, {4, 4}};
     int first = 1;
     char skipped[512] = "";
     for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {
         int T = cfg[i][0], E = cfg[i][1];
-        if (T + E > ngpu) {
+        if (T + E > max_ranks) {
             size_t l = strlen(skipped);
-            snprintf(skipped + l, sizeof skipped - l, "%s\"%d+%d: needs %d GPUs, %d available\"",
-                     l ? "," : "", T, E, T + E, ngpu);
+            if (one_gpu && ngpu > 0)
+                snprintf(skipped + l, sizeof skipped - l, "%s\"%d+%d: needs %d ranks, --one-gpu runs at most %d\"",
+                         l ? "," : "", T, E, T + E, max_ranks);
+            else
+                snprintf(skipped + l, sizeof skipped - l, "%s\"%d+%d: needs %d GPUs, %d available\"",
+                         l ? "," : "", T, E, T + E, ngpu);
             continue;
         }
         result r0 = {0}, re = {0};
-        int rc = run_config(&o, T, E, &r0, &re);
+        int rc = run_config(&o, T, E, one_gpu, &r0, &re);
         printf("%s{\"trainers\":%d,\"engines\":%d,\"ok\":%s,\"train_step_ms\":%.2f,\"tokens_per_s\":%.0f,"
                "\"grad_buckets\":%d,\"buckets_during_backward\":%d,\"weight_gb\":%.3f,"
                "\"broadcast_ms\":%.2f,\"broadcast_buckets\":%d,\"broadcast_gb_per_s\":%.1f,"

@@ -41,39 +41,7 @@ int main(void)
     return 77;
 }
 #else
-#include "ops_cuda.h"
-
-static int g_fail;
-#define CHECK(cond, ...)                                                                          \
-    do {                                                                                          \
-        int ok_ = (cond);                                                                         \
-        printf("  %-60s %s\n", #cond, ok_ ? "ok" : "FAIL");                                       \
-        if (!ok_) {                                                                               \
-            printf("    ");                                                                       \
-            printf(__VA_ARGS__);                                                                  \
-            printf("\n");                                                                         \
-            g_fail = 1;                                                                           \
-        }                                                                                         \
-    } while (0)
-
-static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
-static uint64_t rnd(void)
-{
-    g_rng ^= g_rng << 13, g_rng ^= g_rng >> 7, g_rng ^= g_rng << 17;
-    return g_rng;
-}
-
-static void base_cfg(sl_hf_config *c, int C, int L, int NH, int NKV, int HD, int F, int V,
-                     int tied)
-{
-    sl_hf_config_defaults(c);
-    c->arch = SL_ARCH_QWEN2;
-    snprintf(c->model_type, sizeof c->model_type, "qwen2");
-    c->hidden_size = C, c->num_hidden_layers = L, c->num_attention_heads = NH;
-    c->num_key_value_heads = NKV, c->head_dim = HD, c->intermediate_size = F, c->vocab_size = V;
-    c->max_position_embeddings = 4096, c->tie_word_embeddings = tied, c->qkv_bias = 1;
-    c->rope_theta = 1000000.0;
-}
+#include "gpu_test.h"
 
 /* a host model whose logits have a wide spread, so greedy choices are
  * rarely near ties, and that does not just repeat its input (a random tied
@@ -140,11 +108,14 @@ static int agree(const sl_gen_sample *a, const sl_gen_sample *b)
     return k;
 }
 
-static double lp_diff_gpum(sl_model *h, const reqset *rs, const sl_gen_output *o)
+/* Mean |engine log-prob - forward log-prob| over the sampled tokens of O:
+ * the forward of the trainer's GPU model of H (ON_GPUM) or of the CPU
+ * model H itself; 1e9 when no token could be compared. */
+static double lp_diff(sl_model *h, const reqset *rs, const sl_gen_output *o, int on_gpum)
 {
     sl_gpum *g = NULL;
     char err[256];
-    if (sl_gpum_new(h, 4096, &g, err, sizeof err)) {
+    if (on_gpum && sl_gpum_new(h, 4096, &g, err, sizeof err)) {
         printf("gpum: %s\n", err);
         g_fail = 1;
         return 1e9;
@@ -159,32 +130,14 @@ static double lp_diff_gpum(sl_model *h, const reqset *rs, const sl_gen_output *o
         float *lp = malloc(sizeof(float) * T);
         memcpy(tok, q->prompt, sizeof(int32_t) * q->prompt_len);
         memcpy(tok + q->prompt_len, x->tokens, sizeof(int32_t) * x->n_tokens);
-        if (sl_gpum_forward(g, tok, cu, 1, NULL, lp, NULL, NULL) == SL_OK)
+        int rc = on_gpum ? sl_gpum_forward(g, tok, cu, 1, NULL, lp, NULL, NULL)
+                         : sl_model_forward(h, tok, cu, 1, NULL, lp, NULL, NULL);
+        if (rc == SL_OK)
             for (int k = 0; k < x->n_tokens; k++, n++)
                 sum += fabs((double)lp[q->prompt_len - 1 + k] - x->logprobs[k]);
         free(tok), free(lp);
     }
     sl_gpum_free(g);
-    return n ? sum / n : 1e9;
-}
-
-static double lp_diff_cpu(sl_model *h, const reqset *rs, const sl_gen_output *o)
-{
-    double sum = 0;
-    long n = 0;
-    for (int s = 0; s < o->n_samples; s++) {
-        const sl_gen_sample *x = &o->samples[s];
-        const sl_gen_request *q = &rs->r[x->request];
-        int T = q->prompt_len + x->n_tokens;
-        int32_t *tok = malloc(sizeof(int32_t) * T), cu[2] = {0, T};
-        float *lp = malloc(sizeof(float) * T);
-        memcpy(tok, q->prompt, sizeof(int32_t) * q->prompt_len);
-        memcpy(tok + q->prompt_len, x->tokens, sizeof(int32_t) * x->n_tokens);
-        if (sl_model_forward(h, tok, cu, 1, NULL, lp, NULL, NULL) == SL_OK)
-            for (int k = 0; k < x->n_tokens; k++, n++)
-                sum += fabs((double)lp[q->prompt_len - 1 + k] - x->logprobs[k]);
-        free(tok), free(lp);
-    }
     return n ? sum / n : 1e9;
 }
 
@@ -230,11 +183,11 @@ static void test_model(const char *name, const sl_hf_config *c, int vs_gpum)
     rc2 = sl_engine_generate(ge, rs.r, NREQ, &p, &og);
     CHECK(rc2 == SL_OK && og.gen_tokens == NREQ * 40, "rc %d tokens %lld", rc2, (long long)og.gen_tokens);
     if (vs_gpum) {
-        double d = lp_diff_gpum(h, &rs, &og);
+        double d = lp_diff(h, &rs, &og, 1);
         printf("  train_rollout_logprob_abs_diff (engine vs sl_gpum_forward): %.5f\n", d);
         CHECK(d <= 0.02, "mean |lp diff| %.5f", d);
     }
-    double dc = lp_diff_cpu(h, &rs, &og);
+    double dc = lp_diff(h, &rs, &og, 0);
     printf("  mean |engine log-prob - CPU fp32 log-prob|: %.5f\n", dc);
     CHECK(dc <= 0.05, "mean |lp diff| vs CPU %.5f", dc);
     sl_gen_output_fini(&og);
@@ -247,7 +200,7 @@ static void test_scheduler(void)
 {
     printf("== scheduler: groups, continuous batching, stop, cancel, graphs\n");
     sl_hf_config c;
-    base_cfg(&c, 256, 2, 4, 2, 64, 512, 1000, 1);
+    qwen2(&c, 256, 2, 4, 2, 64, 512, 1000, 1);
     sl_model *h = make_model(&c, 4096, 11);
     reqset rs;
     make_reqs(&rs, c.vocab_size, 4);
@@ -462,7 +415,7 @@ static void test_weight_swap(void)
 {
     printf("== weights by device pointer (the trainer's buffer)\n");
     sl_hf_config c;
-    base_cfg(&c, 256, 2, 4, 2, 64, 512, 1000, 1);
+    qwen2(&c, 256, 2, 4, 2, 64, 512, 1000, 1);
     sl_model *ha = make_model(&c, 4096, 21), *hb = make_model(&c, 4096, 22);
     reqset rs;
     make_reqs(&rs, c.vocab_size, 2);
@@ -506,18 +459,13 @@ static void test_weight_swap(void)
 
 int main(void)
 {
-    sl_log_init("test_gpu_engine", SL_LOG_WARN);
-    if (!sl_cuda_available()) {
-        printf("no CUDA device: skipped\n");
-        return 77;
-    }
+    int rc = gpu_test_start("test_gpu_engine");
+    if (rc) return rc;
     test_sampler();
     sl_hf_config c;
-    base_cfg(&c, 256, 3, 4, 2, 64, 512, 1000, 1);
+    qwen2(&c, 256, 3, 4, 2, 64, 512, 1000, 1);
     test_model("small qwen2 (head_dim 64, GQA 2, bias, tied)", &c, 1);
-    base_cfg(&c, 256, 2, 4, 1, 128, 512, 1000, 0);
-    c.arch = SL_ARCH_QWEN3, c.qk_norm = 1, c.qkv_bias = 0;
-    snprintf(c.model_type, sizeof c.model_type, "qwen3");
+    qwen3(&c, 256, 2, 4, 1, 128, 512, 1000, 0);
     test_model("qwen3 shape (q/k norm, head_dim 128, GQA 4, untied)", &c, 1);
     test_scheduler();
     test_weight_swap();

@@ -35,16 +35,9 @@ int main(void)
     return 77;
 }
 #else
-#include "ops_cuda.h"
+#define GPU_TEST_SEED 0x243f6a8885a308d3ull
+#include "gpu_test.h"
 
-static int g_fail;
-static uint64_t g_rng = 0x243f6a8885a308d3ull;
-
-static double urand(void)
-{
-    g_rng ^= g_rng << 13, g_rng ^= g_rng >> 7, g_rng ^= g_rng << 17;
-    return (double)(g_rng >> 11) / 9007199254740992.0;
-}
 static float bfr(float x) /* round to bf16, nearest even */
 {
     uint32_t u;
@@ -60,22 +53,6 @@ static float *randv(size_t n, double scale)
     return p;
 }
 static float *zeros(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
-
-static double check(const char *what, const float *gpu, const float *cpu, size_t n, double tol)
-{
-    double num = 0, den = 0;
-    int nan = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(gpu[i])) nan = 1;
-        double d = (double)gpu[i] - cpu[i];
-        num += d * d, den += (double)cpu[i] * cpu[i];
-    }
-    double rel = den > 0 ? sqrt(num / den) : sqrt(num);
-    int ok = !nan && rel < tol;
-    printf("  %-44s rel %.2e %s%s\n", what, rel, nan ? "NaN " : "", ok ? "ok" : "FAIL");
-    if (!ok) g_fail = 1;
-    return rel;
-}
 
 /* ------------------------------------------------------------ op tests */
 
@@ -231,14 +208,9 @@ static void test_model(const char *name, sl_hf_config *c, const int *lens, int n
     int bad = 0;
     for (int i = 0; i < m->n_tensors; i++) {
         const sl_model_tensor *t = &m->tensors[i];
-        double num = 0, den2 = 0;
-        for (size_t j = 0; j < t->numel; j++) {
-            double a = gg[t->offset + j], b = m->grads_mem[t->offset + j];
-            if (!isfinite(a)) bad = 1;
-            num += (a - b) * (a - b), den2 += b * b;
-        }
-        double rel = den2 > 0 ? sqrt(num / den2) : sqrt(num);
-        if (rel > worst) worst = rel, wn = t->name;
+        double rel = rel_err(gg + t->offset, m->grads_mem + t->offset, t->numel);
+        if (!isfinite(rel)) bad = 1;
+        else if (rel > worst) worst = rel, wn = t->name;
     }
     int ok = !bad && worst < 3e-2;
     printf("  grads (%d tensors, dlogprob+dentropy): worst rel %.2e (%s)%s %s\n", m->n_tensors, worst, wn,
@@ -279,25 +251,6 @@ out:
     sl_model_free(m);
 }
 
-static void qwen2(sl_hf_config *c, int C, int L, int NH, int NKV, int HD, int F, int V, int tied)
-{
-    sl_hf_config_defaults(c);
-    c->arch = SL_ARCH_QWEN2;
-    snprintf(c->model_type, sizeof c->model_type, "qwen2");
-    c->hidden_size = C, c->num_hidden_layers = L, c->num_attention_heads = NH;
-    c->num_key_value_heads = NKV, c->head_dim = HD, c->intermediate_size = F, c->vocab_size = V;
-    c->max_position_embeddings = 4096, c->tie_word_embeddings = tied, c->qkv_bias = 1;
-    c->rope_theta = 1000000.0;
-}
-
-static void qwen3(sl_hf_config *c, int C, int L, int NH, int NKV, int HD, int F, int V)
-{
-    qwen2(c, C, L, NH, NKV, HD, F, V, 1);
-    c->arch = SL_ARCH_QWEN3;
-    snprintf(c->model_type, sizeof c->model_type, "qwen3");
-    c->qkv_bias = 0, c->qk_norm = 1;
-}
-
 /* What the GPU trainer (actors/trainer_core.c) uses around the steps: the
  * logit scale (1/temperature) against the CPU model with its final norm
  * scaled the same way, log-probs and gradients; parameters and AdamW
@@ -306,7 +259,7 @@ static void qwen3(sl_hf_config *c, int C, int L, int NH, int NKV, int HD, int F,
 static void test_trainer_hooks(void)
 {
     sl_hf_config c;
-    qwen3(&c, 128, 2, 2, 1, 64, 256, 500);
+    qwen3(&c, 128, 2, 2, 1, 64, 256, 500, 1);
     printf("trainer hooks (qwen3 C=128 L=2)\n");
     int32_t cu[3] = {0, 40, 70};
     int T = 70;
@@ -401,7 +354,7 @@ static void test_recompute(void)
 {
     printf("activation recomputation (SL_GPUM_RECOMPUTE)\n");
     sl_hf_config c;
-    qwen3(&c, 256, 3, 4, 2, 64, 512, 1000);
+    qwen3(&c, 256, 3, 4, 2, 64, 512, 1000, 1);
     int lens[] = {37, 64, 1, 130, 200};
     int32_t cu[6] = {0};
     for (int s = 0; s < 5; s++) cu[s + 1] = cu[s] + lens[s];
@@ -459,11 +412,8 @@ out:
 
 int main(void)
 {
-    sl_log_init("test_gpu_model", SL_LOG_WARN);
-    if (!sl_cuda_available()) {
-        printf("no CUDA device: skipped\n");
-        return 77;
-    }
+    int rc = gpu_test_start("test_gpu_model");
+    if (rc) return rc;
     test_attention(64);
     test_attention(128);
     test_head();
@@ -477,9 +427,9 @@ int main(void)
     int lens2[] = {300, 200, 12};
     qwen2(&c, 896, 2, 14, 2, 64, 4864, 151936, 1);
     test_model("qwen2.5-0.5b widths, 2 layers", &c, lens2, 3, 0);
-    qwen3(&c, 256, 3, 4, 2, 64, 512, 1000);
+    qwen3(&c, 256, 3, 4, 2, 64, 512, 1000, 1);
     test_model("small qwen3 (q/k norm)", &c, lens, 5, 20);
-    qwen3(&c, 256, 2, 2, 1, 128, 512, 1000);
+    qwen3(&c, 256, 2, 2, 1, 128, 512, 1000, 1);
     test_model("small qwen3 hd128", &c, lens, 5, 0);
     test_trainer_hooks();
     test_recompute();

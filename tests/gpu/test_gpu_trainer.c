@@ -31,15 +31,7 @@ int main(void)
     return 77;
 }
 #else
-#include "ops_cuda.h"
-
-static int g_fail;
-static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
-static double urand(void)
-{
-    g_rng ^= g_rng << 13, g_rng ^= g_rng >> 7, g_rng ^= g_rng << 17;
-    return (double)(g_rng >> 11) / 9007199254740992.0;
-}
+#include "gpu_test.h"
 
 static void near(const char *what, double gpu, double cpu, double rel, double abs_tol)
 {
@@ -48,34 +40,15 @@ static void near(const char *what, double gpu, double cpu, double rel, double ab
     if (!ok) g_fail = 1;
 }
 
-static double rel_diff(const float *a, const float *b, size_t n)
-{
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        if (!isfinite(a[i])) return INFINITY;
-        num += d * d, den += (double)b[i] * b[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
 #define NS 16
 #define GS 4
 
 int main(void)
 {
-    sl_log_init("test_gpu_trainer", SL_LOG_WARN);
-    if (!sl_cuda_available()) {
-        printf("no CUDA device: skipped\n");
-        return 77;
-    }
+    int rc = gpu_test_start("test_gpu_trainer");
+    if (rc) return rc;
     sl_hf_config c;
-    sl_hf_config_defaults(&c);
-    c.arch = SL_ARCH_QWEN3;
-    snprintf(c.model_type, sizeof c.model_type, "qwen3");
-    c.hidden_size = 128, c.num_hidden_layers = 2, c.num_attention_heads = 2;
-    c.num_key_value_heads = 1, c.head_dim = 64, c.intermediate_size = 256, c.vocab_size = 300;
-    c.max_position_embeddings = 256, c.tie_word_embeddings = 1, c.qk_norm = 1;
+    tiny_qwen3(&c, 300, 256);
     char err[512];
     sl_model *m1 = NULL, *m2 = NULL, *m3 = NULL;
     sl_gpum *g2 = NULL, *g3 = NULL;
@@ -133,9 +106,7 @@ int main(void)
     float *lp1 = calloc(T, 4), *lp2 = calloc(T, 4), *e1 = calloc(T, 4), *e2 = calloc(T, 4);
     sl_trainer_logprobs(t1, &b, lp1, e1);
     sl_trainer_logprobs(t2, &b, lp2, e2);
-    double d = rel_diff(lp2, lp1, T);
-    printf("  %-34s rel %.2e %s\n", "log-probs at T=0.8", d, d < 1e-2 ? "ok" : "FAIL");
-    if (!(d < 1e-2)) g_fail = 1;
+    double d = check("log-probs at T=0.8", lp2, lp1, T, 1e-2);
     /* rollout log-probs = the CPU's: the abs diff metric is the bf16 error */
     for (size_t k = 0; k < T; k++) roll[k] = lp1[k];
     b.rollout_logprobs = roll;
@@ -165,9 +136,7 @@ int main(void)
     /* the update (p - p0) of both */
     const float *hp = sl_trainer_params(t2, NULL);
     for (size_t i = 0; i < m1->n_params; i++) pc[i] = m1->params_mem[i] - p0[i], pg[i] = hp[i] - p0[i];
-    d = rel_diff(pg, pc, m1->n_params);
-    printf("  %-34s rel %.2e %s\n", "parameter update (2 AdamW steps)", d, d < 0.25 ? "ok" : "FAIL");
-    if (!(d < 0.25)) g_fail = 1;
+    check("parameter update (2 AdamW steps)", pg, pc, m1->n_params, 0.25);
 
     /* save, load into another GPU trainer, one more step on both */
     char dir[] = "/tmp/sl_gpu_trainer.XXXXXX";
@@ -199,7 +168,7 @@ int main(void)
     float *q2c = malloc(4 * m1->n_params);
     memcpy(q2c, q2, 4 * m1->n_params);
     q3 = sl_trainer_params(t3, NULL);
-    d = rel_diff(q3, q2c, m1->n_params);
+    d = rel_err(q3, q2c, m1->n_params);
     ok = fabs(x2.loss - x3.loss) <= 1e-5 * fabs(x2.loss) + 1e-7 && d < 1e-5;
     printf("  resumed step: loss %.7g / %.7g, params rel %.1e (moments restored) %s\n", x2.loss,
            x3.loss, d, ok ? "ok" : "FAIL");

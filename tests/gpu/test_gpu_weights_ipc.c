@@ -32,7 +32,7 @@ int main(void)
     return 77;
 }
 #else
-#include "ops_cuda.h"
+#include "gpu_test.h"
 
 /* one line of text each way */
 static int send_line(int fd, const char *s)
@@ -99,7 +99,6 @@ static int child(int fd)
     return 0;
 }
 
-static int g_fail;
 static void expect(int fd, const char *what, const char *mode, uint32_t crc, json_t *o,
                    const char *want_prefix)
 {
@@ -132,12 +131,7 @@ int main(void)
         return 77;
     }
     sl_hf_config c;
-    sl_hf_config_defaults(&c);
-    c.arch = SL_ARCH_QWEN3;
-    snprintf(c.model_type, sizeof c.model_type, "qwen3");
-    c.hidden_size = 128, c.num_hidden_layers = 2, c.num_attention_heads = 2;
-    c.num_key_value_heads = 1, c.head_dim = 64, c.intermediate_size = 256, c.vocab_size = 1000;
-    c.max_position_embeddings = 128, c.tie_word_embeddings = 1, c.qk_norm = 1;
+    tiny_qwen3(&c, 1000, 128);
     char err[256];
     sl_model *m = NULL;
     sl_gpum *g = NULL, *g2 = NULL;

@@ -11,27 +11,20 @@
 # (new pid, restarts = 1), round trips resume, clean stop (exit 0).
 # Skips (77): not root, no `ip`, namespaces or veth refused (CI containers).
 set -u
-ROOT=${SL_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-BUILD=${SL_BUILD:-$ROOT/build}
-PY=/usr/bin/python3
+. "$(dirname "$0")/../rl/lib.sh"
 [ "$(id -u)" = 0 ] || { echo "not root: skipped"; exit 77; }
 command -v ip >/dev/null 2>&1 || { echo "no ip(8): skipped"; exit 77; }
 [ -x "$PY" ] || { echo "no python3: skipped"; exit 77; }
-for p in slime-supervisor slime-actor slime-ctl; do
-    [ -x "$BUILD/$p" ] || { echo "$BUILD/$p not built: skipped"; exit 77; }
-done
+sl_need slime-supervisor slime-actor slime-ctl
 
 ID=$$
 NA=slA$ID NB=slB$ID VA=va$ID VB=vb$ID
 NET=10.77.$((ID % 250))
-T=$(mktemp -d /tmp/sl2h.XXXXXX)
-RUN=$T/run
-SUP=
+sl_tmp sl2h
 cleanup() {
-    [ -n "$SUP" ] && kill -9 "$SUP" 2>/dev/null
+    sl_cleanup
     ip netns del "$NA" 2>/dev/null
     ip netns del "$NB" 2>/dev/null
-    rm -rf "$T"
 }
 trap cleanup EXIT
 if ! { ip netns add "$NA" && ip netns add "$NB"; } 2>"$T/ns.err"; then
@@ -44,9 +37,6 @@ if ! { ip link add "$VA" type veth peer name "$VB" &&
        ip -n "$NA" link set lo up && ip -n "$NB" link set lo up; } 2>"$T/veth.err"; then
     echo "veth pair refused ($(head -1 "$T/veth.err")): skipped"; exit 77
 fi
-fail() { echo "FAIL: $*"; echo "--- supervisor output"; cat "$T/sup.out" 2>/dev/null;
-         for f in "$RUN"/logs/*.log; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
-
 cat > "$T/t.conf" <<CONF
 [run]
 transport = tcp
@@ -75,28 +65,13 @@ echo "ok: --dry-run prints: $(grep "^ip netns" "$T/dry.out" | cut -c1-100)..."
 ip netns exec "$NA" "$BUILD/slime-supervisor" "$T/t.conf" --run-dir "$RUN" > "$T/sup.out" 2>&1 &
 SUP=$!
 
-field() {
-    "$BUILD/slime-ctl" --run-dir "$RUN" status --json 2>/dev/null |
-        "$PY" -c 'import json,sys
-o=json.load(sys.stdin)
-print([a for a in o["actors"] if a["name"]==sys.argv[1]][0][sys.argv[2]])' "$1" "$2" 2>/dev/null
-}
-wait_for() {
-    n=$(($1 * 10)); shift
-    while [ $n -gt 0 ]; do "$@" && return 0; sleep 0.1; n=$((n - 1)); done
-    return 1
-}
-is() { [ "$(field "$1" "$2")" = "$3" ]; }
-replies() { grep -o ' replies=[0-9]*' "$RUN/logs/ping.log" 2>/dev/null | tail -1 | cut -d= -f2; }
-replies_at_least() { r=$(replies); [ -n "$r" ] && [ "$r" -ge "$1" ]; }
-
 wait_for 15 is echo state running || fail "the remote echo never answered a mailbox heartbeat"
 wait_for 10 is ping state running || fail "the pinger never started"
 grep -qx "tcp://$NET.2:[0-9]*" "$RUN/mb/echo.tcp" || fail "echo's endpoint: $(cat "$RUN/mb/echo.tcp" 2>/dev/null)"
 grep -qx "tcp://$NET.1:[0-9]*" "$RUN/mb/ping.tcp" || fail "ping's endpoint: $(cat "$RUN/mb/ping.tcp" 2>/dev/null)"
 [ -s "$RUN/curve.key" ] || fail "no CURVE key"
 wait_for 15 replies_at_least 10 || fail "the pinger got no replies across the namespaces"
-echo "ok: round trips slA -> slB over tcp+CURVE ($(cat "$RUN/mb/echo.tcp") answers; replies=$(replies))"
+echo "ok: round trips slA -> slB over tcp+CURVE ($(cat "$RUN/mb/echo.tcp") answers; replies=$(ping_replies))"
 
 EPID=$(field echo pid)
 [ -n "$EPID" ] || fail "no pid for echo"
@@ -107,9 +82,9 @@ kill -KILL "$EPID"
 wait_for 15 is echo restarts 1 || fail "the remote echo was not restarted (restarts $(field echo restarts))"
 wait_for 15 is echo state running || fail "the restarted echo is not running"
 [ "$(field echo pid)" != "$EPID" ] || fail "same pid after restart"
-before=$(replies)
-wait_for 15 replies_at_least $((before + 10)) || fail "no round trips after the restart (replies $(replies))"
-echo "ok: SIGKILLed remote actor restarted in $NB (pid $EPID -> $(field echo pid)); round trips resumed (replies=$(replies))"
+before=$(ping_replies)
+wait_for 15 replies_at_least $((before + 10)) || fail "no round trips after the restart (replies $(ping_replies))"
+echo "ok: SIGKILLed remote actor restarted in $NB (pid $EPID -> $(field echo pid)); round trips resumed (replies=$(ping_replies))"
 
 kill -TERM "$SUP"
 wait "$SUP"; rc=$?

@@ -41,6 +41,13 @@
 #                        check_wf_metrics (2 eval lines)
 #   SL_SMALL             --set arguments of a small, fast run (8 prompts x 4
 #                        samples, 20 SFT steps, checkpoints every 3 steps)
+#   field ACTOR KEY      one value of ACTOR from `slime-ctl status --json`
+#   is ACTOR KEY VALUE   field ACTOR KEY is VALUE
+#   wait_for SECS CMD..  run CMD every 0.1 s until it succeeds (0), at most
+#                        SECS seconds (1)
+#   ping_replies         the replies count of the pinger's last "ping stats"
+#                        line ($RUN/logs/ping.log; empty before the first)
+#   replies_at_least N   ping_replies is at least N
 #   ledger_lines         lines in $RUN/ledger.jsonl
 #   wait_ledger N SECS   until the ledger has N lines (fails if the run ends)
 #   wait_end SECS        until the supervisor exits; its status in $SUP_RC
@@ -167,6 +174,28 @@ sl_tool_run() {
     sl_run conf/tool.conf "$_name" 300 $SL_TOOL_SMALL "$@" || return 1
     check_ledger $TOOL_STEPS $TOOL_RBS $TOOL_NPER groups || return 1
     check_wf_metrics $TOOL_STEPS $TOOL_RBS $TOOL_NPER 2
+}
+
+field() {
+    "$BUILD/slime-ctl" --run-dir "$RUN" status --json 2>/dev/null |
+        "$PY" -c 'import json,sys
+o=json.load(sys.stdin)
+print([a for a in o["actors"] if a["name"]==sys.argv[1]][0][sys.argv[2]])' "$1" "$2" 2>/dev/null
+}
+
+is() { [ "$(field "$1" "$2")" = "$3" ]; }
+
+wait_for() {
+    _n=$(($1 * 10)); shift
+    while [ $_n -gt 0 ]; do "$@" && return 0; sleep 0.1; _n=$((_n - 1)); done
+    return 1
+}
+
+ping_replies() { grep -o ' replies=[0-9]*' "$RUN/logs/ping.log" 2>/dev/null | tail -1 | cut -d= -f2; }
+
+replies_at_least() {
+    _r=$(ping_replies)
+    [ -n "$_r" ] && [ "$_r" -ge "$1" ]
 }
 
 ledger_lines() { cat "$RUN/ledger.jsonl" 2>/dev/null | wc -l; }

@@ -11,8 +11,6 @@ set -u
 [ -x "$PY" ] && "$PY" -c 'import zmq' 2>/dev/null || { echo "no python3-zmq: skipped"; exit 77; }
 sl_need slime-supervisor slime-actor slime-ctl
 sl_tmp slpy
-fail() { echo "FAIL: $*"; echo "--- supervisor output"; cat "$T/sup.out" 2>/dev/null;
-         for f in "$RUN"/logs/*.log; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
 
 cat > "$T/t.conf" <<CONF
 [supervisor]
@@ -33,29 +31,10 @@ CONF
 "$BUILD/slime-supervisor" "$T/t.conf" --run-dir "$RUN" > "$T/sup.out" 2>&1 &
 SUP=$!
 
-# field ACTOR KEY: one value from `slime-ctl status --json`
-field() {
-    "$BUILD/slime-ctl" --run-dir "$RUN" status --json 2>/dev/null |
-        "$PY" -c 'import json,sys
-o=json.load(sys.stdin)
-print([a for a in o["actors"] if a["name"]==sys.argv[1]][0][sys.argv[2]])' "$1" "$2" 2>/dev/null
-}
-# wait_for SECONDS COMMAND...: poll every 0.1 s
-wait_for() {
-    n=$(($1 * 10)); shift
-    while [ $n -gt 0 ]; do "$@" && return 0; sleep 0.1; n=$((n - 1)); done
-    return 1
-}
-is() { [ "$(field "$1" "$2")" = "$3" ]; }
-replies_at_least() {  # the pinger's last "ping stats" line shows >= $1 replies
-    r=$(grep -o ' replies=[0-9]*' "$RUN/logs/ping.log" 2>/dev/null | tail -1 | cut -d= -f2)
-    [ -n "$r" ] && [ "$r" -ge "$1" ]
-}
-
 wait_for 10 is py state running || fail "the Python actor never answered a mailbox heartbeat"
 wait_for 10 is ping state running || fail "the pinger never started"
 wait_for 10 replies_at_least 10 || fail "the pinger got no replies from the Python actor"
-echo "ok: Python actor answers PING (heartbeat) and TEST (pinger: $(grep -o ' replies=[0-9]*' "$RUN/logs/ping.log" | tail -1))"
+echo "ok: Python actor answers PING (heartbeat) and TEST (pinger: replies=$(ping_replies))"
 
 PYPID=$(field py pid)
 kill -STOP "$PYPID"
@@ -63,7 +42,7 @@ wait_for 8 is py last_exit hung || fail "a stopped Python actor was not detected
 wait_for 8 is py state running || fail "the Python actor was not restarted"
 [ "$(field py restarts)" = 1 ] || fail "restarts of py: $(field py restarts)"
 [ "$(field py pid)" != "$PYPID" ] || fail "same pid after restart"
-before=$(grep -o ' replies=[0-9]*' "$RUN/logs/ping.log" | tail -1 | cut -d= -f2)
+before=$(ping_replies)
 wait_for 10 replies_at_least $((before + 10)) || fail "no replies after the restart"
 echo "ok: stopped Python actor detected as hung over the mailbox and restarted; replies resumed"
 

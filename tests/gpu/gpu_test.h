@@ -1,0 +1,129 @@
+/*
+ * gpu_test.h — what the GPU test programs (tests/gpu/test_gpu_*.c) share:
+ * the failure flag, the start (skip with exit 77 where there is no CUDA
+ * device), a xorshift generator, the relative error of a GPU result against
+ * its CPU reference and the check that prints it, and the small Qwen2 /
+ * Qwen3 configurations the tests build.
+ *
+ * A program defines GPU_TEST_SEED before including it to start the
+ * generator elsewhere (each test keeps the stream its checks were tuned
+ * on). Only for CUDA builds (include it inside `#ifdef SL_HAVE_CUDA`).
+ * Not a test framework: no registration, no fixtures.
+ */
+#ifndef SL_GPU_TEST_H
+#define SL_GPU_TEST_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base.h"
+#include "model.h"
+#include "ops_cuda.h"
+
+#ifndef GPU_TEST_SEED
+#define GPU_TEST_SEED 0x9e3779b97f4a7c15ull
+#endif
+
+static int g_fail; /* any check failed: the program exits 1 */
+static uint64_t g_rng = GPU_TEST_SEED;
+
+/* Logging at WARN under NAME; 0 when a CUDA device is there, else 77 (the
+ * skip code, said on stdout). */
+static inline int gpu_test_start(const char *name)
+{
+    sl_log_init(name, SL_LOG_WARN);
+    if (!sl_cuda_available()) {
+        printf("no CUDA device: skipped\n");
+        return 77;
+    }
+    return 0;
+}
+
+/* Print COND and ok / FAIL; on failure the printf-style detail too. */
+#define CHECK(cond, ...)                                                                          \
+    do {                                                                                          \
+        int ok_ = (cond);                                                                         \
+        printf("  %-60s %s\n", #cond, ok_ ? "ok" : "FAIL");                                       \
+        if (!ok_) {                                                                               \
+            printf("    ");                                                                       \
+            printf(__VA_ARGS__);                                                                  \
+            printf("\n");                                                                         \
+            g_fail = 1;                                                                           \
+        }                                                                                         \
+    } while (0)
+
+/* xorshift64: the next raw value. */
+static inline uint64_t rnd(void)
+{
+    g_rng ^= g_rng << 13, g_rng ^= g_rng >> 7, g_rng ^= g_rng << 17;
+    return g_rng;
+}
+
+/* uniform in [0, 1) from the same stream (53 bits). */
+static inline double urand(void) { return (double)(rnd() >> 11) / 9007199254740992.0; }
+
+/* ||a - ref|| / ||ref|| (||a - ref|| when ref is all zero); INFINITY when A
+ * holds a NaN or an infinity, so a bound never passes it. */
+static inline double rel_err(const float *a, const float *ref, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i])) return INFINITY;
+        double d = (double)a[i] - ref[i];
+        num += d * d, den += (double)ref[i] * ref[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* Print WHAT and the relative error REL; ok when finite and below TOL,
+ * else FAIL (g_fail set). Returns REL. */
+static inline double check_rel(const char *what, double rel, double tol)
+{
+    int ok = isfinite(rel) && rel < tol;
+    printf("  %-44s rel %.2e %s%s\n", what, rel, isfinite(rel) ? "" : "NaN ", ok ? "ok" : "FAIL");
+    if (!ok) g_fail = 1;
+    return rel;
+}
+
+/* check_rel of GPU (n values) against its reference CPU. */
+static inline double check(const char *what, const float *gpu, const float *cpu, size_t n, double tol)
+{
+    return check_rel(what, rel_err(gpu, cpu, n), tol);
+}
+
+/* A Qwen2 configuration: q/k/v bias, rope theta 1e6, 4096 positions. */
+static inline void qwen2(sl_hf_config *c, int C, int L, int NH, int NKV, int HD, int F, int V, int tied)
+{
+    sl_hf_config_defaults(c);
+    c->arch = SL_ARCH_QWEN2;
+    snprintf(c->model_type, sizeof c->model_type, "qwen2");
+    c->hidden_size = C, c->num_hidden_layers = L, c->num_attention_heads = NH;
+    c->num_key_value_heads = NKV, c->head_dim = HD, c->intermediate_size = F, c->vocab_size = V;
+    c->max_position_embeddings = 4096, c->tie_word_embeddings = tied, c->qkv_bias = 1;
+    c->rope_theta = 1000000.0;
+}
+
+/* The same shape as Qwen3: per-head q/k RMSNorm, no q/k/v bias. */
+static inline void qwen3(sl_hf_config *c, int C, int L, int NH, int NKV, int HD, int F, int V, int tied)
+{
+    qwen2(c, C, L, NH, NKV, HD, F, V, tied);
+    c->arch = SL_ARCH_QWEN3;
+    snprintf(c->model_type, sizeof c->model_type, "qwen3");
+    c->qkv_bias = 0, c->qk_norm = 1;
+}
+
+/* The smallest Qwen3 the trainer tests use: hidden 128, 2 layers, 2 heads
+ * of 64 over 1 KV head, FFN 256, tied, other fields at their defaults. */
+static inline void tiny_qwen3(sl_hf_config *c, int V, int max_pos)
+{
+    sl_hf_config_defaults(c);
+    c->arch = SL_ARCH_QWEN3;
+    snprintf(c->model_type, sizeof c->model_type, "qwen3");
+    c->hidden_size = 128, c->num_hidden_layers = 2, c->num_attention_heads = 2;
+    c->num_key_value_heads = 1, c->head_dim = 64, c->intermediate_size = 256, c->vocab_size = V;
+    c->max_position_embeddings = max_pos, c->tie_word_embeddings = 1, c->qk_norm = 1;
+}
+
+#endif
