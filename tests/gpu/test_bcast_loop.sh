@@ -53,9 +53,14 @@ grep -q "making a new one" "$RUN/logs/trainer.log" || fail "the trainer did not 
 import json, math, sys
 m = [json.loads(l) for l in open(sys.argv[1] + "/metrics.jsonl") if l.strip()]
 rl = [x for x in m if x["phase"] == "rl"]
-d = [x["train_rollout_logprob_abs_diff"] for x in rl]
-print("train_rollout_logprob_abs_diff per RL step:", " ".join("%.4f" % v for v in d))
+# a step the killed trainer had trained (answered "duplicate" by the
+# restarted one, or "recovered" by the buffer) has no trainer metrics
+tr = [x for x in rl if "train_rollout_logprob_abs_diff" in x]
+d = [x["train_rollout_logprob_abs_diff"] for x in tr]
+print("train_rollout_logprob_abs_diff per RL step:", " ".join("%.4f" % v for v in d),
+      "(%d line(s) without it)" % (len(rl) - len(tr)))
+assert len(tr) >= len(rl) - 2, "too many steps without the trainer's metrics"
 assert all(0 < v <= 0.02 for v in d), "abs diff above 0.02 (or 0: not measured)"
-assert all(math.isfinite(x["loss"]) for x in rl), "non-finite loss"
+assert all(math.isfinite(x["loss"]) for x in tr), "non-finite loss"
 PYEOF
 echo "PASS: weights by NCCL broadcast, rollout and trainer killed: $STEPS steps, complete ledger, joins $n"
