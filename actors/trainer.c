@@ -1151,10 +1151,8 @@ static sl_err trainer_init(sl_actor_ctx *ctx, void **state) {
         int mp = tr->model->cfg.max_position_embeddings;
         long long mt = mt_key > 0 ? mt_key : (long long)(mp < 4096 ? mp : 4096) * mbs;
         if (mt_key <= 0 && mt > 16384) mt = 16384;
-        /* the GPU model reads its recomputation switch at creation */
-        if (t && sl_topology_get_bool(t, "trainer", "recompute_activations"))
-            setenv("SL_GPUM_RECOMPUTE", "1", 1);
-        e = sl_gpum_new(tr->model, (int)mt, &tr->gpum, err, sizeof err);
+        sl_gpum_opts go = {.recompute = t && sl_topology_get_bool(t, "trainer", "recompute_activations")};
+        e = sl_gpum_new_opts(tr->model, (int)mt, &go, &tr->gpum, err, sizeof err);
         if (e) {
             sl_actor_log(ctx, SL_LOG_ERROR, "cannot put the model on the GPU: %s", err);
             goto fail;

@@ -45,6 +45,12 @@ typedef struct sl_gpum_info {
 } sl_gpum_info;
 
 #ifdef SL_HAVE_CUDA
+/* Options of a GPU model. */
+typedef struct sl_gpum_opts {
+    int recompute; /* activation recomputation (below) */
+    int profile;   /* device time per kind of op (sl_gpum_profile) */
+} sl_gpum_opts;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -54,6 +60,10 @@ extern "C" {
  * (no GPU, unsupported architecture), SL_EINVAL, SL_ENOMEM (message in
  * err). */
 int sl_gpum_new(const sl_model *host, int max_tokens, sl_gpum **out, char *err, size_t errlen);
+/* The same with options; sl_gpum_new takes them from the environment
+ * (SL_GPUM_RECOMPUTE=1, SL_GPUM_PROFILE=1: benchmarks and tests). */
+int sl_gpum_new_opts(const sl_model *host, int max_tokens, const sl_gpum_opts *opts, sl_gpum **out,
+                     char *err, size_t errlen);
 void sl_gpum_free(sl_gpum *g);
 void sl_gpum_get_info(const sl_gpum *g, sl_gpum_info *info);
 
@@ -108,13 +118,12 @@ void sl_gpum_set_step(sl_gpum *g, int64_t step);
  * sl_gpum_use_ref(g, 0). Errors: SL_ENOMEM, SL_EINVAL (no snapshot). */
 int sl_gpum_ref_snapshot(sl_gpum *g);
 int sl_gpum_use_ref(sl_gpum *g, int on);
-/* With SL_GPUM_RECOMPUTE=1 in the environment at sl_gpum_new (the trainer
- * sets it for [trainer] recompute_activations), activations are recomputed:
+/* With recompute (sl_gpum_opts; [trainer] recompute_activations), activations are recomputed:
  * only the layer inputs (fp32 residual stream) are kept for every layer, the
  * other intermediates for one layer, and the backward runs each layer's
  * forward again before its backward (same results; about one more forward
  * of compute). */
-/* With SL_GPUM_PROFILE=1 in the environment at sl_gpum_new, device time
+/* With profile (sl_gpum_opts), device time
  * per kind of op is summed (events between ops, so it slows the model):
  * ms[0..SL_GPUM_PROF_N) = gemm, attention forward, attention backward,
  * norms, LM head (its GEMMs included), other elementwise, optimizer;
@@ -187,6 +196,12 @@ static inline int sl_gpum_new(const sl_model *host, int max_tokens, sl_gpum **ou
     *out = 0;
     if (err && errlen) snprintf(err, errlen, "built without CUDA");
     return SL_EUNSUPPORTED;
+}
+static inline int sl_gpum_new_opts(const sl_model *host, int max_tokens, const sl_gpum_opts *opts,
+                                   sl_gpum **out, char *err, size_t errlen)
+{
+    (void)opts;
+    return sl_gpum_new(host, max_tokens, out, err, errlen);
 }
 static inline void sl_gpum_free(sl_gpum *g) { (void)g; }
 static inline void *sl_gpum_weights(sl_gpum *g, size_t *bytes)

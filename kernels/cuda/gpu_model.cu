@@ -140,7 +140,17 @@ extern "C" void sl_gpum_free(sl_gpum *g)
 extern "C" int sl_gpum_new(const sl_model *h, int max_tokens, sl_gpum **out, char *err,
                            size_t errlen)
 {
+    const char *re = getenv("SL_GPUM_RECOMPUTE"), *pe = getenv("SL_GPUM_PROFILE");
+    sl_gpum_opts o = {.recompute = re && *re && strcmp(re, "0") != 0, .profile = pe && *pe == '1'};
+    return sl_gpum_new_opts(h, max_tokens, &o, out, err, errlen);
+}
+
+extern "C" int sl_gpum_new_opts(const sl_model *h, int max_tokens, const sl_gpum_opts *opts,
+                                sl_gpum **out, char *err, size_t errlen)
+{
     *out = NULL;
+    sl_gpum_opts none = {0, 0};
+    if (!opts) opts = &none;
     int ndev = 0;
     if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev < 1) {
         cudaGetLastError();
@@ -165,8 +175,7 @@ extern "C" int sl_gpum_new(const sl_model *h, int max_tokens, sl_gpum **out, cha
     g->V = c->vocab_size, g->W = (g->NH + 2 * g->NKV) * g->HD, g->tied = c->tie_word_embeddings;
     g->qkv_bias = c->qkv_bias, g->max_tokens = max_tokens, g->max_pos = c->max_position_embeddings;
     g->qk_norm = c->qk_norm != 0, g->logit_scale = 1.f;
-    const char *re = getenv("SL_GPUM_RECOMPUTE");
-    g->recompute = re && *re && strcmp(re, "0") != 0;
+    g->recompute = opts->recompute != 0;
     g->eps = (float)c->rms_norm_eps, g->scale = 1.0f / sqrtf((float)g->HD);
     g->n_params = h->n_params;
     if (build_layout(g, h)) {
@@ -229,8 +238,7 @@ extern "C" int sl_gpum_new(const sl_model *h, int max_tokens, sl_gpum **out, cha
     CUDA_CHECK(cudaMemcpy(g->cos_t, h->rope_cos, 4 * (size_t)g->max_pos * half, cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemcpy(g->sin_t, h->rope_sin, 4 * (size_t)g->max_pos * half, cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaStreamSynchronize(s));
-    const char *pe = getenv("SL_GPUM_PROFILE");
-    if (pe && *pe == '1') {
+    if (opts->profile) {
         g->prof = 1;
         for (int i = 0; i < 2048; i++) CUDA_CHECK(cudaEventCreate(&g->ev[i]));
     }

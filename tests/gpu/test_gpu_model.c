@@ -352,7 +352,7 @@ static void test_trainer_hooks(void)
  * activation memory */
 static void test_recompute(void)
 {
-    printf("activation recomputation (SL_GPUM_RECOMPUTE)\n");
+    printf("activation recomputation (sl_gpum_opts.recompute)\n");
     sl_hf_config c;
     qwen3(&c, 256, 3, 4, 2, 64, 512, 1000, 1);
     int lens[] = {37, 64, 1, 130, 200};
@@ -369,9 +369,8 @@ static void test_recompute(void)
     }
     perturb(m);
     for (int k = 0; k < 2; k++) {
-        if (k) setenv("SL_GPUM_RECOMPUTE", "1", 1);
-        int rc = sl_gpum_new(m, T, &g[k], err, sizeof err);
-        unsetenv("SL_GPUM_RECOMPUTE");
+        sl_gpum_opts o = {.recompute = k};
+        int rc = sl_gpum_new_opts(m, T, &o, &g[k], err, sizeof err);
         if (rc) {
             printf("  sl_gpum_new: %s FAIL\n", err);
             g_fail = 1;
