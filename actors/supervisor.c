@@ -624,10 +624,13 @@ static bool intensity_ok(sv *s) {
     return true;
 }
 
-/* Instances of a group that must live and die together: data-parallel
- * trainer ranks (an NCCL group does not survive a member). */
-static bool is_gang(const sl_actor_spec *sp) {
-    return sp->count > 1 && sp->kind_name && strcmp(sp->kind_name, "trainer") == 0;
+/* Instances of a group that must live and die together: restart_together,
+ * and data-parallel trainer ranks (an NCCL group does not survive a
+ * member). */
+static bool is_gang(const sv *s, const sl_actor_spec *sp) {
+    if (sp->count < 2) return false;
+    return (sp->kind_name && strcmp(sp->kind_name, "trainer") == 0) ||
+           sl_topology_get_bool(s->topo, sp->section, "restart_together");
 }
 
 static void restart_one(sv *s, child *c) {
@@ -664,7 +667,7 @@ static void on_child_exit(sv *s, int i, int st) {
         return;
     }
     sl_strategy strat = s->topo->supervisor.strategy;
-    bool gang = is_gang(c->spec);
+    bool gang = is_gang(s, c->spec);
     if (strat == SL_STRATEGY_ONE_FOR_ONE && !gang) {
         restart_one(s, c);
         return;
@@ -690,7 +693,7 @@ static void on_child_exit(sv *s, int i, int st) {
     sv_log(s, SL_LOG_INFO, "%s: restarting %s", gang && strat == SL_STRATEGY_ONE_FOR_ONE ? "gang" : sl_strategy_name(strat),
            strat == SL_STRATEGY_ONE_FOR_ALL    ? "all children"
            : strat == SL_STRATEGY_REST_FOR_ONE ? "it and the children after it"
-                                               : "every rank of its data-parallel group");
+                                               : "every instance of its group (restart_together)");
     for (int j = s->n - 1; j >= 0; j--) {
         if (j == i || !again[j]) continue;
         child_stop(s, &s->c[j]);

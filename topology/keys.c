@@ -65,6 +65,10 @@ static const sl_key_def keys[] = {
      "Instances of this actor: count > 1 names them NAME.0 .. NAME.(count-1)."},
     {"actor", "restart", SL_KEY_ENUM, "permanent", 0, 0, "permanent|transient|temporary", false, NULL,
      "permanent: always restarted; transient: only after an abnormal exit; temporary: never."},
+    {"actor", "restart_together", SL_KEY_BOOL, "false", 0, 0, NULL, false, NULL,
+     "count > 1: when one instance ends, every instance of the group is stopped and started "
+     "again, whatever [supervisor] strategy says (members of one collective, e.g. an NCCL group). "
+     "Always on for a trainer group with count > 1 (data-parallel ranks)."},
     {"actor", "shutdown_ms", SL_KEY_DURATION_MS, "2000", 0, 3600000, NULL, false, NULL,
      "On stop: SIGTERM, then SIGKILL if still alive after this long."},
     {"actor", "device", SL_KEY_DEVICE, "cpu", 0, 0, NULL, false, NULL,

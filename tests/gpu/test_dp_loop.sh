@@ -58,7 +58,7 @@ for r in 0 1; do
     n=$(grep -c "data parallel: rank $r of 2" "$RUN/logs/trainer.$r.log")
     [ "$n" -ge 2 ] || fail "rank $r joined the group $n time(s), want 2 (before and after the kill)"
 done
-grep -q "every rank of its data-parallel group" "$RUN/logs/supervisor.log" ||
+grep -q "every instance of its group" "$RUN/logs/supervisor.log" ||
     fail "the supervisor did not restart the whole group"
 grep -q "resumed from" "$L1" || fail "rank 1 did not resume from a checkpoint"
 grep -q "takes batches from rank 0 only" "$L0" "$L1" && fail "a rank got a batch from another sender"

@@ -320,6 +320,38 @@ static void rest_for_one_restarts_the_child_and_those_after_it(void **state) {
     assert_int_equal(stop_supervisor(), 0);
 }
 
+/* restart_together: a group of two restarts as one under one_for_one;
+ * the others are untouched. */
+static void a_restart_together_group_restarts_as_one(void **state) {
+    (void)state;
+    write_conf("[run]\nname = t\n"
+               "[supervisor]\nstrategy = one_for_one\nintensity = 10\nperiod = 10\n"
+               "heartbeat_ms = 50\nheartbeat_timeout_ms = 1500\n"
+               "[actor a]\nkind = echo\nshutdown_ms = 1000\n"
+               "[actor g]\nkind = echo\ncount = 2\nrestart_together = true\nshutdown_ms = 1000\n"
+               "[actor c]\nkind = echo\nshutdown_ms = 1000\n");
+    sup = start_supervisor(NULL);
+    json_t *st = wait_for(all_running, NULL, 8000);
+    assert_non_null(st);
+    const char *names[4] = {"a", "g.0", "g.1", "c"};
+    pid_t p[4];
+    for (int i = 0; i < 4; i++) p[i] = (pid_t)ival(st, names[i], "pid");
+    json_decref(st);
+    assert_int_equal(kill(p[2], SIGKILL), 0);
+    want w[] = {{"a", 0, "running"}, {"g.0", 1, "running"}, {"g.1", 1, "running"}, {"c", 0, "running"}, {0}};
+    st = wait_for(matches, w, 6000);
+    assert_non_null(st);
+    assert_int_equal(ival(st, "a", "pid"), p[0]);
+    assert_int_equal(ival(st, "c", "pid"), p[3]);
+    assert_int_not_equal(ival(st, "g.0", "pid"), p[1]);
+    assert_int_not_equal(ival(st, "g.1", "pid"), p[2]);
+    assert_string_equal(sval(st, "g.1", "last_exit"), "signal 9");
+    assert_string_equal(sval(st, "g.0", "last_exit"), "exit 0"); /* stopped cleanly by us */
+    json_decref(st);
+    assert_true(all_gone(p + 1, 2, 2000));
+    assert_int_equal(stop_supervisor(), 0);
+}
+
 /* ============================================================ restart types */
 
 static void a_temporary_child_is_never_restarted(void **state) {
@@ -739,6 +771,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(one_for_one_restarts_only_the_killed_child, setup, teardown),
         cmocka_unit_test_setup_teardown(one_for_all_restarts_every_child, setup, teardown),
         cmocka_unit_test_setup_teardown(rest_for_one_restarts_the_child_and_those_after_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_restart_together_group_restarts_as_one, setup, teardown),
         cmocka_unit_test_setup_teardown(a_temporary_child_is_never_restarted, setup, teardown),
         cmocka_unit_test_setup_teardown(a_transient_child_is_restarted_after_a_crash_but_not_after_exit_0,
                                         setup, teardown),
