@@ -69,16 +69,6 @@ typedef struct result {
     double weight_gb;
 } result;
 
-static int read_all(int fd, void *buf, size_t n)
-{
-    size_t done = 0;
-    while (done < n) {
-        ssize_t r = read(fd, (char *)buf + done, n - done);
-        if (r <= 0) return -1;
-        done += (size_t)r;
-    }
-    return 0;
-}
 
 /* The ids of rank RANK of N: rank 0 makes them and writes them to
  * ID_FD[1..N-1] (then closes those); rank k >= 1 reads them from ID_FD[k]. */
@@ -86,7 +76,7 @@ static int share_ids(int rank, int n, const int *id_fd, ids *id)
 {
     char err[256];
     if (rank > 0) {
-        if (!read_all(id_fd[rank], id, sizeof *id)) return 0;
+        if (!sl_read_exact(id_fd[rank], id, sizeof *id)) return 0;
         return fprintf(stderr, "rank %d: no NCCL ids from rank 0\n", rank), 1;
     }
     int rc = 0;

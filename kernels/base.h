@@ -96,6 +96,11 @@ uint64_t sl_hash64(const void *data, size_t len);
 
 /* Monotonic clock in nanoseconds / milliseconds. */
 uint64_t sl_now_ns(void);
+
+/* Exactly n bytes from / to a file descriptor (pipes, sockets), retried
+ * on EINTR and short transfers: 0, or -1 (end of file or an error). */
+int sl_read_exact(int fd, void *buf, size_t n);
+int sl_write_exact(int fd, const void *buf, size_t n);
 static inline uint64_t sl_now_ms(void) { return sl_now_ns() / 1000000u; }
 
 /* ------------------------------------------------------- little endian io */

@@ -18,8 +18,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "base.h"
 #include "model.h"
+#include "nccl_comm.h"
 #include "ops_cuda.h"
 
 #ifndef GPU_TEST_SEED
@@ -124,6 +129,76 @@ static inline void tiny_qwen3(sl_hf_config *c, int V, int max_pos)
     c->hidden_size = 128, c->num_hidden_layers = 2, c->num_attention_heads = 2;
     c->num_key_value_heads = 1, c->head_dim = 64, c->intermediate_size = 256, c->vocab_size = V;
     c->max_position_embeddings = max_pos, c->tie_word_embeddings = 1, c->qk_norm = 1;
+}
+
+/* ---- data-parallel checks: a reference process and two ranks ---- */
+
+/* CUDA devices, counted in a child process (the test must not start CUDA
+ * before it forks the ranks). */
+static inline int gpu_count_forked(void)
+{
+    int p[2], n = 0;
+    if (pipe(p)) return 0;
+    pid_t pid = fork();
+    if (pid == 0) {
+        n = sl_gpu_device_count();
+        _exit(sl_write_exact(p[1], &n, sizeof n) ? 1 : 0);
+    }
+    close(p[1]);
+    if (sl_read_exact(p[0], &n, sizeof n)) n = 0;
+    close(p[0]);
+    waitpid(pid, NULL, 0);
+    return n;
+}
+
+/* The ranks' GPUs: 0 and 1, or both on GPU 0 with one GPU, where each rank
+ * names its own NCCL host (NCCL refuses two ranks of one host on one GPU)
+ * and NCCL talks over loopback sockets. Call in each rank's process before
+ * its first CUDA call. Returns the device of rank (-1: the reference). */
+static inline int dp_test_device(int rank, int one_gpu)
+{
+    if (rank >= 0 && one_gpu) {
+        char host[32];
+        snprintf(host, sizeof host, "slime-test-rank-%d", rank);
+        setenv("NCCL_HOSTID", host, 1);
+        setenv("NCCL_SOCKET_IFNAME", "lo", 0);
+    }
+    return rank < 0 || one_gpu ? 0 : rank;
+}
+
+/* Forks child(k - 1, fd) for k = 0..2 (-1: the reference, then ranks 0
+ * and 1); each writes res_bytes of results, then np floats of parameters,
+ * to fd. res gets 3 x res_bytes, params[k] np floats (malloc'd; the
+ * caller frees). 0 when every process wrote everything and exited 0. */
+static inline int run_ranks(int (*child)(int rank, int fd), void *res, size_t res_bytes,
+                            float *params[3], size_t np)
+{
+    int fds[3], fail = 0;
+    pid_t pids[3];
+    for (int k = 0; k < 3; k++) {
+        int p[2];
+        if (pipe(p)) return -1;
+        pids[k] = fork();
+        if (pids[k] == 0) {
+            close(p[0]);
+            _exit(child(k - 1, p[1]));
+        }
+        close(p[1]);
+        fds[k] = p[0];
+    }
+    for (int k = 0; k < 3; k++) {
+        params[k] = malloc(4 * np);
+        if (!params[k] || sl_read_exact(fds[k], (char *)res + k * res_bytes, res_bytes) ||
+            sl_read_exact(fds[k], params[k], 4 * np)) {
+            printf("process %d gave no result: FAIL\n", k);
+            fail = 1;
+        }
+        close(fds[k]);
+        int st = 0;
+        waitpid(pids[k], &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st)) fail = 1;
+    }
+    return fail ? -1 : 0;
 }
 
 #endif

@@ -32,31 +32,15 @@ int main(void)
 }
 #else
 #include "gpu_sync.h"
+#include "gpu_test.h"
 
-static int g_fail;
 static void expect(int ok, const char *what)
 {
     printf("  %-64s %s\n", what, ok ? "ok" : "FAIL");
     if (!ok) g_fail = 1;
 }
 
-static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
-static float frand(void)
-{
-    g_rng ^= g_rng << 13, g_rng ^= g_rng >> 7, g_rng ^= g_rng << 17;
-    return (float)((double)(g_rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
-static void qwen2(sl_hf_config *c, int C, int L, int NH, int NKV, int HD, int F, int V, int tied)
-{
-    sl_hf_config_defaults(c);
-    c->arch = SL_ARCH_QWEN2;
-    snprintf(c->model_type, sizeof c->model_type, "qwen2");
-    c->hidden_size = C, c->num_hidden_layers = L, c->num_attention_heads = NH;
-    c->num_key_value_heads = NKV, c->head_dim = HD, c->intermediate_size = F, c->vocab_size = V;
-    c->max_position_embeddings = 4096, c->tie_word_embeddings = tied, c->qkv_bias = 1;
-    c->rope_theta = 1000000.0;
-}
+static float frand(void) { return (float)(urand() * 2.0 - 1.0); }
 
 static void test_collectives(void)
 {

@@ -32,8 +32,7 @@ int main(void)
     return 77;
 }
 #else
-#include <sys/wait.h>
-#include <unistd.h>
+#include "gpu_test.h"
 
 #define STEPS 8
 #define LEN 128
@@ -62,22 +61,11 @@ static sl_model *make_host(sl_hf_config *c)
 }
 
 /* rank -1: the reference (both sequences); rank 0/1: one sequence */
-static int read_all(int fd, void *buf, size_t n);
-
 static int child(int rank, int fd)
 {
     char err[256], hex[SL_NCCL_ID_HEX] = "";
     out o = {0};
-    if (rank >= 0 && one_gpu) {
-        /* two ranks on one GPU: NCCL refuses two ranks of one host on one
-         * device, so each rank names its own "host" and the ranks talk
-         * through NCCL's socket transport over loopback (the path NCCL
-         * takes between machines) */
-        char host[32];
-        snprintf(host, sizeof host, "slime-test-rank-%d", rank);
-        setenv("NCCL_HOSTID", host, 1);
-    }
-    if (sl_gpu_set_device(rank < 0 || one_gpu ? 0 : rank, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
+    if (sl_gpu_set_device(dp_test_device(rank, one_gpu), err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
     sl_hf_config c;
     sl_model *m = make_host(&c);
     if (!m) return 1;
@@ -90,8 +78,8 @@ static int child(int rank, int fd)
     sl_dp *dp = NULL;
     if (rank == 0) {
         if (sl_nccl_unique_id(hex, err, sizeof err)) return fprintf(stderr, "rank 0: %s\n", err), 1;
-        if (write(id_pipe[1], hex, sizeof hex) != (ssize_t)sizeof hex) return 1;
-    } else if (rank == 1 && read_all(id_pipe[0], hex, sizeof hex)) {
+        if (sl_write_exact(id_pipe[1], hex, sizeof hex)) return 1;
+    } else if (rank == 1 && sl_read_exact(id_pipe[0], hex, sizeof hex)) {
         return fprintf(stderr, "rank 1: no unique id from rank 0\n"), 1;
     }
     if (rank >= 0 && (sl_nccl_init(hex, 2, rank, &nc, err, sizeof err) ||
@@ -112,13 +100,7 @@ static int child(int rank, int fd)
     float *p = malloc(4 * m->n_params);
     sl_gpum_params_to_host(g, p);
     o.ok = 1;
-    if (write(fd, &o, sizeof o) != (ssize_t)sizeof o) return 1;
-    size_t n = 4 * m->n_params, done = 0;
-    while (done < n) {
-        ssize_t w = write(fd, (char *)p + done, n - done);
-        if (w <= 0) return 1;
-        done += (size_t)w;
-    }
+    if (sl_write_exact(fd, &o, sizeof o) || sl_write_exact(fd, p, 4 * m->n_params)) return 1;
     sl_dp_free(dp);
     sl_nccl_free(nc);
     sl_gpum_free(g);
@@ -127,41 +109,13 @@ static int child(int rank, int fd)
     return 0;
 }
 
-static int gpu_count(void)
-{
-    int p[2], n = 0;
-    if (pipe(p)) return 0;
-    pid_t pid = fork();
-    if (pid == 0) {
-        n = sl_gpu_device_count();
-        _exit(write(p[1], &n, sizeof n) == (ssize_t)sizeof n ? 0 : 1);
-    }
-    close(p[1]);
-    if (read(p[0], &n, sizeof n) != (ssize_t)sizeof n) n = 0;
-    close(p[0]);
-    waitpid(pid, NULL, 0);
-    return n;
-}
-
-static int read_all(int fd, void *buf, size_t n)
-{
-    size_t done = 0;
-    while (done < n) {
-        ssize_t r = read(fd, (char *)buf + done, n - done);
-        if (r <= 0) return -1;
-        done += (size_t)r;
-    }
-    return 0;
-}
-
 int main(void)
 {
     sl_log_init("test_nccl_dp2", SL_LOG_WARN);
-    int ngpu = gpu_count();
+    int ngpu = gpu_count_forked();
     one_gpu = ngpu == 1;
     if (one_gpu) {
         printf("one GPU: both ranks on GPU 0, NCCL over loopback sockets (NCCL_HOSTID per rank)\n");
-        setenv("NCCL_SOCKET_IFNAME", "lo", 0);
     }
     if (ngpu < 1) {
         printf("no CUDA device: skipped\n");
@@ -174,33 +128,10 @@ int main(void)
     sl_hf_config c;
     sl_model *m = make_host(&c);
     size_t np = m->n_params;
-    int fds[3];
-    pid_t pids[3];
-    for (int k = 0; k < 3; k++) {
-        int p[2];
-        if (pipe(p)) return 1;
-        pids[k] = fork();
-        if (pids[k] == 0) {
-            close(p[0]);
-            _exit(child(k - 1, p[1]));
-        }
-        close(p[1]);
-        fds[k] = p[0];
-    }
     out o[3];
     float *params[3];
+    if (run_ranks(child, o, sizeof o[0], params, np)) return 1;
     int fail = 0;
-    for (int k = 0; k < 3; k++) {
-        params[k] = malloc(4 * np);
-        if (read_all(fds[k], &o[k], sizeof o[k]) || read_all(fds[k], params[k], 4 * np) || !o[k].ok) {
-            printf("process %d gave no result: FAIL\n", k);
-            fail = 1;
-        }
-        int st = 0;
-        waitpid(pids[k], &st, 0);
-        if (!WIFEXITED(st) || WEXITSTATUS(st)) fail = 1;
-    }
-    if (fail) return 1;
     for (int s = 0; s < STEPS; s++) {
         double one = o[0].loss[s], two = 0.5 * (o[1].loss[s] + o[2].loss[s]);
         double rel = fabs(one - two) / fabs(one);
@@ -210,15 +141,11 @@ int main(void)
     }
     if (!(o[0].loss[STEPS - 1] < o[0].loss[0])) printf("  loss did not fall: FAIL\n"), fail = 1;
     for (int r = 1; r <= 2; r++) {
-        double num = 0, den = 0;
-        for (size_t i = 0; i < np; i++) {
-            double d = (double)params[r][i] - params[0][i];
-            num += d * d, den += (double)params[0][i] * params[0][i];
-        }
-        double rel = sqrt(num / den);
+        double rel = rel_err(params[r], params[0], np);
         printf("  parameters of rank %d vs 1 GPU: rel %.2e %s\n", r - 1, rel, rel < 2e-2 ? "ok" : "FAIL");
         if (!(rel < 2e-2)) fail = 1;
     }
+    for (int k = 0; k < 3; k++) free(params[k]);
     printf("%s\n", fail ? "FAILED" : "1-vs-2-GPU loss curve matches");
     sl_model_free(m);
     return fail;

@@ -39,8 +39,7 @@ int main(void)
     return 77;
 }
 #else
-#include <sys/wait.h>
-#include <unistd.h>
+#include "gpu_test.h"
 
 #define NS 16
 #define GS 4
@@ -55,35 +54,6 @@ typedef struct out {
 static int id_pipe[2];
 static int one_gpu;
 static char ck_dir[64];
-
-static int read_all(int fd, void *buf, size_t n)
-{
-    size_t done = 0;
-    while (done < n) {
-        ssize_t r = read(fd, (char *)buf + done, n - done);
-        if (r <= 0) return -1;
-        done += (size_t)r;
-    }
-    return 0;
-}
-
-static int write_all(int fd, const void *buf, size_t n)
-{
-    size_t done = 0;
-    while (done < n) {
-        ssize_t w = write(fd, (const char *)buf + done, n - done);
-        if (w <= 0) return -1;
-        done += (size_t)w;
-    }
-    return 0;
-}
-
-static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
-static double urand(void)
-{
-    g_rng ^= g_rng << 13, g_rng ^= g_rng >> 7, g_rng ^= g_rng << 17;
-    return (double)(g_rng >> 11) / 9007199254740992.0;
-}
 
 static void cfg_model(sl_hf_config *c)
 {
@@ -177,16 +147,11 @@ static int child(int rank, int fd)
 {
     char err[256], hex[SL_NCCL_ID_HEX] = "";
     out o = {0};
-    if (rank >= 0 && one_gpu) {
-        char host[32];
-        snprintf(host, sizeof host, "slime-test-rank-%d", rank);
-        setenv("NCCL_HOSTID", host, 1);
-    }
-    if (sl_gpu_set_device(rank < 0 || one_gpu ? 0 : rank, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
+    if (sl_gpu_set_device(dp_test_device(rank, one_gpu), err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
     if (rank == 0) {
         if (sl_nccl_unique_id(hex, err, sizeof err)) return fprintf(stderr, "rank 0: %s\n", err), 1;
-        if (write_all(id_pipe[1], hex, sizeof hex)) return 1;
-    } else if (rank == 1 && read_all(id_pipe[0], hex, sizeof hex)) {
+        if (sl_write_exact(id_pipe[1], hex, sizeof hex)) return 1;
+    } else if (rank == 1 && sl_read_exact(id_pipe[0], hex, sizeof hex)) {
         return fprintf(stderr, "rank 1: no unique id\n"), 1;
     }
     sl_nccl *nc = NULL;
@@ -212,32 +177,16 @@ static int child(int rank, int fd)
     size_t np;
     const float *p = sl_trainer_params(t, &np); /* collective under ZeRO-1 */
     o.ok = 1;
-    if (write_all(fd, &o, sizeof o) || write_all(fd, p, 4 * np)) return 1;
+    if (sl_write_exact(fd, &o, sizeof o) || sl_write_exact(fd, p, 4 * np)) return 1;
     sl_trainer_free(t), sl_gpum_free(g), sl_model_free(m);
     sl_nccl_free(nc);
     return 0;
 }
 
-static int gpu_count(void)
-{
-    int p[2], n = 0;
-    if (pipe(p)) return 0;
-    pid_t pid = fork();
-    if (pid == 0) {
-        n = sl_gpu_device_count();
-        _exit(write(p[1], &n, sizeof n) == (ssize_t)sizeof n ? 0 : 1);
-    }
-    close(p[1]);
-    if (read(p[0], &n, sizeof n) != (ssize_t)sizeof n) n = 0;
-    close(p[0]);
-    waitpid(pid, NULL, 0);
-    return n;
-}
-
 int main(void)
 {
     sl_log_init("test_trainer_dp", SL_LOG_WARN);
-    int ngpu = gpu_count();
+    int ngpu = gpu_count_forked();
     if (ngpu < 1) {
         printf("no CUDA device: skipped\n");
         return 77;
@@ -245,7 +194,6 @@ int main(void)
     one_gpu = ngpu == 1;
     if (one_gpu) {
         printf("one GPU: both ranks on GPU 0, NCCL over loopback sockets (NCCL_HOSTID per rank)\n");
-        setenv("NCCL_SOCKET_IFNAME", "lo", 0);
     } else {
         printf("ranks on GPUs 0 and 1\n");
     }
@@ -259,33 +207,10 @@ int main(void)
     if (sl_model_new(&c, sl_ops_cpu(), 1, 11, &m, err, sizeof err)) return printf("%s\n", err), 1;
     size_t np = m->n_params;
     sl_model_free(m);
-    int fds[3];
-    pid_t pids[3];
-    for (int k = 0; k < 3; k++) {
-        int p[2];
-        if (pipe(p)) return 1;
-        pids[k] = fork();
-        if (pids[k] == 0) {
-            close(p[0]);
-            _exit(child(k - 1, p[1]));
-        }
-        close(p[1]);
-        fds[k] = p[0];
-    }
     out o[3];
     float *params[3];
+    if (run_ranks(child, o, sizeof o[0], params, np)) return 1;
     int fail = 0;
-    for (int k = 0; k < 3; k++) {
-        params[k] = malloc(4 * np);
-        if (read_all(fds[k], &o[k], sizeof o[k]) || read_all(fds[k], params[k], 4 * np) || !o[k].ok) {
-            printf("process %d gave no result: FAIL\n", k);
-            fail = 1;
-        }
-        int st = 0;
-        waitpid(pids[k], &st, 0);
-        if (!WIFEXITED(st) || WEXITSTATUS(st)) fail = 1;
-    }
-    if (fail) return 1;
     static const char *names[NM] = {"loss", "kl", "entropy", "grad_norm", "abs_diff"};
     /* bf16 weights: the order of a reduction may round a weight the other
      * way, which moves later steps a little */
@@ -302,15 +227,11 @@ int main(void)
         }
     }
     for (int r = 1; r <= 2; r++) {
-        double num = 0, den = 0;
-        for (size_t i = 0; i < np; i++) {
-            double d = (double)params[r][i] - params[0][i];
-            num += d * d, den += (double)params[0][i] * params[0][i];
-        }
-        double rel = sqrt(num / den);
+        double rel = rel_err(params[r], params[0], np);
         printf("  parameters of rank %d vs 1 GPU: rel %.2e %s\n", r - 1, rel, rel < 2e-3 ? "ok" : "FAIL");
         if (!(rel < 2e-3)) fail = 1;
     }
+    for (int k = 0; k < 3; k++) free(params[k]);
     printf("%s\n", fail ? "FAILED" : "data-parallel trainer matches one GPU");
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%.*s'", (int)(strlen(ck_dir) - 3), ck_dir);
