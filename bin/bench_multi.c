@@ -3,8 +3,8 @@
  * GPUs (kernels/nccl_comm.h), one JSON object:
  *
  *  multi-gpu [--layers L] [--seqs B] [--seq-len S] [--steps N] [--bucket-mb M] [--one-gpu]
- *      For each configuration of T trainer ranks + E engine ranks (1+1,
- *      2+2, 4+4) that the GPUs allow (one GPU per rank, one process per
+ *      For each configuration of T trainer ranks + E engine ranks (1+0,
+ *      2+0, 1+1, 2+2, 4+4) that the GPUs allow (one GPU per rank, one process per
  *      rank, forked before any CUDA call): the data-parallel training step
  *      of a random Qwen2.5-0.5B-shaped model (B sequences of S tokens per
  *      trainer rank, gradient buckets of M MiB all-reduced during the
@@ -243,7 +243,7 @@ int bench_multi_gpu(int argc, char **argv)
            "\"layers\":%d,\"seqs_per_trainer\":%d,\"seq_len\":%d,\"steps\":%d,\"bucket_mb\":%zu,\"configs\":[",
            ngpu, one_gpu ? "socket-one-gpu" : "one-gpu-per-rank", o.layers, o.B, o.S, o.steps, o.bucket >> 20);
     fflush(stdout);
-    const int cfg[][2] = {{1, 0}, {1, 1}, {2, 2}, {4, 4}};
+    const int cfg[][2] = {{1, 0}, {2, 0}, {1, 1}, {2, 2}, {4, 4}};
     int first = 1;
     char skipped[512] = "";
     for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {

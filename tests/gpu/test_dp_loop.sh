@@ -18,7 +18,8 @@
 #   - the SFT loss curve equals the one of the same run with one trainer
 #     (count = 1, run first): within 2e-2 relative at each of the first
 #     10 steps, the mean over all 40 within 5e-2.
-# Env: SL_DP_LOOP_STEPS (default 8). Exit 77 without a GPU or programs.
+# Env: SL_DP_LOOP_STEPS (default 8); SL_DP_PLACEMENT (default shared;
+# one_per_gpu on a machine of 2+ GPUs). Exit 77 without a GPU or programs.
 set -u
 . "$(dirname "$0")/../rl/lib.sh"
 command -v nvidia-smi > /dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q GPU ||
@@ -32,6 +33,7 @@ set -- $SL_SMALL --set run.num_steps="$STEPS" --set sft.steps=40 --set sft.batch
     --set trainer.global_batch_size=64 --set trainer.micro_batch_size=16 \
     --set trainer.save_interval=2 --set trainer.eval_interval=0 \
     --set actor.trainer.device=cuda:0 --set actor.trainer.count=2 \
+    --set actor.trainer.placement="${SL_DP_PLACEMENT:-shared}" \
     --set supervisor.heartbeat_timeout_ms=20000 \
     --set model.builtin_hidden_size=128 --set model.builtin_num_attention_heads=2 \
     --set model.builtin_num_key_value_heads=1 --set model.builtin_head_dim=64 \
