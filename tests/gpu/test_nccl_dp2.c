@@ -28,7 +28,6 @@
 #ifndef SL_HAVE_CUDA
 int main(void)
 {
-    setvbuf(stdout, NULL, _IOLBF, 0); /* a run cut by a timeout keeps its lines */
     printf("built without CUDA: skipped\n");
     return 77;
 }
@@ -112,6 +111,7 @@ static int child(int rank, int fd)
 
 int main(void)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* a run cut by a timeout keeps its lines */
     sl_log_init("test_nccl_dp2", SL_LOG_WARN);
     int ngpu = gpu_count_forked();
     one_gpu = ngpu == 1;

@@ -35,7 +35,6 @@
 #ifndef SL_HAVE_CUDA
 int main(void)
 {
-    setvbuf(stdout, NULL, _IOLBF, 0); /* a run cut by a timeout keeps its lines */
     printf("built without CUDA: skipped\n");
     return 77;
 }
@@ -186,6 +185,7 @@ static int child(int rank, int fd)
 
 int main(void)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* a run cut by a timeout keeps its lines */
     sl_log_init("test_trainer_dp", SL_LOG_WARN);
     int ngpu = gpu_count_forked();
     if (ngpu < 1) {
