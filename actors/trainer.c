@@ -1226,13 +1226,15 @@ static sl_err trainer_init(sl_actor_ctx *ctx, void **state) {
         tr->all_mask |= bit;
         /* NCCL broadcast to GPU rollouts elsewhere (and with gpu_weight_sync
          * = broadcast); CUDA IPC to those on the trainer's GPU; shm to CPU ones */
-        const sl_actor_spec *ro = tr->rollouts[i];
-        if (tr->gpum && sl_weights_by_nccl(t, tr->nranks > 1 ? tr->peers[0] : self, ro)) {
+        /* as rank 0 sees them (it publishes): every rank must agree, the
+         * collective calls of a step depend on shm_mask */
+        const sl_actor_spec *ro = tr->rollouts[i], *r0 = tr->nranks > 1 ? tr->peers[0] : self;
+        if (tr->gpum && sl_weights_by_nccl(t, r0, ro)) {
             tr->bcast_mask |= bit;
             tr->bc_ro[tr->n_bcast++] = i;
             if (ro->cuda_device == self->cuda_device && !ro->host && tr->rank == 0)
                 sl_nccl_own_host(self->name); /* one GPU: NCCL over sockets */
-        } else if (tr->gpum && ro->cuda_device == self->cuda_device) {
+        } else if (tr->gpum && ro->cuda_device == r0->cuda_device) {
             tr->gpu_mask |= bit;
         } else {
             tr->shm_mask |= bit;
