@@ -44,13 +44,13 @@ typedef struct sl_gpum_info {
     int max_tokens;
 } sl_gpum_info;
 
-#ifdef SL_HAVE_CUDA
 /* Options of a GPU model. */
 typedef struct sl_gpum_opts {
     int recompute; /* activation recomputation (below) */
     int profile;   /* device time per kind of op (sl_gpum_profile) */
 } sl_gpum_opts;
 
+#ifdef SL_HAVE_CUDA
 #ifdef __cplusplus
 extern "C" {
 #endif
