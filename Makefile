@@ -24,6 +24,12 @@ override CPPFLAGS += -D_GNU_SOURCE -DPCRE2_CODE_UNIT_WIDTH=8 -I. -Ikernels -Imai
 LDLIBS_SLIME := -lzmq -lnng -luring -linih -ljansson -lpcre2-8 -lutf8proc -lopenblas -lxxhash -lz -lm -lpthread -ldl -fopenmp
 PREFIX ?= /usr/local
 BUILD ?= build
+# One build job a core unless the command line says -jN (it wins); sub-makes
+# share the top make's jobs.
+NPROC := $(shell nproc 2>/dev/null || echo 1)
+ifeq ($(MAKELEVEL),0)
+MAKEFLAGS += -j$(NPROC)
+endif
 
 ifeq ($(V),1)
 Q :=
@@ -114,12 +120,13 @@ deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS)
 
-$(BUILD)/obj/%.o: %.c
+# (after deps-check, which may install missing packages, even with -j)
+$(BUILD)/obj/%.o: %.c | deps-check
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/obj/%.o: %.cu
+$(BUILD)/obj/%.o: %.cu | deps-check
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  NVCC    $<")
 	$(Q)$(NVCC) -O3 -arch=sm_90a -std=c++17 -I. -Ikernels -c $< -o $@
@@ -181,7 +188,7 @@ ASAN_REPORTS := $(CURDIR)/build/asan/reports
 # under the sanitizers the same code paths run (stop, resume, ledger, every
 # assertion; kills and restarts), 40 steps and 100 kills.
 ASAN_TIME_SCALE ?= 4
-ASAN_JOBS ?= $(shell nproc)
+ASAN_JOBS ?= $(NPROC)
 ASAN_ENV = ASAN_OPTIONS=log_path=$(ASAN_REPORTS)/asan UBSAN_OPTIONS=log_path=$(ASAN_REPORTS)/ubsan:print_stacktrace=1 \
   LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp SL_TIME_SCALE=$(ASAN_TIME_SCALE) SL_TEST_JOBS=$(ASAN_JOBS) \
   SL_RL_TEST_STEPS=40 SL_STORM_KILLS=100
@@ -213,7 +220,7 @@ asan-ci:
 # FUZZ_JOBS targets at once (each for FUZZ_SECONDS).
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 60
-FUZZ_JOBS ?= $(shell nproc)
+FUZZ_JOBS ?= $(NPROC)
 FUZZ_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
                -fno-sanitize-recover=undefined -Wno-pass-failed
 
