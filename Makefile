@@ -2,7 +2,8 @@
 #
 #   make            all programs and build/libslime.a
 #   make run        build, then run the embedded default topology on the CPU
-#   make test       build and run every test (cmocka summaries, exit 77 = skip)
+#   make test       build and run every test, nproc at a time (tests/run.sh
+#                   SL_TEST_JOBS; cmocka summaries, exit 77 = skip)
 #   make deps       apt-get install every -dev package the build needs
 #   make asan       the whole test suite under AddressSanitizer + UBSan (CI runs it)
 #   make asan-ci    a quick part of it (ASAN_CI_TESTS: unit + hostile tests)
@@ -12,7 +13,8 @@
 #   make install PREFIX=/usr/local
 #   make clean
 #
-# V=1 prints full commands. NO_CUDA=1 skips the CUDA backend even where nvcc
+# Builds run nproc jobs at once unless -jN is given. V=1 prints full
+# commands. NO_CUDA=1 skips the CUDA backend even where nvcc
 # is found.
 
 CC ?= cc
@@ -180,8 +182,10 @@ ASAN_FLAGS := BUILD=build/asan NO_CUDA=1 \
 ASAN_REPORTS := $(CURDIR)/build/asan/reports
 # SL_TIME_SCALE multiplies the tests' deadlines and heartbeat timeouts
 # (never what they assert): the sanitized programs are 2-5x slower.
-# ASAN_JOBS tests run at once (tests/run.sh SL_TEST_JOBS): most wait on
-# processes, timeouts and sleeps, so even 2 cores overlap them.
+# ASAN_JOBS tests run at once (tests/run.sh SL_TEST_JOBS, nproc as in
+# `make test`): most wait on processes, timeouts and sleeps, so even 2 cores
+# overlap them. CI (.ci/run) runs the whole `make asan` after `make test`,
+# the fuzzers one at a time beside it.
 # Two long runs are shorter here, through their own knobs: they prove
 # learning (test_default_run, 120 GRPO steps: 645 s under ASan on 2 loaded
 # cores) and the heartbeat deadlock fix (250 kills: 292 s) in `make test`;
@@ -202,9 +206,9 @@ asan:
 	$(ASAN_ENV) $(MAKE) --no-print-directory $(ASAN_FLAGS) test
 	$(asan_check)
 
-# A quick part of the suite under the sanitizers (CI runs the whole
-# `make asan`): every unit test program but test_learning (the longest),
-# and the hostile-input suite.
+# A quick part of the suite under the sanitizers, for developers (CI runs
+# the whole `make asan`, .ci/run): every unit test program but test_learning
+# (the longest), and the hostile-input suite.
 ASAN_CI_TESTS ?= test_* tests/hostile/*
 ASAN_CI_SKIP ?= test_learning
 asan-ci:
