@@ -2,7 +2,8 @@
 #
 #   make            all programs and build/libslime.a
 #   make run        build, then run the embedded default topology on the CPU
-#   make test       build and run every test (cmocka summaries, exit 77 = skip)
+#   make test       build and run every test, nproc at a time (tests/run.sh
+#                   SL_TEST_JOBS; cmocka summaries, exit 77 = skip)
 #   make deps       apt-get install every -dev package the build needs
 #   make asan       the whole test suite under AddressSanitizer + UBSan (CI runs it)
 #   make asan-ci    a quick part of it (ASAN_CI_TESTS: unit + hostile tests)
@@ -12,7 +13,8 @@
 #   make install PREFIX=/usr/local
 #   make clean
 #
-# V=1 prints full commands. NO_CUDA=1 skips the CUDA backend even where nvcc
+# Builds run nproc jobs at once unless -jN is given. V=1 prints full
+# commands. NO_CUDA=1 skips the CUDA backend even where nvcc
 # is found.
 
 CC ?= cc
@@ -24,6 +26,12 @@ override CPPFLAGS += -D_GNU_SOURCE -DPCRE2_CODE_UNIT_WIDTH=8 -I. -Ikernels -Imai
 LDLIBS_SLIME := -lzmq -lnng -luring -linih -ljansson -lpcre2-8 -lutf8proc -lopenblas -lxxhash -lz -lm -lpthread -ldl -fopenmp
 PREFIX ?= /usr/local
 BUILD ?= build
+# One build job a core unless the command line says -jN (it wins); sub-makes
+# share the top make's jobs.
+NPROC := $(shell nproc 2>/dev/null || echo 1)
+ifeq ($(MAKELEVEL),0)
+MAKEFLAGS += -j$(NPROC)
+endif
 
 ifeq ($(V),1)
 Q :=
@@ -114,12 +122,13 @@ deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS)
 
-$(BUILD)/obj/%.o: %.c
+# (after deps-check, which may install missing packages, even with -j)
+$(BUILD)/obj/%.o: %.c | deps-check
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/obj/%.o: %.cu
+$(BUILD)/obj/%.o: %.cu | deps-check
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  NVCC    $<")
 	$(Q)$(NVCC) -O3 -arch=sm_90a -std=c++17 -I. -Ikernels -c $< -o $@
@@ -173,15 +182,17 @@ ASAN_FLAGS := BUILD=build/asan NO_CUDA=1 \
 ASAN_REPORTS := $(CURDIR)/build/asan/reports
 # SL_TIME_SCALE multiplies the tests' deadlines and heartbeat timeouts
 # (never what they assert): the sanitized programs are 2-5x slower.
-# ASAN_JOBS tests run at once (tests/run.sh SL_TEST_JOBS): most wait on
-# processes, timeouts and sleeps, so even 2 cores overlap them.
+# ASAN_JOBS tests run at once (tests/run.sh SL_TEST_JOBS, nproc as in
+# `make test`): most wait on processes, timeouts and sleeps, so even 2 cores
+# overlap them. CI (.ci/run) runs the whole `make asan` after `make test`,
+# the fuzzers one at a time beside it.
 # Two long runs are shorter here, through their own knobs: they prove
 # learning (test_default_run, 120 GRPO steps: 645 s under ASan on 2 loaded
 # cores) and the heartbeat deadlock fix (250 kills: 292 s) in `make test`;
 # under the sanitizers the same code paths run (stop, resume, ledger, every
 # assertion; kills and restarts), 40 steps and 100 kills.
 ASAN_TIME_SCALE ?= 4
-ASAN_JOBS ?= $(shell nproc)
+ASAN_JOBS ?= $(NPROC)
 ASAN_ENV = ASAN_OPTIONS=log_path=$(ASAN_REPORTS)/asan UBSAN_OPTIONS=log_path=$(ASAN_REPORTS)/ubsan:print_stacktrace=1 \
   LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp SL_TIME_SCALE=$(ASAN_TIME_SCALE) SL_TEST_JOBS=$(ASAN_JOBS) \
   SL_RL_TEST_STEPS=40 SL_STORM_KILLS=100
@@ -195,9 +206,9 @@ asan:
 	$(ASAN_ENV) $(MAKE) --no-print-directory $(ASAN_FLAGS) test
 	$(asan_check)
 
-# A quick part of the suite under the sanitizers (CI runs the whole
-# `make asan`): every unit test program but test_learning (the longest),
-# and the hostile-input suite.
+# A quick part of the suite under the sanitizers, for developers (CI runs
+# the whole `make asan`, .ci/run): every unit test program but test_learning
+# (the longest), and the hostile-input suite.
 ASAN_CI_TESTS ?= test_* tests/hostile/*
 ASAN_CI_SKIP ?= test_learning
 asan-ci:
@@ -213,7 +224,7 @@ asan-ci:
 # FUZZ_JOBS targets at once (each for FUZZ_SECONDS).
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 60
-FUZZ_JOBS ?= $(shell nproc)
+FUZZ_JOBS ?= $(NPROC)
 FUZZ_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
                -fno-sanitize-recover=undefined -Wno-pass-failed
 

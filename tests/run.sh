@@ -7,9 +7,11 @@
 # tests/DIR/test_Y.sh for shell tests) matches one of these space-separated
 # shell patterns, e.g. "test_* tests/faults/*" (make asan-ci uses it);
 # SL_TEST_SKIP: skip those that match one of its patterns.
-# SL_TEST_JOBS: run this many tests at once (default 1; `make asan` uses
-# nproc). Each test's output is then kept and printed whole when it ends
-# (in the order they end); the longest tests (SL_TEST_FIRST patterns) start
+# SL_TEST_JOBS: run this many tests at once (default: nproc, the number of
+# cores; most tests wait on processes, timeouts and sleeps; 1 runs them one
+# after another, in name order, their output as it comes). With more than
+# one, each test's output is kept and printed whole when it ends (in the
+# order they end); the longest tests (SL_TEST_FIRST patterns) start
 # first. The counts are the same either way.
 set -u
 BUILD=${BUILD:-build}
@@ -18,9 +20,17 @@ export SL_ROOT="$ROOT" SL_BUILD="$ROOT/$BUILD"
 export SL_SHARED="${SL_SHARED:-$ROOT/../shared}"
 # OpenMP threads wait passively: spinning on shared cores slows small models 10-20x
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
-JOBS=${SL_TEST_JOBS:-1}
+JOBS=${SL_TEST_JOBS:-$(nproc 2>/dev/null || echo 1)}
 case $JOBS in '' | *[!0-9]* | 0) echo "run.sh: SL_TEST_JOBS must be a positive integer" >&2; exit 2 ;; esac
 FIRST=${SL_TEST_FIRST:-test_learning tests/rl/test_default_run.sh tests/faults/* tests/rl/* test_supervisor tests/runtime/test_heartbeat_storm.sh}
+
+# cpu_s FILE: CPU seconds (user + sys) of this shell's finished children,
+# from `times > FILE` run in this shell (not in a subshell, which has its
+# own count), its second line: "0m1.870000s 0m0.010000s"
+cpu_s() {
+    awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/)
+                   printf "%.1f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$1"
+}
 
 # run.sh --one DIR NAME: run test NAME (a program under $BUILD/tests or a
 # shell test), output to DIR/ID.log, exit status to DIR/ID.rc; then print
@@ -35,6 +45,7 @@ if [ "${1:-}" = "--one" ]; then
     esac
     rc=$?
     dt=$(($(date +%s) - t0))
+    times > "$dir/$id.cpu"
     echo "$rc" > "$dir/$id.rc"
     {
         flock 9
@@ -45,7 +56,7 @@ if [ "${1:-}" = "--one" ]; then
             77) printf '    (skipped)\n' ;;
             *) printf '    FAILED (exit %d)\n' "$rc" ;;
         esac
-        printf '    (%d s)\n' "$dt"
+        printf '    (%d s, %s s CPU)\n' "$dt" "$(cpu_s "$dir/$id.cpu")"
     } 9> "$dir/lock"
     exit 0
 fi
@@ -74,16 +85,19 @@ count() { # NAME RC
 run_one() {
     name=$1; shift
     printf '=== %s\n' "$name"
-    t0=$(date +%s)
+    times > "$cpu_file"
+    t0=$(date +%s) c0=$(cpu_s "$cpu_file")
     "$@"
     rc=$?
+    times > "$cpu_file"
+    c1=$(cpu_s "$cpu_file")
     count "$name" $rc
     case $rc in
         0) ;;
         77) printf '    (skipped)\n' ;;
         *) printf '    FAILED (exit %d)\n' "$rc" ;;
     esac
-    printf '    (%d s)\n' $(($(date +%s) - t0))
+    printf '    (%d s, %s s CPU)\n' $(($(date +%s) - t0)) "$(echo "$c0 $c1" | awk '{ printf "%.1f", $2 - $1 }')"
 }
 # the selected tests, one name a line
 names=""
@@ -101,6 +115,10 @@ for t in "$ROOT"/tests/*/test_*.sh; do
 "
 done
 
+dir=$(mktemp -d /tmp/sl_tests.XXXXXX) || exit 1
+trap 'rm -rf "$dir"' EXIT
+cpu_file=$dir/cpu
+t_start=$(date +%s)
 if [ "$JOBS" -eq 1 ]; then
     for n in $names; do
         case $n in
@@ -109,8 +127,6 @@ if [ "$JOBS" -eq 1 ]; then
         esac
     done
 else
-    dir=$(mktemp -d /tmp/sl_tests.XXXXXX) || exit 1
-    trap 'rm -rf "$dir"' EXIT
     # the long ones first
     first="" rest=""
     for n in $names; do
@@ -125,5 +141,7 @@ else
         count "$n" "$rc"
     done
 fi
-printf '\n%d test programs passed, %d skipped, %d failed\n' "$pass" "$skip" "$fail"
+times > "$cpu_file"
+printf '\n%d test programs passed, %d skipped, %d failed (%d s, %s s CPU, %d at a time)\n' \
+    "$pass" "$skip" "$fail" $(($(date +%s) - t_start)) "$(cpu_s "$cpu_file")" "$JOBS"
 [ "$fail" -eq 0 ] || { printf 'failed:%s\n' "$failed"; exit 1; }

@@ -15,12 +15,16 @@ sl_setup slrecover
 set -- $SL_SMALL --set run.num_steps=6
 
 sl_start sup1.out "$@"
+# the trainer writes the checkpoint before the buffer writes that step's
+# metrics line (on TRAIN_DONE): under load a stop can fall in between, so
+# wait for both
 i=0
 while :; do
     c=$(sed -n 's/^step_0*\([0-9][0-9]*\)$/\1/p' "$RUN/checkpoints/latest" 2>/dev/null)
-    [ -n "$c" ] && [ "$c" -ge 3 ] && break
+    [ -n "$c" ] && [ "$c" -ge 3 ] &&
+        grep -q "\"rl_step\":$c,\"phase\":\"rl\"" "$RUN/metrics.jsonl" 2>/dev/null && break
     kill -0 "$SUP" 2>/dev/null || fail "the run ended before a checkpoint of RL step 3"
-    i=$((i + 1)); [ $i -gt 1800 ] && fail "no checkpoint of RL step 3 within 180 s"
+    i=$((i + 1)); [ $i -gt $((1800 * TS)) ] && fail "no checkpoint of RL step 3 (and its metrics line) within $((180 * TS)) s"
     sleep 0.1
 done
 "$BUILD/slime-ctl" --run-dir "$RUN" stop > /dev/null || fail "slime-ctl stop"
