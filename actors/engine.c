@@ -411,6 +411,36 @@ static int sample_next(sl_engine *e, const sl_gen_request *q, const sl_gen_param
     return 0;
 }
 
+/* The output of a generate call: one arena slice of max_new_tokens (cap)
+ * per sample, every sample ABORT until it finishes. On error out is
+ * emptied. */
+static int output_new(const sl_engine *e, const sl_gen_request *reqs, int n_req, size_t n_samples,
+                      size_t cap, sl_gen_output *out)
+{
+    size_t ns = n_samples ? n_samples : 1;
+    out->samples = calloc(ns, sizeof(sl_gen_sample));
+    out->token_mem = malloc(sizeof(int32_t) * ns * cap);
+    out->logprob_mem = malloc(sizeof(float) * ns * cap);
+    if (!out->samples || !out->token_mem || !out->logprob_mem) {
+        sl_gen_output_fini(out);
+        return SL_ENOMEM;
+    }
+    out->n_samples = (int)n_samples;
+    size_t s = 0;
+    for (int r = 0; r < n_req; r++)
+        for (int j = 0; j < reqs[r].n_samples; j++, s++) {
+            sl_gen_sample *g = &out->samples[s];
+            g->request = r;
+            g->index = j;
+            g->sample_id = reqs[r].sample_ids ? reqs[r].sample_ids[j] : (uint64_t)j;
+            g->tokens = out->token_mem + s * cap;
+            g->logprobs = out->logprob_mem + s * cap;
+            g->finish = SL_FINISH_ABORT;
+            g->weight_version = e->version;
+        }
+    return SL_OK;
+}
+
 int sl_engine_generate(sl_engine *e, const sl_gen_request *reqs, int n_req,
                        const sl_gen_params *p, sl_gen_output *out)
 {
@@ -425,37 +455,18 @@ int sl_engine_generate(sl_engine *e, const sl_gen_request *reqs, int n_req,
     size_t n_samples = 0;
     int rc = check_call(e, reqs, n_req, p, &n_samples);
     if (rc != SL_OK) return rc;
-    if (e->gpu) return gpu_generate(e, reqs, n_req, p, n_samples, out);
     uint64_t t0 = sl_now_ns();
-
-    /* Output: one arena slice of max_new_tokens per sample. */
     size_t cap = (size_t)p->max_new_tokens;
-    out->samples = calloc(n_samples ? n_samples : 1, sizeof(sl_gen_sample));
-    out->token_mem = malloc(sizeof(int32_t) * (n_samples ? n_samples : 1) * cap);
-    out->logprob_mem = malloc(sizeof(float) * (n_samples ? n_samples : 1) * cap);
+    if ((rc = output_new(e, reqs, n_req, n_samples, cap, out)) != SL_OK) return rc;
+    if (e->gpu) return gpu_generate(e, reqs, n_req, p, n_samples, out);
+
     int nb = e->cfg.max_batch;
     seq *slot = malloc(sizeof(seq) * (size_t)nb);
     int32_t *act_slots = malloc(sizeof(int32_t) * (size_t)nb);
     int32_t *act_toks = malloc(sizeof(int32_t) * (size_t)nb);
-    if (!out->samples || !out->token_mem || !out->logprob_mem || !slot || !act_slots ||
-        !act_toks) {
+    if (!slot || !act_slots || !act_toks) {
         rc = SL_ENOMEM;
         goto done;
-    }
-    out->n_samples = (int)n_samples;
-    {
-        size_t s = 0;
-        for (int r = 0; r < n_req; r++)
-            for (int j = 0; j < reqs[r].n_samples; j++, s++) {
-                sl_gen_sample *g = &out->samples[s];
-                g->request = r;
-                g->index = j;
-                g->sample_id = reqs[r].sample_ids ? reqs[r].sample_ids[j] : (uint64_t)j;
-                g->tokens = out->token_mem + s * cap;
-                g->logprobs = out->logprob_mem + s * cap;
-                g->finish = SL_FINISH_ABORT;
-                g->weight_version = e->version;
-            }
     }
     for (int i = 0; i < nb; i++) slot[i].sample = -1;
     sl_kv_cache_reset(e->kv, -1);
@@ -1067,39 +1078,24 @@ static void gpu_abort_all(sl_engine *e)
     while (e->wait_head) sl_engine_cancel(e, e->wait_head->handle);
 }
 
-/* sl_engine_generate on the GPU: the requests go through the scheduler,
- * sample s of the output is the sequence with user = s. */
+/* sl_engine_generate on the GPU (out made by output_new): the requests
+ * go through the scheduler, sample s of the output is the sequence with
+ * user = s. */
 static int gpu_generate(sl_engine *e, const sl_gen_request *reqs, int n_req,
                         const sl_gen_params *p, size_t n_samples, sl_gen_output *out)
 {
     uint64_t t0 = sl_now_ns();
     sl_engine_sched_stats st0 = e->st;
-    size_t cap = (size_t)p->max_new_tokens, ns = n_samples ? n_samples : 1;
+    size_t cap = (size_t)p->max_new_tokens;
     int rc = SL_OK;
-    out->samples = calloc(ns, sizeof(sl_gen_sample));
-    out->token_mem = malloc(sizeof(int32_t) * ns * cap);
-    out->logprob_mem = malloc(sizeof(float) * ns * cap);
-    if (!out->samples || !out->token_mem || !out->logprob_mem) {
-        sl_gen_output_fini(out);
-        return SL_ENOMEM;
+    for (size_t s = 0; s < n_samples && rc == SL_OK; s++) {
+        const sl_gen_sample *g = &out->samples[s];
+        const sl_gen_request *rq = &reqs[g->request];
+        sl_engine_seq_req q = {.prompt = rq->prompt, .prompt_len = rq->prompt_len, .params = *p,
+                               .seed = rq->seed, .seq_id = g->sample_id,
+                               .share_key = (uint64_t)g->request + 1, .user = (void *)(uintptr_t)s};
+        rc = sl_engine_submit(e, &q, NULL);
     }
-    out->n_samples = (int)n_samples;
-    size_t s = 0;
-    for (int r = 0; r < n_req && rc == SL_OK; r++)
-        for (int j = 0; j < reqs[r].n_samples && rc == SL_OK; j++, s++) {
-            sl_gen_sample *g = &out->samples[s];
-            g->request = r;
-            g->index = j;
-            g->sample_id = reqs[r].sample_ids ? reqs[r].sample_ids[j] : (uint64_t)j;
-            g->tokens = out->token_mem + s * cap;
-            g->logprobs = out->logprob_mem + s * cap;
-            g->finish = SL_FINISH_ABORT;
-            g->weight_version = e->version;
-            sl_engine_seq_req q = {.prompt = reqs[r].prompt, .prompt_len = reqs[r].prompt_len,
-                                   .params = *p, .seed = reqs[r].seed, .seq_id = g->sample_id,
-                                   .share_key = (uint64_t)r + 1, .user = (void *)(uintptr_t)s};
-            rc = sl_engine_submit(e, &q, NULL);
-        }
     int aborted = 0;
     while (rc == SL_OK && (e->st.n_waiting > 0 || e->st.n_active > 0)) {
         if (e->abort_flag && *e->abort_flag) {

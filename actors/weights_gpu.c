@@ -197,15 +197,11 @@ static bool same_incarnation(const sl_wgpu_ref *a, const sl_wgpu_ref *b)
            memcmp(a->ev, b->ev, SL_WGPU_HANDLE_BYTES) == 0;
 }
 
-int sl_wgpu_sub_pull(sl_wgpu_sub *s, const json_t *obj, void *dst, size_t dst_bytes,
-                     const void **out, char *err, size_t errlen)
+/* sl_wgpu_sub_pull past the parse of r */
+static int sub_pull(sl_wgpu_sub *s, const sl_wgpu_ref *r, void *dst, const void **out, char *err,
+                    size_t errlen)
 {
-    if (out) *out = NULL;
-    if (!s) return SL_EINVAL;
-    sl_wgpu_ref r;
-    int rc = sl_wgpu_parse(obj, dst ? dst_bytes : 0, &r, err, errlen);
-    if (rc) return rc;
-    if (!s->open || !same_incarnation(&s->cur, &r)) {
+    if (!s->open || !same_incarnation(&s->cur, r)) {
         /* a new exporter (first use, or the trainer restarted) */
         if (s->open) {
             sl_gsync_free(s->gs);
@@ -213,12 +209,12 @@ int sl_wgpu_sub_pull(sl_wgpu_sub *s, const json_t *obj, void *dst, size_t dst_by
             s->open = false;
         }
         sl_gsync_handle h;
-        memcpy(h.mem, r.mem, SL_WGPU_HANDLE_BYTES);
-        memcpy(h.ev, r.ev, SL_WGPU_HANDLE_BYTES);
-        h.bytes = r.bytes;
-        rc = sl_gsync_import(&h, 0, &s->gs, err, errlen);
+        memcpy(h.mem, r->mem, SL_WGPU_HANDLE_BYTES);
+        memcpy(h.ev, r->ev, SL_WGPU_HANDLE_BYTES);
+        h.bytes = r->bytes;
+        int rc = sl_gsync_import(&h, 0, &s->gs, err, errlen);
         if (rc) return rc;
-        s->cur = r;
+        s->cur = *r;
         s->open = true;
         s->opens++;
     }
@@ -262,6 +258,16 @@ json_t *sl_wgpu_publish(sl_wgpu_pub *p)
 }
 void sl_wgpu_pub_free(sl_wgpu_pub *p) { free(p); }
 
+static int sub_pull(sl_wgpu_sub *s, const sl_wgpu_ref *r, void *dst, const void **out, char *err,
+                    size_t errlen)
+{
+    (void)s, (void)r, (void)dst, (void)out;
+    return no_cuda(err, errlen);
+}
+void sl_wgpu_sub_free(sl_wgpu_sub *s) { free(s); }
+
+#endif
+
 int sl_wgpu_sub_pull(sl_wgpu_sub *s, const json_t *obj, void *dst, size_t dst_bytes,
                      const void **out, char *err, size_t errlen)
 {
@@ -270,8 +276,5 @@ int sl_wgpu_sub_pull(sl_wgpu_sub *s, const json_t *obj, void *dst, size_t dst_by
     sl_wgpu_ref r;
     int rc = sl_wgpu_parse(obj, dst ? dst_bytes : 0, &r, err, errlen);
     if (rc) return rc;
-    return no_cuda(err, errlen);
+    return sub_pull(s, &r, dst, out, err, errlen);
 }
-void sl_wgpu_sub_free(sl_wgpu_sub *s) { free(s); }
-
-#endif
