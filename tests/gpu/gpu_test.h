@@ -166,6 +166,44 @@ static inline int dp_test_device(int rank, int one_gpu)
     return rank < 0 || one_gpu ? 0 : rank;
 }
 
+/* Start of a 1-vs-2-rank check: stdout line-buffered (a run cut by a
+ * timeout keeps its lines), the log, the GPU count. Returns 77 without a
+ * GPU (the exit status), else 0 with *one_gpu set (and said). */
+static inline int dp_test_start(const char *name, int *one_gpu)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    sl_log_init(name, SL_LOG_WARN);
+    int ngpu = gpu_count_forked();
+    if (ngpu < 1) {
+        printf("no CUDA device: skipped\n");
+        return 77;
+    }
+    *one_gpu = ngpu == 1;
+    printf(*one_gpu ? "one GPU: both ranks on GPU 0, NCCL over loopback sockets (NCCL_HOSTID per rank)\n"
+                    : "ranks on GPUs 0 and 1\n");
+    return 0;
+}
+
+/* Rank 0 and 1 join a communicator of 2 (*nc; the reference, rank -1, gets
+ * NULL). Rank 0 makes the unique id (its process then serves NCCL's
+ * bootstrap root, so it must be a rank, not a helper that exits) and hands
+ * it to rank 1 through id_pipe (the mailbox in the system). 0, or 1 with
+ * the reason on stderr. */
+static inline int dp_test_join(int rank, const int id_pipe[2], sl_nccl **nc)
+{
+    char err[256], hex[SL_NCCL_ID_HEX] = "";
+    *nc = NULL;
+    if (rank < 0) return 0;
+    if (rank == 0) {
+        if (sl_nccl_unique_id(hex, err, sizeof err)) return fprintf(stderr, "rank 0: %s\n", err), 1;
+        if (sl_write_exact(id_pipe[1], hex, sizeof hex)) return 1;
+    } else if (sl_read_exact(id_pipe[0], hex, sizeof hex)) {
+        return fprintf(stderr, "rank 1: no unique id from rank 0\n"), 1;
+    }
+    if (sl_nccl_init(hex, 2, rank, nc, err, sizeof err)) return fprintf(stderr, "rank %d: %s\n", rank, err), 1;
+    return 0;
+}
+
 /* Forks child(k - 1, fd) for k = 0..2 (-1: the reference, then ranks 0
  * and 1); each writes res_bytes of results, then np floats of parameters,
  * to fd. res gets 3 x res_bytes, params[k] np floats (malloc'd; the

@@ -63,7 +63,7 @@ static sl_model *make_host(sl_hf_config *c)
 /* rank -1: the reference (both sequences); rank 0/1: one sequence */
 static int child(int rank, int fd)
 {
-    char err[256], hex[SL_NCCL_ID_HEX] = "";
+    char err[256];
     out o = {0};
     if (sl_gpu_set_device(dp_test_device(rank, one_gpu), err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
     sl_hf_config c;
@@ -76,14 +76,8 @@ static int child(int rank, int fd)
     if (sl_gpum_new(m, 2 * LEN, &g, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
     sl_nccl *nc = NULL;
     sl_dp *dp = NULL;
-    if (rank == 0) {
-        if (sl_nccl_unique_id(hex, err, sizeof err)) return fprintf(stderr, "rank 0: %s\n", err), 1;
-        if (sl_write_exact(id_pipe[1], hex, sizeof hex)) return 1;
-    } else if (rank == 1 && sl_read_exact(id_pipe[0], hex, sizeof hex)) {
-        return fprintf(stderr, "rank 1: no unique id from rank 0\n"), 1;
-    }
-    if (rank >= 0 && (sl_nccl_init(hex, 2, rank, &nc, err, sizeof err) ||
-                      sl_dp_new(nc, g, 64 << 10, 1, &dp, err, sizeof err)))
+    if (dp_test_join(rank, id_pipe, &nc)) return 1;
+    if (rank >= 0 && sl_dp_new(nc, g, 64 << 10, 1, &dp, err, sizeof err))
         return fprintf(stderr, "rank %d: %s\n", rank, err), 1;
     int32_t cu2[3] = {0, LEN, 2 * LEN}, cu1[2] = {0, LEN};
     for (int s = 0; s < STEPS; s++) {
@@ -111,20 +105,7 @@ static int child(int rank, int fd)
 
 int main(void)
 {
-    setvbuf(stdout, NULL, _IOLBF, 0); /* a run cut by a timeout keeps its lines */
-    sl_log_init("test_nccl_dp2", SL_LOG_WARN);
-    int ngpu = gpu_count_forked();
-    one_gpu = ngpu == 1;
-    if (one_gpu) {
-        printf("one GPU: both ranks on GPU 0, NCCL over loopback sockets (NCCL_HOSTID per rank)\n");
-    }
-    if (ngpu < 1) {
-        printf("no CUDA device: skipped\n");
-        return 77;
-    }
-    /* the id: rank 0 makes it (its process then serves NCCL's bootstrap
-     * root, so it must be a rank, not a helper that exits) and hands it to
-     * rank 1 through this pipe (the mailbox in the system) */
+    if (dp_test_start("test_nccl_dp2", &one_gpu)) return 77;
     if (pipe(id_pipe)) return 1;
     sl_hf_config c;
     sl_model *m = make_host(&c);

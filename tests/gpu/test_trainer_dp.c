@@ -145,17 +145,11 @@ static int train(sl_trainer *t, int k, double *met)
 /* rank -1: the reference */
 static int child(int rank, int fd)
 {
-    char err[256], hex[SL_NCCL_ID_HEX] = "";
+    char err[256];
     out o = {0};
     if (sl_gpu_set_device(dp_test_device(rank, one_gpu), err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
-    if (rank == 0) {
-        if (sl_nccl_unique_id(hex, err, sizeof err)) return fprintf(stderr, "rank 0: %s\n", err), 1;
-        if (sl_write_exact(id_pipe[1], hex, sizeof hex)) return 1;
-    } else if (rank == 1 && sl_read_exact(id_pipe[0], hex, sizeof hex)) {
-        return fprintf(stderr, "rank 1: no unique id\n"), 1;
-    }
-    sl_nccl *nc = NULL;
-    if (rank >= 0 && sl_nccl_init(hex, 2, rank, &nc, err, sizeof err)) return fprintf(stderr, "rank %d: %s\n", rank, err), 1;
+    sl_nccl *nc;
+    if (dp_test_join(rank, id_pipe, &nc)) return 1;
     sl_model *m;
     sl_gpum *g;
     sl_trainer *t = make_trainer(nc, &m, &g);
@@ -185,19 +179,7 @@ static int child(int rank, int fd)
 
 int main(void)
 {
-    setvbuf(stdout, NULL, _IOLBF, 0); /* a run cut by a timeout keeps its lines */
-    sl_log_init("test_trainer_dp", SL_LOG_WARN);
-    int ngpu = gpu_count_forked();
-    if (ngpu < 1) {
-        printf("no CUDA device: skipped\n");
-        return 77;
-    }
-    one_gpu = ngpu == 1;
-    if (one_gpu) {
-        printf("one GPU: both ranks on GPU 0, NCCL over loopback sockets (NCCL_HOSTID per rank)\n");
-    } else {
-        printf("ranks on GPUs 0 and 1\n");
-    }
+    if (dp_test_start("test_trainer_dp", &one_gpu)) return 77;
     snprintf(ck_dir, sizeof ck_dir, "/tmp/test_trainer_dp.XXXXXX");
     if (!mkdtemp(ck_dir) || pipe(id_pipe)) return 1;
     strcat(ck_dir, "/ck");
