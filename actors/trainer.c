@@ -907,17 +907,21 @@ static void *bc_main(void *arg) {
     return NULL;
 }
 
+/* The WEIGHTS that announces broadcast v of the group to rollout `to`. */
+static void send_nccl_weights(trainer *tr, sl_actor_ctx *ctx, const char *to, uint64_t v) {
+    size_t wb = 0;
+    sl_gpum_weights(tr->gpum, &wb);
+    json_t *o = json_pack("{s:I, s:{s:I, s:I}}", "weight_version", (json_int_t)v, "nccl", "epoch",
+                          (json_int_t)tr->wj.epoch, "bytes", (json_int_t)wb);
+    sl_rl_json_send(ctx, to, SL_MSG_WEIGHTS, o);
+    json_decref(o);
+}
+
 /* WEIGHTS ("nccl") to every rollout of the group, then the broadcast. */
 static void bc_start(trainer *tr, sl_actor_ctx *ctx) {
     if (tr->wg != DP_READY || tr->bc_running) return;
-    size_t wb = 0;
-    sl_gpum_weights(tr->gpum, &wb);
     uint64_t v = sl_trainer_weight_version(tr->core);
-    json_t *o = json_pack("{s:I, s:{s:I, s:I}}", "weight_version", (json_int_t)v, "nccl", "epoch",
-                          (json_int_t)tr->wj.epoch, "bytes", (json_int_t)wb);
-    for (int k = 0; k < tr->n_bcast; k++)
-        sl_rl_json_send(ctx, tr->rollouts[tr->bc_ro[k]]->name, SL_MSG_WEIGHTS, o);
-    json_decref(o);
+    for (int k = 0; k < tr->n_bcast; k++) send_nccl_weights(tr, ctx, tr->rollouts[tr->bc_ro[k]]->name, v);
     atomic_store(&tr->bc_done, 0);
     tr->bc_version = v;
     tr->bc_t0 = sl_now_ns();
@@ -987,19 +991,16 @@ static void wg_tick(trainer *tr, sl_actor_ctx *ctx) {
  * once the group has been up a while: a request sent before it joined
  * may still arrive), the group lost it: rebuild. */
 static void wg_on_req(trainer *tr, sl_actor_ctx *ctx, const sl_msg *m) {
-    json_t *o = json_loadb((const char *)m->payload, m->len, 0, NULL);
-    json_t *je = o ? json_object_get(o, "nccl_epoch") : NULL;
-    int64_t ep = json_is_integer(je) ? (int64_t)json_integer_value(je) : -1;
+    json_t *o = NULL;
+    int64_t ep = -1;
+    if (sl_rl_json_parse(m->payload, m->len, &o, NULL, 0) == SL_OK &&
+        sl_rl_json_i64_opt(o, "nccl_epoch", -1, &ep) != SL_OK)
+        ep = -1;
     json_decref(o);
     if (tr->wg != DP_READY) return; /* joining: the NCCL_ID resends reach it */
     if (ep == tr->wj.epoch && tr->bc_running) {
         /* a broadcast waits for it: it missed (or dropped) that WEIGHTS */
-        size_t wb = 0;
-        sl_gpum_weights(tr->gpum, &wb);
-        json_t *o = json_pack("{s:I, s:{s:I, s:I}}", "weight_version", (json_int_t)tr->bc_version, "nccl",
-                              "epoch", (json_int_t)tr->wj.epoch, "bytes", (json_int_t)wb);
-        sl_rl_json_send(ctx, m->sender, SL_MSG_WEIGHTS, o);
-        json_decref(o);
+        send_nccl_weights(tr, ctx, m->sender, tr->bc_version);
     } else if (ep == tr->wj.epoch) {
         if (!tr->running) bc_start(tr, ctx);
     } else if (sl_now_ms() - tr->wg_sent_ms > 2000) {
